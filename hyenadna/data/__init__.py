@@ -1,0 +1,1 @@
+"""Readers for genomic files: FASTA genomes, intervals, reads and labelled sequences."""

@@ -1,0 +1,67 @@
+"""Streaming FASTA reading with errors that name the file and line.
+
+This reader walks a file once (plain or gzip) and is meant for record-by-record work; indexed
+random access to genomes comes from pyfaidx / pysam elsewhere in this package.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from hyenadna.errors import HyenaDNAError
+
+
+def _open_text(path: Path):
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="ascii", errors="strict")
+    return open(path, encoding="ascii", errors="strict")
+
+
+def read_fasta(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
+    """Yield ``(name, sequence)`` for each record; the name is the header up to the first space.
+
+    Raises :class:`HyenaDNAError` for a missing or empty file, sequence before the first
+    header, a record with no sequence, or non-ASCII bytes, naming the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise HyenaDNAError(f"FASTA file not found: {path}")
+    name: str | None = None
+    header_line = 0
+    chunks: list[str] = []
+    lineno = 0
+    try:
+        with _open_text(path) as fh:
+            for lineno, line in enumerate(fh, start=1):
+                line = line.strip()
+                if not line or line.startswith(";"):
+                    continue
+                if line.startswith(">"):
+                    if name is not None:
+                        yield _finish(path, name, header_line, chunks)
+                    fields = line[1:].split()
+                    if not fields:
+                        raise HyenaDNAError(f"{path}, line {lineno}: header with no name")
+                    name, header_line, chunks = fields[0], lineno, []
+                elif name is None:
+                    raise HyenaDNAError(f"{path}, line {lineno}: sequence before the first '>' header")
+                else:
+                    chunks.append(line)
+    except UnicodeDecodeError as exc:
+        raise HyenaDNAError(f"{path}, after line {lineno}: not a text FASTA file ({exc.reason})") from None
+    except (OSError, EOFError) as exc:
+        raise HyenaDNAError(f"{path}: cannot read ({exc})") from exc
+    if name is None:
+        raise HyenaDNAError(f"{path}: no FASTA records in the file")
+    yield _finish(path, name, header_line, chunks)
+
+
+def _finish(path: Path, name: str, header_line: int, chunks: list[str]) -> tuple[str, str]:
+    if not chunks:
+        raise HyenaDNAError(f"{path}, line {header_line}: record {name!r} has no sequence")
+    return name, "".join(chunks)

@@ -1,0 +1,123 @@
+"""HyenaDNA: token embedding, a stack of Hyena blocks, final LayerNorm, tied LM head.
+
+Read top to bottom: ``__init__`` builds the layers, ``all_hidden_states`` runs them, and the
+public methods pick what to return. The model never touches files or tokenizers; loading and
+saving live in :mod:`hyenadna.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hyenadna.config import HyenaConfig
+from hyenadna.errors import HyenaDNAError
+from hyenadna.modules.block import Block
+
+
+class HyenaDNA(nn.Module):
+    """A causal DNA language model over single-nucleotide tokens.
+
+    ``model(input_ids)`` gives logits (B, L, V) with V the padded vocabulary (16 for the
+    released models); ``model.hidden_states(input_ids)`` gives the final normalised hidden
+    states (B, L, d_model).
+    """
+
+    def __init__(self, config: HyenaConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.padded_vocab_size, config.d_model)
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.final_dropout = nn.Dropout(config.resid_dropout)
+        self.final_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-2 style initialisation, as in HyenaDNA.
+
+        Every linear layer (the filter MLPs included) and the embedding draw from
+        N(0, initializer_range) with zero biases; the projections that write into the residual
+        stream (mixer ``out_proj``, MLP ``fc2``) are scaled down by sqrt(2 * n_layer).
+        """
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=std)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        for block in self.blocks:
+            for linear in (block.mixer.out_proj, block.mlp.fc2):
+                nn.init.normal_(linear.weight, std=std / math.sqrt(2 * self.config.n_layer))
+
+    # ---- forward passes ----
+
+    def _check_input(self, input_ids: torch.Tensor) -> None:
+        if input_ids.dim() != 2 or input_ids.dtype not in (torch.int64, torch.int32):
+            raise HyenaDNAError(
+                f"input_ids must be a (batch, length) integer tensor, got {tuple(input_ids.shape)} {input_ids.dtype}"
+            )
+        length = input_ids.shape[1]
+        if length > self.config.l_max:
+            raise HyenaDNAError(f"sequence of length {length} is longer than the model's l_max {self.config.l_max}")
+        if input_ids.numel():
+            lo, hi = int(input_ids.min()), int(input_ids.max())
+            if lo < 0 or hi >= self.config.padded_vocab_size:
+                raise HyenaDNAError(f"token ids must lie in [0, {self.config.padded_vocab_size}), got {lo}..{hi}")
+
+    def all_hidden_states(self, input_ids: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        """Hidden states after each layer, as in Hugging Face's ``output_hidden_states``.
+
+        Index 0 is the embedding output, index i (1 <= i < n_layer) the residual stream after
+        block i, and index n_layer the final normalised output. ``upto`` stops after that
+        index, skipping the blocks that follow.
+        """
+        self._check_input(input_ids)
+        n = self.config.n_layer
+        upto = n if upto is None else upto
+        hidden = self.embed(input_ids)
+        states = [hidden]
+        residual = None
+        for i, block in enumerate(self.blocks[:upto], start=1):
+            hidden, residual = block(hidden, residual)
+            if i < n:
+                states.append(hidden + residual)
+        if upto == n:
+            dropped = self.final_dropout(hidden)
+            residual = dropped if residual is None else dropped + residual
+            states.append(self.final_norm(residual.to(self.final_norm.weight.dtype)))
+        return states
+
+    def hidden_states(self, input_ids: torch.Tensor, layer: int = -1) -> torch.Tensor:
+        """Hidden states (B, L, d_model) of one layer; -1 (default) is the final normalised one."""
+        n = self.config.n_layer
+        index = layer + n + 1 if layer < 0 else layer
+        if not 0 <= index <= n:
+            raise HyenaDNAError(f"layer {layer} out of range for a model with {n} layers (use -{n + 1}..{n})")
+        return self.all_hidden_states(input_ids, upto=index)[index]
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (B, L, padded vocabulary); the head is tied to the embedding."""
+        return F.linear(self.hidden_states(input_ids), self.embed.weight)
+
+    # ---- persistence (implemented in hyenadna.checkpoint) ----
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> HyenaDNA:
+        """Load our format (``model.safetensors`` + ``config.json``) or a released HyenaDNA
+        checkpoint directory (``weights.ckpt`` + ``config.json``)."""
+        from hyenadna.checkpoint import load_pretrained
+
+        return load_pretrained(path, map_location=map_location)
+
+    def save_pretrained(self, path: str | os.PathLike) -> None:
+        """Write ``config.json`` and ``model.safetensors`` into the folder ``path``."""
+        from hyenadna.checkpoint import save_pretrained
+
+        save_pretrained(self, path)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,94 @@
+"""The implicit long filter of a Hyena operator.
+
+A Hyena filter is as long as the input, yet it is not stored tap by tap: a small MLP with Sin
+activations maps a positional embedding of each time step to one value per channel, and an
+exponential decay window shapes the result. So the parameter count is independent of the
+sequence length, and the same weights give a filter for any length up to ``l_max``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import nn
+
+
+def positional_embedding(l_max: int, emb_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """HyenaDNA's filter input: (l_max, emb_dim) features and (l_max, 1) normalised time.
+
+    The features are normalised time t in [0, 1] followed by the real and imaginary parts of
+    ``exp(-i f w)`` for ``(emb_dim - 1) / 2`` frequency bands f, with ``w = 2 pi n / l_max``.
+    They are computed for ``l_max`` and sliced for shorter inputs, so a position's features do
+    not depend on the input length (as in the released models).
+    """
+    bands = (emb_dim - 1) // 2
+    t = torch.linspace(0, 1, l_max)[:, None]
+    w = 2 * math.pi * torch.linspace(0, l_max - 1, l_max)[:, None] / l_max
+    f = torch.linspace(1e-4, bands - 1, bands)[None, :]
+    z = torch.exp(-1j * f * w)
+    return torch.cat([t, z.real, z.imag], dim=-1), t
+
+
+def decay_rates(channels: int, fast_decay_pct: float, slow_decay_pct: float, target: float) -> torch.Tensor:
+    """Per-channel decay rates, spread linearly so that channels see different horizons.
+
+    Channel rates are chosen so the window falls to ``target`` after between
+    ``fast_decay_pct`` and ``slow_decay_pct`` of the normalised time axis.
+    """
+    max_decay = math.log(target) / fast_decay_pct
+    min_decay = math.log(target) / slow_decay_pct
+    return torch.linspace(min_decay, max_decay, channels)
+
+
+class ImplicitFilter(nn.Module):
+    """Produces the (L, channels) long-convolution filter for a given length L."""
+
+    def __init__(
+        self,
+        channels: int,
+        l_max: int,
+        emb_dim: int = 5,
+        filter_order: int = 64,
+        num_inner_mlps: int = 2,
+        sin_freq: float = 10.0,
+        modulate: bool = True,
+        modulation_shift: float = 0.0,
+        fast_decay_pct: float = 0.3,
+        slow_decay_pct: float = 1.5,
+        decay_target: float = 1e-2,
+        learn_pos_emb: bool = False,
+        store_pos_emb: bool = False,
+    ) -> None:
+        super().__init__()
+        self.l_max = l_max
+        self.modulate = modulate
+        self.modulation_shift = modulation_shift
+        z, t = positional_embedding(l_max, emb_dim)
+        if learn_pos_emb:
+            self.z = nn.Parameter(z)
+        else:  # a pure function of l_max: stored with the weights only when asked
+            self.register_buffer("z", z, persistent=store_pos_emb)
+        self.register_buffer("t", t, persistent=False)
+        self.register_buffer(
+            "deltas", decay_rates(channels, fast_decay_pct, slow_decay_pct, decay_target), persistent=False
+        )
+        widths = [emb_dim] + [filter_order] * (num_inner_mlps + 1)
+        self.mlp = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
+        self.mlp.append(nn.Linear(filter_order, channels, bias=False))
+        # one trainable frequency vector shared by every Sin activation of the MLP
+        self.freq = nn.Parameter(torch.full((1, filter_order), float(sin_freq)))
+
+    def forward(self, length: int) -> torch.Tensor:
+        h = self.z[:length]
+        for linear in self.mlp[:-1]:
+            h = torch.sin(self.freq * linear(h))
+        h = self.mlp[-1](h)
+        if self.modulate:
+            window = torch.exp(-self.t[:length] * self.deltas.abs())
+            h = h * (window + self.modulation_shift)
+        return h
+
+    def extra_repr(self) -> str:
+        return f"l_max={self.l_max}, modulate={self.modulate}, shift={self.modulation_shift}"

@@ -1,0 +1,86 @@
+"""The Hyena operator: data-controlled gates around implicit long convolutions.
+
+For an input x (B, L, d) and recurrence order N:
+
+1. project x to (N + 1) * d channels and run a causal depthwise short convolution over them;
+2. split the channels into N gates g_0 .. g_{N-1} and a value v;
+3. for each step o = 0 .. N-2: v <- h_o * (g_{N-1-o} ⊙ v) + D_o ⊙ (g_{N-1-o} ⊙ v), a causal
+   long convolution with the implicit filter h_o plus a skip term;
+4. gate with g_0 and project back to d channels.
+
+Every step is causal, so the output at position t depends only on inputs at positions <= t.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hyenadna.config import HyenaConfig
+from hyenadna.errors import HyenaDNAError
+from hyenadna.modules.filter import ImplicitFilter
+from hyenadna.ops.fftconv import fftconv
+
+
+class HyenaOperator(nn.Module):
+    """Sequence mixer of a HyenaDNA block, (B, L, d_model) -> (B, L, d_model)."""
+
+    def __init__(self, config: HyenaConfig) -> None:
+        super().__init__()
+        d, order = config.d_model, config.order
+        width = d * (order + 1)
+        self.d_model = d
+        self.order = order
+        self.l_max = config.l_max
+        self.use_skip = config.filter_bias
+        self.fftconv_impl = config.fftconv_impl
+        self.in_proj = nn.Linear(d, width)
+        self.short_conv = nn.Conv1d(
+            width, width, config.short_filter_order, groups=width, padding=config.short_filter_order - 1
+        )
+        self.filter = ImplicitFilter(
+            config.filter_channels,
+            config.l_max,
+            emb_dim=config.emb_dim,
+            filter_order=config.filter_order,
+            num_inner_mlps=config.num_inner_mlps,
+            sin_freq=config.sin_freq,
+            modulate=config.modulate,
+            modulation_shift=config.modulation_shift,
+            fast_decay_pct=config.fast_decay_pct,
+            slow_decay_pct=config.slow_decay_pct,
+            decay_target=config.decay_target,
+            learn_pos_emb=config.learn_pos_emb,
+            store_pos_emb=config.store_pos_emb,
+        )
+        # the D skip term, one value per filter channel (``bias`` of the released filter)
+        self.d_skip = nn.Parameter(torch.randn(config.filter_channels))
+        self.out_proj = nn.Linear(d, d)
+
+    def long_filters(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Filters (order-1, d, L) and skip terms (order-1, d) for one forward pass.
+
+        Filter channel c belongs to model channel c // (order-1) and recurrence step
+        c % (order-1), the layout of the released weights.
+        """
+        steps = self.order - 1
+        k = self.filter(length)  # (L, d * steps)
+        k = k.t().reshape(self.d_model, steps, length).transpose(0, 1)
+        d_skip = self.d_skip.reshape(self.d_model, steps).t()
+        return k, d_skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length = x.shape[-2]
+        if length > self.l_max:
+            raise HyenaDNAError(f"input of length {length} is longer than the model's l_max {self.l_max}")
+        u = self.in_proj(x).transpose(-1, -2)  # (B, (order+1) d, L)
+        u = F.conv1d(
+            u, self.short_conv.weight, self.short_conv.bias, padding=self.short_conv.padding, groups=u.shape[-2]
+        )[..., :length]
+        *gates, v = u.split(self.d_model, dim=-2)
+        k, d_skip = self.long_filters(length)
+        for step, gate in enumerate(reversed(gates[1:])):
+            v = fftconv(v * gate, k[step], d_skip[step] if self.use_skip else None, impl=self.fftconv_impl)
+        y = (v * gates[0]).transpose(-1, -2)
+        return self.out_proj(y)

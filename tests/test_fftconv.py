@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hyenadna import HyenaDNAError
+from hyenadna.ops import fftconv, next_fast_fft_size
+
+
+def direct_causal_conv(u: torch.Tensor, k: torch.Tensor, d: torch.Tensor | None) -> torch.Tensor:
+    """float64 O(L^2) reference: y[t] = sum_{s<=t} k[t-s] u[s] + D u[t]."""
+    u, k = u.double(), k.double()
+    length = u.shape[-1]
+    y = torch.zeros_like(u)
+    for t in range(length):
+        y[..., t] = (u[..., : t + 1] * k[:, : t + 1].flip(-1)).sum(-1)
+    if d is not None:
+        y = y + d.double()[:, None] * u
+    return y
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 64, 101, 257, 509])
+@pytest.mark.parametrize("impl", ["torch", "ref"])
+def test_fftconv_matches_direct_convolution(length, impl):
+    u = torch.randn(3, 5, length)
+    k = torch.randn(5, length)
+    d = torch.randn(5)
+    expected = direct_causal_conv(u, k, d)
+    assert rel_err(fftconv(u, k, d, impl=impl), expected) < 1e-5
+    assert rel_err(fftconv(u.double(), k.double(), d.double(), impl=impl), expected) < 1e-12
+    assert rel_err(fftconv(u, k, None, impl=impl), direct_causal_conv(u, k, None)) < 1e-5
+
+
+def test_fftconv_extra_batch_dims_and_dtype():
+    u = torch.randn(2, 3, 4, 33)
+    k = torch.randn(4, 33)
+    y = fftconv(u, k, torch.randn(4))
+    assert y.shape == u.shape and y.dtype == torch.float32
+    y16 = fftconv(u.bfloat16(), k)
+    assert y16.dtype == torch.bfloat16
+    assert rel_err(y16, direct_causal_conv(u.bfloat16().float(), k, None)) < 1e-2
+
+
+def test_fftconv_under_autocast_runs_fft_in_float32():
+    u, k = torch.randn(2, 4, 100), torch.randn(4, 100)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = fftconv(u, k, torch.randn(4))
+    assert y.dtype == torch.float32  # input dtype kept; no half-precision FFT
+
+
+def test_fftconv_gradients_match_reference_and_gradcheck():
+    u = torch.randn(2, 3, 45, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(3, 45, dtype=torch.float64, requires_grad=True)
+    d = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c: fftconv(a, b, c), (u, k, d))
+    grad_out = torch.randn(2, 3, 45, dtype=torch.float64)
+    fast = torch.autograd.grad(fftconv(u, k, d), (u, k, d), grad_out)
+    slow = torch.autograd.grad(direct_causal_conv(u, k, d), (u, k, d), grad_out)
+    for a, b in zip(fast, slow):
+        assert rel_err(a, b) < 1e-10
+
+
+def test_next_fast_fft_size_is_smallest_7_smooth():
+    def smooth(n):
+        for p in (2, 3, 5, 7):
+            while n % p == 0:
+                n //= p
+        return n == 1
+
+    for n in range(1, 3000):
+        m = next_fast_fft_size(n)
+        assert m >= n and smooth(m)
+        assert not any(smooth(j) for j in range(n, m))
+    assert next_fast_fft_size(2 * 1_000_002 - 1) == 2_000_376  # 2L = 2^2 * 500001: no fast factors
+
+
+def test_fftconv_rejects_bad_shapes():
+    with pytest.raises(HyenaDNAError, match="same C and L"):
+        fftconv(torch.randn(2, 3, 10), torch.randn(3, 9))
+    with pytest.raises(HyenaDNAError, match="D of shape"):
+        fftconv(torch.randn(2, 3, 10), torch.randn(3, 10), torch.randn(4))
+    with pytest.raises(HyenaDNAError, match="unknown fftconv implementation"):
+        fftconv(torch.randn(2, 3, 10), torch.randn(3, 10), impl="cuda-magic")
