@@ -137,7 +137,6 @@ _RELEASED_IGNORED = {
     "lr", "wd", "lr_pos_emb", "modulation_lr", "dropout", "filter_dropout", "return_hidden_state",
     "process_group", "sequence_parallel", "d_model", "jit_filter", "return_state", "device",
     "dtype", "use_head", "n_classes", "layer", "initializer_cfg", "attn_layer_idx", "attn_cfg",
-    "max_position_embeddings",
 }  # fmt: skip
 # released features this model does not implement, with the value that means "off"
 _RELEASED_UNSUPPORTED = {

@@ -106,12 +106,15 @@ class HyenaDNA(nn.Module):
     # ---- persistence (implemented in hyenadna.checkpoint) ----
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> HyenaDNA:
+    def from_pretrained(
+        cls, path: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides
+    ) -> HyenaDNA:
         """Load our format (``model.safetensors`` + ``config.json``) or a released HyenaDNA
-        checkpoint directory (``weights.ckpt`` + ``config.json``)."""
+        checkpoint directory (``weights.ckpt`` + ``config.json``); ``overrides`` replace
+        config fields (``modulation_shift=0.05`` reproduces the hub's standalone port)."""
         from hyenadna.checkpoint import load_pretrained
 
-        return load_pretrained(path, map_location=map_location)
+        return load_pretrained(path, map_location=map_location, **overrides)
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
         """Write ``config.json`` and ``model.safetensors`` into the folder ``path``."""

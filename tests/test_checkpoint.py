@@ -84,6 +84,7 @@ def test_hub_port_modulation_shift_override(tmp_path):
     folder = write_released(tmp_path / "shift", config, state)
     model = hyenadna.load(folder, modulation_shift=0.05)
     check_against_reference(model, state, config, shift=0.05)
+    check_against_reference(HyenaDNA.from_pretrained(folder, modulation_shift=0.05), state, config, shift=0.05)
     with pytest.raises(AssertionError):  # the shift changes the numbers: the test can fail
         check_against_reference(HyenaDNA.from_pretrained(folder), state, config, shift=0.05)
 
