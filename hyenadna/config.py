@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hyenadna.errors import HyenaDNAError
+from hyenadna.ops.fftconv import IMPLEMENTATIONS
 
 
 @dataclass
@@ -94,8 +95,8 @@ class HyenaConfig:
             )
         if self.short_filter_order < 1:
             raise HyenaDNAError(f"HyenaConfig.short_filter_order must be at least 1, got {self.short_filter_order!r}")
-        if self.fftconv_impl not in ("auto", "torch", "ref"):
-            raise HyenaDNAError(f"HyenaConfig.fftconv_impl must be 'auto', 'torch' or 'ref', got {self.fftconv_impl!r}")
+        if self.fftconv_impl not in IMPLEMENTATIONS:
+            raise HyenaDNAError(f"HyenaConfig.fftconv_impl must be one of {IMPLEMENTATIONS}, got {self.fftconv_impl!r}")
 
     @property
     def padded_vocab_size(self) -> int:
