@@ -227,15 +227,27 @@ class CharacterTokenizer:
                 keep = max(max_length - n_special, 0)
                 ids = ids[:keep] if truncation_side == "right" else ids[ids.size - keep :]
             rows.append(np.concatenate([np.asarray(prefix, np.int64), ids, np.asarray(suffix, np.int64)]))
-        width = max((r.size for r in rows), default=0)
-        if padding == "max_length":
-            width = max_length
-        input_ids = np.full((len(rows), width), PAD_ID, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=bool)
-        for i, r in enumerate(rows):
-            sl = slice(width - r.size, width) if side == "left" else slice(0, r.size)
-            input_ids[i, sl] = r
-            mask[i, sl] = True
-        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+        return pad_ids(rows, side, width=max_length if padding == "max_length" else None)
 
     __call__ = batch_encode
+
+
+def pad_ids(rows: Sequence[np.ndarray], side: Side = "left", width: int | None = None) -> dict[str, torch.Tensor]:
+    """Stack 1-D id arrays into ``input_ids`` (B, W) padded with ``[PAD]`` and a bool ``attention_mask``.
+
+    ``width`` defaults to the longest row. HyenaDNA is causal, so left padding keeps the last
+    position a real base; a bidirectional pooling can use either side.
+    """
+    if side not in ("left", "right"):
+        raise HyenaDNAError(f"padding side must be 'left' or 'right', got {side!r}")
+    longest = max((len(r) for r in rows), default=0)
+    width = longest if width is None else width
+    if longest > width:
+        raise HyenaDNAError(f"a row of {longest} tokens does not fit a padded width of {width}")
+    input_ids = np.full((len(rows), width), PAD_ID, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=bool)
+    for i, r in enumerate(rows):
+        sl = slice(width - len(r), width) if side == "left" else slice(0, len(r))
+        input_ids[i, sl] = r
+        mask[i, sl] = True
+    return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}

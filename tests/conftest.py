@@ -10,3 +10,17 @@ import torch
 def _torch_defaults():
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture(scope="session")
+def real(tmp_path_factory):
+    """The real genomic test files (see tests/real_data.py), unpacked once per session."""
+    from real_data import RealData
+
+    return RealData(tmp_path_factory.mktemp("real"))
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    """Indexes and decompressed genomes that go to the cache land in the test's own folder."""
+    monkeypatch.setenv("HYENADNA_CACHE", str(tmp_path / "cache"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from hyenadna.errors import HyenaDNAError
@@ -22,8 +23,23 @@ def _open_text(path: Path):
     return open(path, encoding="ascii", errors="strict")
 
 
-def read_fasta(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
-    """Yield ``(name, sequence)`` for each record; the name is the header up to the first space.
+@dataclass(frozen=True)
+class FastaRecord:
+    """One record: ``name`` is the header up to the first space, ``header`` the whole line after '>'."""
+
+    name: str
+    header: str
+    sequence: str
+    line: int  # line number of the header, for error messages
+
+    @property
+    def description(self) -> str:
+        """The header after the name (empty when there is none)."""
+        return self.header[len(self.name) :].strip()
+
+
+def read_fasta_records(path: str | os.PathLike) -> Iterator[FastaRecord]:
+    """Yield each record with its full header and line number.
 
     Raises :class:`HyenaDNAError` for a missing or empty file, sequence before the first
     header, a record with no sequence, or non-ASCII bytes, naming the file and line.
@@ -31,7 +47,7 @@ def read_fasta(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise HyenaDNAError(f"FASTA file not found: {path}")
-    name: str | None = None
+    header: str | None = None
     header_line = 0
     chunks: list[str] = []
     lineno = 0
@@ -42,13 +58,13 @@ def read_fasta(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
                 if not line or line.startswith(";"):
                     continue
                 if line.startswith(">"):
-                    if name is not None:
-                        yield _finish(path, name, header_line, chunks)
-                    fields = line[1:].split()
-                    if not fields:
+                    if header is not None:
+                        yield _finish(path, header, header_line, chunks)
+                    header = line[1:].strip()
+                    if not header:
                         raise HyenaDNAError(f"{path}, line {lineno}: header with no name")
-                    name, header_line, chunks = fields[0], lineno, []
-                elif name is None:
+                    header_line, chunks = lineno, []
+                elif header is None:
                     raise HyenaDNAError(f"{path}, line {lineno}: sequence before the first '>' header")
                 else:
                     chunks.append(line)
@@ -56,12 +72,19 @@ def read_fasta(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
         raise HyenaDNAError(f"{path}, after line {lineno}: not a text FASTA file ({exc.reason})") from None
     except (OSError, EOFError) as exc:
         raise HyenaDNAError(f"{path}: cannot read ({exc})") from exc
-    if name is None:
+    if header is None:
         raise HyenaDNAError(f"{path}: no FASTA records in the file")
-    yield _finish(path, name, header_line, chunks)
+    yield _finish(path, header, header_line, chunks)
 
 
-def _finish(path: Path, name: str, header_line: int, chunks: list[str]) -> tuple[str, str]:
+def read_fasta(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
+    """Yield ``(name, sequence)`` for each record; the name is the header up to the first space."""
+    for record in read_fasta_records(path):
+        yield record.name, record.sequence
+
+
+def _finish(path: Path, header: str, header_line: int, chunks: list[str]) -> FastaRecord:
+    name = header.split()[0]
     if not chunks:
         raise HyenaDNAError(f"{path}, line {header_line}: record {name!r} has no sequence")
-    return name, "".join(chunks)
+    return FastaRecord(name=name, header=header, sequence="".join(chunks), line=header_line)

@@ -1,0 +1,227 @@
+"""Lightning DataModules: genome windows for pretraining, labelled sequences for fine-tuning.
+
+Distribution across GPUs and nodes is Lightning's: it wraps our loaders in a DistributedSampler.
+Our part is to make each item a pure function of its index (and the epoch), so every split of
+the indices among ranks adds up to what one process would have seen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from hyenadna.data.corpus import Corpus, GenomeSource
+from hyenadna.data.datasets import LabelledDataset, PadCollator, Truncation
+from hyenadna.data.labels import LabelledRecord, LabelVocab, Task, read_labelled, stratified_split
+from hyenadna.data.windows import RandomWindows, StridedWindows
+from hyenadna.errors import HyenaDNAError
+from hyenadna.tokenizer import CharacterTokenizer, Side
+
+
+class PretrainDataModule(L.LightningDataModule):
+    """Random training windows and strided validation/test windows over a corpus of genomes.
+
+    Args:
+        genomes: one :class:`GenomeSource` (or dict of its fields) per genome.
+        length: model input length; each window reads ``length + 1`` bases.
+        samples_per_epoch: training windows per epoch (over all ranks together).
+        rc_prob: probability of reverse-complementing a training window.
+        max_n_fraction: windows with more N than this are redrawn (training) or skipped (validation).
+        val_stride / val_max_windows: validation windows every ``val_stride`` bases (default:
+            ``length``), thinned evenly to at most ``val_max_windows``.
+
+    The epoch of the training windows follows ``trainer.current_epoch``; the pretraining
+    pipeline sets ``reload_dataloaders_every_n_epochs=1`` so each epoch gets its own windows.
+    """
+
+    def __init__(
+        self,
+        genomes: Sequence[GenomeSource | dict],
+        length: int = 1024,
+        batch_size: int = 8,
+        samples_per_epoch: int = 1024,
+        seed: int = 0,
+        rc_prob: float = 0.0,
+        max_n_fraction: float = 0.1,
+        val_stride: int | None = None,
+        val_max_windows: int | None = 256,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.sources = [g if isinstance(g, GenomeSource) else GenomeSource(**g) for g in genomes]
+        self.save_hyperparameters({"genomes": [asdict(s) | {"path": str(s.path)} for s in self.sources]})
+        self.length = length
+        self.batch_size = batch_size
+        self.samples_per_epoch = samples_per_epoch
+        self.seed = seed
+        self.rc_prob = rc_prob
+        self.max_n_fraction = max_n_fraction
+        self.val_stride = val_stride
+        self.val_max_windows = val_max_windows
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.corpus: Corpus | None = None
+        self.train_set: RandomWindows | None = None
+        self._eval_sets: dict[str, StridedWindows | None] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.corpus is None:
+            self.corpus = Corpus(self.sources)
+            self.train_set = RandomWindows(
+                self.corpus,
+                self.length,
+                self.samples_per_epoch,
+                seed=self.seed,
+                max_n_fraction=self.max_n_fraction,
+                rc_prob=self.rc_prob,
+            )
+
+    def _eval_set(self, split: str) -> StridedWindows | None:
+        if split not in self._eval_sets:
+            assert self.corpus is not None, "call setup() first"
+            if not self.corpus.intervals(split):
+                self._eval_sets[split] = None
+            else:
+                self._eval_sets[split] = StridedWindows(
+                    self.corpus,
+                    self.length,
+                    split=split,
+                    stride=self.val_stride,
+                    max_n_fraction=self.max_n_fraction,
+                    max_windows=self.val_max_windows,
+                )
+        return self._eval_sets[split]
+
+    def _loader(self, dataset, shuffle: bool = False) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None, "call setup() first"
+        trainer = getattr(self, "trainer", None)
+        self.train_set.set_epoch(trainer.current_epoch if trainer is not None else 0)
+        return self._loader(self.train_set)
+
+    def val_dataloader(self) -> DataLoader | list:
+        dataset = self._eval_set("val")
+        return self._loader(dataset) if dataset is not None else []
+
+    def test_dataloader(self) -> DataLoader | list:
+        dataset = self._eval_set("test")
+        if dataset is None:
+            raise HyenaDNAError("the corpus has no test split: set test_contigs or test_fraction")
+        return self._loader(dataset)
+
+
+class LabelledDataModule(L.LightningDataModule):
+    """Labelled sequences for fine-tuning, from any format :func:`read_labelled` reads.
+
+    Splits come from, in order: separate ``val`` / ``test`` files; a split column (or the
+    Genomic Benchmarks train/test folders) in the ``train`` file; and, for a missing validation
+    set, a stratified ``val_fraction`` of the training records. The label vocabulary is fitted on
+    the training records unless one is given (a fine-tuned model's own), and labels of other
+    splits that it lacks are an error naming the file and line.
+    """
+
+    def __init__(
+        self,
+        train: str | os.PathLike,
+        val: str | os.PathLike | None = None,
+        test: str | os.PathLike | None = None,
+        task: Task = "multiclass",
+        format: str = "auto",
+        reader: dict[str, Any] | None = None,
+        target_names: list[str] | None = None,
+        vocab: LabelVocab | None = None,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        truncation: Truncation = "error",
+        padding_side: Side = "left",
+        num_workers: int = 0,
+        tokenizer: CharacterTokenizer | None = None,
+    ) -> None:
+        super().__init__()
+        self.paths = {"train": train, "val": val, "test": test}
+        self.task = task
+        self.format = format
+        self.reader = dict(reader or {})
+        self.target_names = target_names
+        self.vocab = vocab
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.truncation = truncation
+        self.num_workers = num_workers
+        self.tokenizer = tokenizer or CharacterTokenizer()
+        self.collate = PadCollator(padding_side)
+        self.datasets: dict[str, LabelledDataset] = {}
+
+    def read_splits(self) -> dict[str, list[LabelledRecord]]:
+        """Records of each split, before any vocabulary (see the class docstring for the order)."""
+        splits: dict[str, list[LabelledRecord]] = {"train": [], "val": [], "test": []}
+        for record in read_labelled(self.paths["train"], self.format, **self.reader):
+            splits[record.split or "train"].append(record)
+        for split in ("val", "test"):
+            if self.paths[split] is not None:
+                if splits[split]:
+                    raise HyenaDNAError(f"{self.paths['train']} already has {split} records; drop the {split} file")
+                splits[split] = read_labelled(self.paths[split], self.format, **self.reader)
+        if not splits["train"]:
+            raise HyenaDNAError(f"{self.paths['train']}: no training records")
+        if not splits["val"] and self.val_fraction > 0:
+            splits["train"], splits["val"] = stratified_split(
+                splits["train"], self.val_fraction, self.seed, stratify=self.task == "multiclass"
+            )
+        return splits
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        splits = self.read_splits()
+        if self.vocab is None:
+            self.vocab = LabelVocab.fit(splits["train"], self.task, self.target_names)
+        elif self.vocab.task != self.task:
+            raise HyenaDNAError(f"the given label vocabulary is for {self.vocab.task}, not {self.task}")
+        for split, records in splits.items():
+            if records:
+                self.datasets[split] = LabelledDataset(
+                    records, self.vocab, self.tokenizer, self.max_length, self.truncation
+                )
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            raise HyenaDNAError(f"no {split} records (give a {split} file or a split column)")
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=self.collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("val", shuffle=False) if "val" in self.datasets else []
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
