@@ -135,3 +135,13 @@ def test_empty_and_unaligned_files(real, tmp_path):
     unaligned = list(iter_reads(real.unaligned_bam, filters=ReadFilter(drop_unmapped=False)))
     assert unaligned and all(r.contig is None for r in unaligned)
     assert list(iter_reads(real.unaligned_bam)) == []
+
+
+def test_hard_clipped_reads_can_be_dropped(real):
+    with pysam.AlignmentFile(str(real.softclip_bam)) as bam:
+        records = [r for r in bam.fetch(until_eof=True) if not r.flag & 0x704]  # supplementary kept
+    hard = [r.query_name for r in records if r.cigarstring and "H" in r.cigarstring]
+    assert hard == ["r004"]
+    filters = ReadFilter(drop_supplementary=False, drop_hard_clipped=True)
+    kept = [r.name for r in iter_reads(real.softclip_bam, filters=filters)]
+    assert kept == [r.query_name for r in records if r.query_name not in hard]
