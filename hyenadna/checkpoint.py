@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from hyenadna.atomic import atomic_write
 from hyenadna.config import HyenaConfig
 from hyenadna.errors import HyenaDNAError
 from hyenadna.model import HyenaDNA
@@ -40,18 +40,6 @@ RELEASED_WEIGHTS_NAME = "weights.ckpt"
 # ---------------------------------------------------------------- our format
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file to ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_pretrained(model: HyenaDNA, path: str | os.PathLike) -> None:
     """Write ``config.json`` and ``model.safetensors`` into the folder ``path``."""
     folder = Path(path)
@@ -59,8 +47,8 @@ def save_pretrained(model: HyenaDNA, path: str | os.PathLike) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     config_text = json.dumps(model.config.to_dict(), indent=2, sort_keys=True) + "\n"
     # weights first: a folder whose config exists but whose weights are stale would mislead
-    _atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    _atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(config_text))
+    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(config_text))
 
 
 def load_pretrained(path: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any) -> HyenaDNA:
@@ -176,7 +164,7 @@ def config_from_released(values: dict[str, Any], source: str = "config.json") ->
 
 
 _KEY_RULES = [  # (released key pattern after the 'model.' prefix, our key template)
-    (r"backbone\.embeddings\.word_embeddings\.weight", "embed.weight"),
+    (r"backbone\.embeddings\.word_embeddings\.weight", "token_embedding.weight"),
     (r"backbone\.ln_f\.(weight|bias)", r"final_norm.\1"),
     (r"backbone\.layers\.(\d+)\.(norm1|norm2)\.(weight|bias)", r"blocks.\1.\2.\3"),
     (r"backbone\.layers\.(\d+)\.mlp\.(fc1|fc2)\.(weight|bias)", r"blocks.\1.mlp.\2.\3"),

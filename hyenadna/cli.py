@@ -1,49 +1,200 @@
 """The ``hyenadna`` command.
 
-Subcommands:
+Subcommands, each configurable from YAML (``--config recipe.yaml``) and flags (``--trainer.devices 2``),
+with ``--print_config`` to show the resolved configuration and ``--help`` for every option:
 
-* ``hyenadna loss``: next-base loss of a model on a FASTA file;
-* ``hyenadna info``: a model's configuration and parameter count.
+* ``pretrain``: next-base pretraining on FASTA genomes;
+* ``finetune``: fine-tune a head (and the backbone) on labelled sequences;
+* ``predict``: per-sequence probabilities or values of a fine-tuned model, to TSV;
+* ``embed``: sequence embeddings of FASTA records, BED regions or BAM reads, to HDF5;
+* ``loss``: next-base loss of a model on a FASTA file;
+* ``info``: a model's configuration and parameter count.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
-import torch
+from hyenadna.errors import HyenaDNAError
+from hyenadna.pipelines.embed import EmbedInput
+from hyenadna.pipelines.optim import OptimOptions
+from hyenadna.pipelines.options import (
+    FinetuneOptions,
+    HeadOptions,
+    LabelledData,
+    ModelOptions,
+    PretrainData,
+    TrainerOptions,
+)
 
-from hyenadna import PRESETS, HyenaDNAError, load
-
-
-def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        default="tiny-1k",
-        help=f"a preset name (random weights: {', '.join(PRESETS)}) or a model folder, ours or a released "
-        "HyenaDNA checkpoint (default: %(default)s)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed for random initialisation (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
-
-
-def _load_model(args: argparse.Namespace):
-    torch.manual_seed(args.seed)
-    return load(args.model).to(args.device).eval()
+# Defaults shown by --print_config; instances are never mutated.
+_MODEL, _OPTIM, _TRAINER = ModelOptions(), OptimOptions(), TrainerOptions()
+_FT_OPTIM = OptimOptions(lr=1e-3, weight_decay=0.01, warmup_steps=20)
 
 
-def _cmd_loss(args: argparse.Namespace) -> None:
+def pretrain(
+    data: PretrainData,
+    model: ModelOptions = _MODEL,
+    optim: OptimOptions = _OPTIM,
+    trainer: TrainerOptions = _TRAINER,
+    output: str = "runs/pretrain",
+    resume: bool = False,
+    seed: int = 0,
+) -> dict:
+    """Pretrain a HyenaDNA model to predict each base from the bases before it.
+
+    Args:
+        data: genomes and windows.
+        model: the starting model (a preset trains from scratch).
+        optim: AdamW and the warmup + cosine schedule.
+        trainer: steps, devices, strategy, precision, validation and checkpoint intervals.
+        output: run folder: checkpoints/, logs/ (CSV and TensorBoard), model/ (the final model), summary.json.
+        resume: continue from output/checkpoints/last.ckpt.
+        seed: seed for initialisation and for the windows.
+    """
+    from hyenadna.pipelines.pretrain import run_pretrain
+
+    return run_pretrain(data, model, optim, trainer, output, resume, seed)
+
+
+def finetune(
+    data: LabelledData,
+    model: ModelOptions = _MODEL,
+    head: HeadOptions = HeadOptions(),  # noqa: B008 (a frozen-in default shown by --print_config)
+    tuning: FinetuneOptions = FinetuneOptions(),  # noqa: B008
+    optim: OptimOptions = _FT_OPTIM,
+    trainer: TrainerOptions = _TRAINER,
+    output: str = "runs/finetune",
+    resume: bool = False,
+    seed: int = 0,
+) -> dict:
+    """Fine-tune a model on labelled sequences; test metrics go to output/metrics.json.
+
+    Args:
+        data: labelled files and how to read and batch them.
+        model: the backbone: a model folder (ours or a released HyenaDNA checkpoint) or a preset.
+        head: pooling, layer and reverse-complement conjoining of the task head.
+        tuning: frozen or full fine-tuning, early stopping, the k-mer baseline.
+        optim: AdamW and schedule (the head's learning rate; the backbone's is scaled).
+        trainer: steps, devices, precision, validation interval.
+        output: run folder: checkpoints/, logs/, model/ (self-contained fine-tuned model), metrics.json.
+        resume: continue from output/checkpoints/last.ckpt.
+        seed: seed for initialisation, the validation split and shuffling.
+    """
+    from hyenadna.pipelines.finetune import run_finetune
+
+    result = run_finetune(data, model, head, tuning, optim, trainer, output, resume, seed)
+    if "test" in result:
+        print(metrics_table(result["test"], result.get("kmer_baseline")))
+    return result
+
+
+def metrics_table(model: dict[str, float], baseline: dict[str, float] | None) -> str:
+    """Test metrics of the fine-tuned model beside the k-mer baseline, as a plain-text table."""
+    lines = [f"{'test metric':<16} {'fine-tuned':>11} {'k-mer LR':>10}"]
+    for name, value in model.items():
+        other = f"{baseline[name]:>10.4f}" if baseline and name in baseline else f"{'':>10}"
+        lines.append(f"{name:<16} {value:>11.4f} {other}")
+    return "\n".join(lines)
+
+
+def predict(
+    model: str,
+    input: str,
+    output: str,
+    format: str = "auto",
+    reader: dict | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+) -> dict:
+    """Write per-sequence class probabilities (or regression values) of a fine-tuned model to a TSV.
+
+    Args:
+        model: a fine-tuned model folder (output/model of ``hyenadna finetune``).
+        input: sequences: a FASTA (labelled or not), or any labelled format fine-tuning reads.
+        output: the TSV to write (it appears only when complete).
+        format: auto, table, fasta, bed or genomic_benchmarks.
+        reader: options of the labelled reader (sequence_col, label_cols, genome...).
+        batch_size: sequences per forward pass.
+        device: cpu or cuda.
+    """
+    from hyenadna.pipelines.finetune import run_predict
+
+    return {"rows": run_predict(model, input, output, format, reader, batch_size, device), "output": output}
+
+
+def embed(
+    model: str,
+    output: str,
+    input: EmbedInput,
+    pooling: str = "mean",
+    layer: int = -1,
+    rc_average: bool = False,
+    per_token: bool = False,
+    dtype: str = "float32",
+    batch_size: int = 16,
+    chunk: int = 256,
+    resume: bool = False,
+    overwrite: bool = False,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Embed sequences to HDF5 (pooled per sequence, optionally per base).
+
+    Args:
+        model: a preset, a model folder (ours, fine-tuned or released).
+        output: the .h5 file; written as OUTPUT.partial and renamed when complete.
+        input: a FASTA, a BED with its genome, or a BAM/CRAM.
+        pooling: mean, last, first or max over each sequence's bases.
+        layer: hidden state to use (-1: the final one; 0: the token embedding).
+        rc_average: average in the reverse complement.
+        per_token: also store every base's embedding (chunked, gzip-compressed).
+        dtype: float32 or float16 storage.
+        batch_size: sequences per forward pass (grouped by length).
+        chunk: records per write; a stopped run resumes after its last whole chunk.
+        resume: continue OUTPUT.partial left by a stopped run.
+        overwrite: replace an existing OUTPUT.
+        device: cpu or cuda.
+        seed: seed for a preset's random weights.
+        progress: show a progress bar.
+    """
+    from hyenadna.pipelines.embed import run_embed
+
+    start = time.perf_counter()
+    n = run_embed(
+        model, output, input, pooling, layer, rc_average, per_token, dtype, batch_size, chunk, resume, overwrite,
+        device, seed, progress,
+    )  # fmt: skip
+    return {"records": n, "output": output, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def loss(fasta: str, model: str = "tiny-1k", window: int | None = None, batch_size: int = 8, seed: int = 0) -> None:
+    """Print the next-base loss (nats and bits per base) of a model on each record of a FASTA file.
+
+    Args:
+        fasta: FASTA file (plain or gzip).
+        model: a preset (random weights) or a model folder.
+        window: bases per window (default: the model's l_max).
+        batch_size: windows per forward pass.
+        seed: seed for a preset's random weights.
+    """
+    import torch
+
+    from hyenadna import load
     from hyenadna.pipelines.lm_loss import fasta_lm_loss
 
-    model = _load_model(args)
-    window = args.window or model.config.l_max
+    torch.manual_seed(seed)
+    net = load(model).eval()
+    window = window or net.config.l_max
     start = time.perf_counter()
-    results = fasta_lm_loss(model, args.fasta, window=window, batch_size=args.batch_size)
+    results = fasta_lm_loss(net, fasta, window=window, batch_size=batch_size)
     seconds = time.perf_counter() - start
-    print(f"model {args.model} ({model.num_parameters():,} parameters), window {window}")
+    print(f"model {model} ({net.num_parameters():,} parameters), window {window}")
     print(f"{'record':<32} {'bases':>10} {'scored':>10} {'nats/base':>10} {'bits/base':>10}")
     for r in results:
         print(f"{r.name[:32]:<32} {r.bases:>10,} {r.scored:>10,} {r.nats_per_base:>10.4f} {r.bits_per_base:>10.4f}")
@@ -51,32 +202,53 @@ def _cmd_loss(args: argparse.Namespace) -> None:
     print(f"{bases:,} bases in {seconds:.1f} s ({bases / seconds:,.0f} bases/s)")
 
 
-def _cmd_info(args: argparse.Namespace) -> None:
-    model = _load_model(args)
-    print(json.dumps({**model.config.to_dict(), "parameters": model.num_parameters()}, indent=2))
+def info(model: str = "tiny-1k") -> dict:
+    """Print a model's configuration and parameter count.
+
+    Args:
+        model: a preset or a model folder.
+    """
+    from hyenadna import load
+
+    net = load(model)
+    return {**net.config.to_dict(), "parameters": net.num_parameters()}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hyenadna", description="Long-context DNA language models (HyenaDNA).")
-    sub = parser.add_subparsers(dest="command", required=True)
+COMMANDS: dict[str, Callable] = {
+    "pretrain": pretrain,
+    "finetune": finetune,
+    "predict": predict,
+    "embed": embed,
+    "loss": loss,
+    "info": info,
+}
 
-    loss = sub.add_parser("loss", help="next-base loss of a model on a FASTA file")
-    _add_model_args(loss)
-    loss.add_argument("--fasta", required=True, help="FASTA file (plain or gzip)")
-    loss.add_argument("--window", type=int, default=None, help="bases per window (default: the model's l_max)")
-    loss.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default: %(default)s)")
-    loss.set_defaults(func=_cmd_loss)
 
-    info = sub.add_parser("info", help="print a model's configuration and parameter count")
-    _add_model_args(info)
-    info.set_defaults(func=_cmd_info)
+def build_parser():
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog="hyenadna", description="Long-context DNA language models (HyenaDNA).")
+    subcommands = parser.add_subcommands(dest="command")
+    for name, fn in COMMANDS.items():
+        sub = ArgumentParser(description=(fn.__doc__ or "").split("\n")[0])
+        sub.add_argument("--config", action=ActionConfigFile, help="a YAML file with any of the options below")
+        sub.add_function_arguments(fn, fail_untyped=True, as_positional=False)
+        subcommands.add_subcommand(name, sub, help=(fn.__doc__ or "").split("\n")[0])
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    # Lightning's own deprecation noise about torch internals says nothing to our users.
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    parser = build_parser()
     try:
-        args.func(args)
+        cfg = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        command = cfg.command
+        init = parser.instantiate(cfg)[command]
+        kwargs = {k: v for k, v in dict(init).items() if k not in ("config", "__path__")}
+        result = COMMANDS[command](**kwargs)
     except HyenaDNAError as exc:
         print(f"hyenadna: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if result is not None:
+        print(json.dumps(result, indent=2, default=str))

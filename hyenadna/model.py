@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,7 +32,7 @@ class HyenaDNA(nn.Module):
     def __init__(self, config: HyenaConfig) -> None:
         super().__init__()
         self.config = config
-        self.embed = nn.Embedding(config.padded_vocab_size, config.d_model)
+        self.token_embedding = nn.Embedding(config.padded_vocab_size, config.d_model)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
         self.final_dropout = nn.Dropout(config.resid_dropout)
         self.final_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
@@ -78,7 +80,7 @@ class HyenaDNA(nn.Module):
         self._check_input(input_ids)
         n = self.config.n_layer
         upto = n if upto is None else upto
-        hidden = self.embed(input_ids)
+        hidden = self.token_embedding(input_ids)
         states = [hidden]
         residual = None
         for i, block in enumerate(self.blocks[:upto], start=1):
@@ -101,7 +103,26 @@ class HyenaDNA(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Next-token logits (B, L, padded vocabulary); the head is tied to the embedding."""
-        return F.linear(self.hidden_states(input_ids), self.embed.weight)
+        return F.linear(self.hidden_states(input_ids), self.token_embedding.weight)
+
+    def embed(
+        self,
+        seqs: Sequence[str] | str,
+        pooling: str = "mean",
+        layer: int = -1,
+        batch_size: int = 8,
+        rc_average: bool = False,
+    ) -> np.ndarray | list[np.ndarray]:
+        """Embeddings of DNA strings as a float32 numpy array (N, d_model), in input order.
+
+        ``pooling`` is ``mean``, ``last``, ``first`` or ``max`` over each sequence's own bases,
+        or ``none`` for a list of per-base arrays (L_i, d_model). ``layer`` picks the hidden
+        state (-1: the final normalised one; 0: the embedding). ``rc_average`` averages in the
+        reverse complement. Results do not depend on ``batch_size`` (see hyenadna.embedding).
+        """
+        from hyenadna.embedding import embed_sequences
+
+        return embed_sequences(self, seqs, pooling, layer, batch_size, rc_average)
 
     # ---- persistence (implemented in hyenadna.checkpoint) ----
 

@@ -42,7 +42,7 @@ def test_output_shapes_and_hidden_state_layers():
         assert torch.allclose(model.hidden_states(ids, layer=2), states[2])
         assert torch.allclose(model.hidden_states(ids, layer=-2), states[2])
         # the LM head is tied to the embedding
-        assert torch.allclose(logits, states[-1] @ model.embed.weight.T, atol=1e-5)
+        assert torch.allclose(logits, states[-1] @ model.token_embedding.weight.T, atol=1e-5)
     with pytest.raises(HyenaDNAError, match="layer 4 out of range"):
         model.hidden_states(ids, layer=4)
 
@@ -94,7 +94,7 @@ def test_every_preset_forward_and_backward_at_short_length(preset):
     torch.manual_seed(3)
     config = HyenaConfig.from_preset(preset)
     model = HyenaDNA(config)
-    assert model.embed.weight.shape == (16, config.d_model)
+    assert model.token_embedding.weight.shape == (16, config.d_model)
     assert len(model.blocks) == config.n_layer
     mixer = model.blocks[0].mixer
     assert mixer.in_proj.weight.shape == (3 * config.d_model, config.d_model)

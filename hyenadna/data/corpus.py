@@ -34,7 +34,7 @@ class GenomeSource:
         soft_mask: ``"keep"`` lowercase bases or ``"upper"``-case them.
     """
 
-    path: str | os.PathLike
+    path: str
     weight: float = 1.0
     include: list[str] | None = None
     exclude: list[str] = field(default_factory=list)
@@ -47,6 +47,7 @@ class GenomeSource:
     soft_mask: SoftMaskPolicy = "keep"
 
     def __post_init__(self) -> None:
+        self.path = os.fspath(self.path)
         if not self.weight > 0:
             raise HyenaDNAError(f"{self.path}: weight must be positive, got {self.weight}")
         for name in ("val_fraction", "test_fraction"):

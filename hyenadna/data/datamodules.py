@@ -13,14 +13,40 @@ from dataclasses import asdict
 from typing import Any
 
 import lightning as L
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from hyenadna.data.corpus import Corpus, GenomeSource
 from hyenadna.data.datasets import LabelledDataset, PadCollator, Truncation
 from hyenadna.data.labels import LabelledRecord, LabelVocab, Task, read_labelled, stratified_split
-from hyenadna.data.windows import RandomWindows, StridedWindows
+from hyenadna.data.windows import LengthStage, RandomWindows, StridedWindows
 from hyenadna.errors import HyenaDNAError
 from hyenadna.tokenizer import CharacterTokenizer, Side
+
+
+class ResumableSampler(DistributedSampler):
+    """Indices of this rank in order, optionally starting ``start`` indices into the epoch."""
+
+    def __init__(self, dataset, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=True)
+        self.start = 0
+
+    def __iter__(self):
+        return iter(list(super().__iter__())[self.start :])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+def _completed_batches(trainer, batches_per_epoch: int) -> int:
+    """Batches of the current epoch a resumed run already trained on (0 on a fresh epoch).
+
+    A checkpoint written at the end of a training batch counts that batch as processed (its
+    optimiser step is in the weights) but not yet completed, so ``processed`` is the count.
+    """
+    if trainer is None or not trainer.fit_loop.restarting:
+        return 0
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    return done if 0 < done < batches_per_epoch else 0
 
 
 class PretrainDataModule(L.LightningDataModule):
@@ -52,6 +78,7 @@ class PretrainDataModule(L.LightningDataModule):
         val_max_windows: int | None = 256,
         num_workers: int = 0,
         pin_memory: bool = False,
+        length_warmup: Sequence[LengthStage | dict] = (),
     ) -> None:
         super().__init__()
         self.sources = [g if isinstance(g, GenomeSource) else GenomeSource(**g) for g in genomes]
@@ -66,21 +93,46 @@ class PretrainDataModule(L.LightningDataModule):
         self.val_max_windows = val_max_windows
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.length_warmup = [st if isinstance(st, LengthStage) else LengthStage(**st) for st in length_warmup]
+        for stage in self.length_warmup:
+            if not 1 <= stage.length <= length or length % stage.length:
+                raise HyenaDNAError(f"warmup length {stage.length} must divide the final length {length}")
         self.corpus: Corpus | None = None
-        self.train_set: RandomWindows | None = None
+        self._train_sets: dict[int, RandomWindows] = {}
         self._eval_sets: dict[str, StridedWindows | None] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is None:
             self.corpus = Corpus(self.sources)
-            self.train_set = RandomWindows(
+            self.train_windows(self.length)  # fail early if no window fits
+
+    def stage(self, epoch: int) -> tuple[int, int, int]:
+        """(window length, batch size, windows per epoch) for ``epoch``: the warmup stages
+        first, then the final length. Tokens per step stay constant across stages."""
+        first = 0
+        for stage in self.length_warmup:
+            if epoch < first + stage.epochs:
+                factor = self.length // stage.length
+                return stage.length, self.batch_size * factor, self.samples_per_epoch * factor
+            first += stage.epochs
+        return self.length, self.batch_size, self.samples_per_epoch
+
+    def train_windows(self, length: int, samples: int | None = None) -> RandomWindows:
+        assert self.corpus is not None, "call setup() first"
+        if length not in self._train_sets:
+            self._train_sets[length] = RandomWindows(
                 self.corpus,
-                self.length,
-                self.samples_per_epoch,
+                length,
+                samples or self.samples_per_epoch,
                 seed=self.seed,
                 max_n_fraction=self.max_n_fraction,
                 rc_prob=self.rc_prob,
             )
+        return self._train_sets[length]
+
+    @property
+    def train_set(self) -> RandomWindows:
+        return self.train_windows(self.length)
 
     def _eval_set(self, split: str) -> StridedWindows | None:
         if split not in self._eval_sets:
@@ -109,10 +161,28 @@ class PretrainDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        assert self.train_set is not None, "call setup() first"
-        trainer = getattr(self, "trainer", None)
-        self.train_set.set_epoch(trainer.current_epoch if trainer is not None else 0)
-        return self._loader(self.train_set)
+        """This epoch's windows, sharded over ranks, starting where a resumed run stopped.
+
+        The pretraining pipeline reloads this loader every epoch. The sampler is a
+        DistributedSampler without shuffling (windows are already random), so Lightning keeps
+        it; on a resumed run it starts after the batches the checkpoint had completed.
+        """
+        trainer = self.trainer
+        epoch = trainer.current_epoch if trainer is not None else 0
+        length, batch_size, samples = self.stage(epoch)
+        dataset = self.train_windows(length, samples)
+        dataset.set_epoch(epoch)
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(dataset, num_replicas=world, rank=rank)
+        sampler.start = batch_size * _completed_batches(trainer, len(sampler) // batch_size)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            drop_last=True,
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         dataset = self._eval_set("val")
@@ -137,9 +207,9 @@ class LabelledDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        train: str | os.PathLike,
-        val: str | os.PathLike | None = None,
-        test: str | os.PathLike | None = None,
+        train: str | os.PathLike | dict[str, str],
+        val: str | os.PathLike | dict[str, str] | None = None,
+        test: str | os.PathLike | dict[str, str] | None = None,
         task: Task = "multiclass",
         format: str = "auto",
         reader: dict[str, Any] | None = None,

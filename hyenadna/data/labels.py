@@ -185,8 +185,27 @@ def read_genomic_benchmarks(root: str | os.PathLike, split: str) -> Iterator[Lab
             )
 
 
-def read_labelled(path: str | os.PathLike, format: str = "auto", **options) -> list[LabelledRecord]:
-    """Read any supported format; ``auto`` picks by extension (a folder is Genomic Benchmarks)."""
+def read_class_files(files: dict[str, str | os.PathLike]) -> Iterator[LabelledRecord]:
+    """Records of one FASTA per class (``{"bound": "pos.fa", "unbound": "neg.fa"}``), the
+    layout of gkm-SVM, DeepBind and many peak-calling workflows."""
+    if len(files) < 1:
+        raise HyenaDNAError("class files: give at least one {class: FASTA} pair")
+    for label, path in files.items():
+        for record in read_fasta_records(path):
+            where = f"{path}, line {record.line} (record {record.name!r})"
+            yield LabelledRecord(record.name, record.sequence, (str(label),), where=where)
+
+
+def read_labelled(
+    path: str | os.PathLike | dict[str, str | os.PathLike], format: str = "auto", **options
+) -> list[LabelledRecord]:
+    """Read any supported format; ``auto`` picks by extension (a folder is Genomic Benchmarks,
+    a ``{class: FASTA}`` mapping is one file per class)."""
+    if isinstance(path, dict):
+        records = list(read_class_files(path))
+        if not records:
+            raise HyenaDNAError(f"{path}: no labelled sequences")
+        return records
     path = Path(path)
     fmt = format if format != "auto" else _guess_format(path)
     readers = {

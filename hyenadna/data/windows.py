@@ -11,6 +11,8 @@ run all see the same windows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -182,3 +184,12 @@ class StridedWindows(Dataset):
         seq = self.corpus.fetch(iv, start, start + self.length + 1)
         name = f"{self.corpus.genomes[iv.genome].name}:{iv.contig}:{start}"
         return _example(self.tokenizer.encode_bases(seq, name=name))
+
+
+@dataclass
+class LengthStage:
+    """A sequence-length warmup stage: ``epochs`` epochs of windows of ``length`` bases (a divisor
+    of the final length); the batch grows by the same factor, so tokens per step stay constant."""
+
+    length: int
+    epochs: int = 1

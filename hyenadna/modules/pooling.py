@@ -1,0 +1,64 @@
+"""Pooling of per-token hidden states into one vector per sequence, aware of padding.
+
+``attention_mask`` (B, L) is True on real tokens. Padding may sit on either side: ``last`` and
+``first`` find the last and first real token of each row, so the same code serves left-padded
+batches (HyenaDNA's reference convention) and right-padded ones (ours by default, since a causal
+model then gives real tokens exactly the states they would have without padding).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from hyenadna.errors import HyenaDNAError
+
+Pooling = Literal["mean", "last", "first", "max"]
+POOLINGS = ("mean", "last", "first", "max")
+
+
+def real_token_bounds(attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index of the first and the last real token of each row (rows must have at least one)."""
+    mask = attention_mask.bool()
+    if not bool(mask.any(dim=1).all()):
+        raise HyenaDNAError("a sequence in the batch has no real tokens")
+    positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+    first = torch.where(mask, positions, mask.shape[1]).min(dim=1).values
+    last = torch.where(mask, positions, -1).max(dim=1).values
+    return first, last
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None, how: Pooling = "mean") -> torch.Tensor:
+    """(B, L, D) hidden states to (B, D), ignoring padded positions."""
+    if how not in POOLINGS:
+        raise HyenaDNAError(f"pooling must be one of {POOLINGS}, got {how!r}")
+    if attention_mask is None:
+        attention_mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
+    mask = attention_mask.bool()
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    if how in ("first", "last"):
+        first, last = real_token_bounds(mask)
+        return hidden[rows, first if how == "first" else last]
+    if how == "mean":
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)
+    filled = hidden.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+    return filled.max(dim=1).values
+
+
+def reverse_complement_batch(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Reverse-complement the real tokens of each row in place of themselves; padding stays put.
+
+    A right-padded row stays right-padded (and left stays left), so a causal model sees the
+    reverse strand exactly as it would see it unpadded.
+    """
+    from hyenadna.tokenizer import ID_COMPLEMENT
+
+    first, last = real_token_bounds(attention_mask)
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    mirrored = (first + last).unsqueeze(1) - positions
+    index = torch.where(attention_mask.bool(), mirrored, positions)
+    flipped = torch.gather(input_ids, 1, index)
+    complemented = ID_COMPLEMENT.to(input_ids.device)[flipped]
+    return torch.where(attention_mask.bool(), complemented, input_ids)

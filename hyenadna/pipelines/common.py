@@ -1,0 +1,103 @@
+"""Helpers shared by the training pipelines: the Lightning Trainer, loggers, checkpoints, resuming."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hyenadna.errors import HyenaDNAError
+from hyenadna.pipelines.options import TrainerOptions
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    if precision != "auto":
+        return precision
+    gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def build_trainer(
+    options: TrainerOptions,
+    output: Path,
+    callbacks: list,
+    gradient_clip: float = 0.0,
+    monitor: tuple[str, str] | None = None,
+    **extra: Any,
+):
+    """A Lightning Trainer logging to ``output/logs/{csv,tensorboard}/version_N`` and checkpointing
+    under ``output/checkpoints`` (every N steps, ``last.ckpt``, and the best by ``monitor``)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    checkpoints = output / "checkpoints"
+    callbacks = list(callbacks)
+    callbacks.append(
+        ModelCheckpoint(
+            dirpath=checkpoints,
+            filename="step{step}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=options.checkpoint_every_n_steps or None,
+            save_top_k=-1,
+            save_last=True,
+        )
+    )
+    if monitor is not None:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=checkpoints,
+                filename="best",
+                monitor=monitor[0],
+                mode=monitor[1],
+                save_top_k=1,
+                auto_insert_metric_name=False,
+            )
+        )
+    callbacks.append(LearningRateMonitor(logging_interval="step"))
+    # One version folder per launch (logs/version_0, version_1 after a resume...): a resumed
+    # run must not overwrite the metrics of the run it continues.
+    loggers = [CSVLogger(output / "logs", name="csv"), TensorBoardLogger(output / "logs", name="tensorboard")]
+    val_kwargs: dict[str, Any] = {"check_val_every_n_epoch": 1}
+    if options.val_every_n_steps:
+        val_kwargs = {"val_check_interval": options.val_every_n_steps, "check_val_every_n_epoch": None}
+    return L.Trainer(
+        max_steps=options.max_steps,
+        max_epochs=options.max_epochs,
+        accelerator=options.accelerator,
+        devices=options.devices,
+        strategy=options.strategy,
+        num_nodes=options.num_nodes,
+        precision=resolve_precision(options.precision, options.accelerator),
+        accumulate_grad_batches=options.accumulate_grad_batches,
+        gradient_clip_val=gradient_clip or None,
+        limit_val_batches=options.limit_val_batches,
+        log_every_n_steps=options.log_every_n_steps,
+        enable_progress_bar=options.progress_bar,
+        deterministic=options.deterministic,
+        default_root_dir=output,
+        callbacks=callbacks,
+        logger=loggers,
+        **val_kwargs,
+        **extra,
+    )
+
+
+def resume_checkpoint(output: Path, resume: bool | str) -> str | None:
+    """``True``: the run's ``last.ckpt`` (which must exist); a path: that file; ``False``: None."""
+    if not resume:
+        return None
+    # Our training loader restarts mid-epoch where the checkpoint stopped (see
+    # PretrainDataModule.train_dataloader), which Lightning cannot see; its warning is wrong here.
+    warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
+    path = output / "checkpoints" / "last.ckpt" if resume is True else Path(resume)
+    if not path.is_file():
+        raise HyenaDNAError(f"cannot resume: no checkpoint at {path}")
+    return str(path)
+
+
+def is_global_zero() -> bool:
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0

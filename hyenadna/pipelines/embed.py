@@ -1,0 +1,306 @@
+"""Embedding export to HDF5: ``run_embed`` streams sequences from FASTA, BED + genome or BAM reads.
+
+The file is written as ``OUTPUT.partial`` and renamed to ``OUTPUT`` only when every record is in,
+so a stopped run never leaves a file that looks complete. Records go out in input order, in
+chunks; after each chunk the datasets are flushed and the ``records_done`` attribute is raised, so
+``resume=True`` continues a stopped run after its last whole chunk (the settings must match).
+
+Layout (N records, D = d_model):
+
+* ``embeddings`` (N, D) float32 or float16, pooled per record;
+* ``names``, ``contig`` (UTF-8 strings), ``start``, ``end`` (int64, 0-based half-open; for FASTA
+  records contig is the name and the span the whole record), ``strand`` (``+``, ``-``, ``.``);
+* with ``per_token``: ``token_embeddings`` (sum of lengths, D), chunked and gzip-compressed, and
+  ``token_offsets`` (N + 1): record i is ``token_embeddings[token_offsets[i]:token_offsets[i+1]]``;
+* attributes: ``model``, ``config`` (JSON), ``layer``, ``pooling``, ``rc_average``, ``dtype``,
+  ``input`` (JSON), ``records_done``, ``complete``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hyenadna.errors import HyenaDNAError
+
+
+@dataclass
+class EmbedInput:
+    """Where the sequences come from (exactly one of ``fasta``, ``bed``, ``bam``).
+
+    Attributes:
+        fasta: a FASTA file; every record is embedded whole.
+        bed: a BED or CSV/TSV region file, read against ``genome``.
+        genome: the genome FASTA for ``bed``.
+        length / resize / flank: resize each region (``center``, ``extend``, ``truncate``) to
+            ``length`` and add ``flank`` bases each side (see hyenadna.data.intervals).
+        bam: a SAM/BAM/CRAM file; every read that passes the filters is embedded.
+        region: restrict reads to ``chr:start-end`` (needs an index).
+        reference: the reference FASTA of a CRAM.
+        min_mapq: drop reads below this mapping quality.
+        orientation: reads ``as stored`` (reference) or as sequenced (read).
+    """
+
+    fasta: str | None = None
+    bed: str | None = None
+    genome: str | None = None
+    length: int | None = None
+    resize: str = "none"
+    flank: int = 0
+    bam: str | None = None
+    region: str | None = None
+    reference: str | None = None
+    min_mapq: int = 0
+    orientation: str = "reference"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmbedRecord:
+    name: str
+    sequence: str
+    contig: str
+    start: int
+    end: int
+    strand: str
+
+
+def iter_records(source: EmbedInput) -> Iterator[EmbedRecord]:
+    """The records of ``source`` in file order."""
+    given = [k for k in ("fasta", "bed", "bam") if getattr(source, k)]
+    if len(given) != 1:
+        raise HyenaDNAError(f"give exactly one input of fasta, bed (with genome) or bam; got {given or 'none'}")
+    if source.fasta:
+        from hyenadna.data.fasta import read_fasta_records
+
+        for r in read_fasta_records(source.fasta):
+            yield EmbedRecord(r.name, r.sequence, r.name, 0, len(r.sequence), ".")
+    elif source.bed:
+        from hyenadna.data.genome import Genome
+        from hyenadna.data.intervals import read_regions, region_sequence, resize
+
+        if not source.genome:
+            raise HyenaDNAError("a BED input needs its genome FASTA (genome=...)")
+        genome = Genome(source.genome)
+        for region in read_regions(source.bed):
+            seq = region_sequence(genome, region, source.length, source.resize, source.flank)
+            window = resize(region, source.length, source.resize)
+            yield EmbedRecord(
+                region.label(),
+                seq,
+                region.contig,
+                window.start - source.flank,
+                window.end + source.flank,
+                region.strand,
+            )
+    else:
+        from hyenadna.data.bam import ReadFilter, iter_reads
+
+        filters = ReadFilter(min_mapq=source.min_mapq)
+        for read in iter_reads(source.bam, source.region, source.reference, filters, orientation=source.orientation):
+            strand = "-" if read.reverse else "+"
+            yield EmbedRecord(read.name, read.sequence, read.contig or "*", read.start, read.end, strand)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into KeyboardInterrupt so that the HDF5 file is closed cleanly on a kill."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _create(h5, d_model: int, dtype: str, per_token: bool, chunk: int) -> None:
+    import h5py
+
+    text = h5py.string_dtype("utf-8")
+    h5.create_dataset("embeddings", (0, d_model), dtype=dtype, maxshape=(None, d_model), chunks=(chunk, d_model))
+    for name, kind in (("names", text), ("contig", text), ("strand", text)):
+        h5.create_dataset(name, (0,), dtype=kind, maxshape=(None,), chunks=(chunk,))
+    for name in ("start", "end"):
+        h5.create_dataset(name, (0,), dtype="int64", maxshape=(None,), chunks=(chunk,))
+    if per_token:
+        h5.create_dataset(
+            "token_embeddings",
+            (0, d_model),
+            dtype=dtype,
+            maxshape=(None, d_model),
+            chunks=(4096, d_model),
+            compression="gzip",
+            compression_opts=4,
+            shuffle=True,
+        )
+        h5.create_dataset("token_offsets", data=np.zeros(1, dtype=np.int64), maxshape=(None,), chunks=(chunk,))
+
+
+def _truncate(h5, n: int) -> None:
+    """Cut every per-record dataset to ``n`` rows (drops what a killed run wrote past its last chunk)."""
+    for name in ("embeddings", "names", "contig", "strand", "start", "end"):
+        h5[name].resize(n, axis=0)
+    if "token_offsets" in h5:
+        h5["token_offsets"].resize(n + 1, axis=0)
+        h5["token_embeddings"].resize(int(h5["token_offsets"][n]), axis=0)
+
+
+def _append(h5, name: str, values) -> None:
+    dataset = h5[name]
+    start = dataset.shape[0]
+    dataset.resize(start + len(values), axis=0)
+    dataset[start:] = values
+
+
+def run_embed(
+    model: str,
+    output: str,
+    input: EmbedInput,
+    pooling: str = "mean",
+    layer: int = -1,
+    rc_average: bool = False,
+    per_token: bool = False,
+    dtype: str = "float32",
+    batch_size: int = 16,
+    chunk: int = 256,
+    resume: bool = False,
+    overwrite: bool = False,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> int:
+    """Embed every record of ``input`` into the HDF5 file ``output``; returns the record count.
+
+    Memory stays bounded by one chunk of records whatever the input size. ``resume`` continues
+    ``OUTPUT.partial`` from a stopped run; ``overwrite`` replaces an existing ``OUTPUT``.
+    """
+    import h5py
+    import torch
+
+    from hyenadna import load
+    from hyenadna.embedding import check_embed_options
+    from hyenadna.tokenizer import CharacterTokenizer
+
+    if dtype not in ("float32", "float16"):
+        raise HyenaDNAError(f"dtype must be float32 or float16, got {dtype!r}")
+    if chunk < 1:
+        raise HyenaDNAError(f"chunk must be positive, got {chunk}")
+    out = Path(output)
+    partial = out.with_name(out.name + ".partial")
+    if out.exists() and not overwrite:
+        raise HyenaDNAError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    if partial.exists() and not resume:
+        raise HyenaDNAError(f"{partial} is left from a stopped run; pass --resume to continue it or delete it")
+    torch.manual_seed(seed)
+    backbone = load(model).to(device).eval()
+    check_embed_options(backbone, pooling if pooling != "none" else "mean", layer)
+    if pooling == "none":
+        raise HyenaDNAError("pooling 'none' is not stored; use per_token=True with a pooling for the pooled rows")
+    settings = {
+        "model": str(model),
+        "config": json.dumps(backbone.config.to_dict(), sort_keys=True),
+        "layer": layer,
+        "pooling": pooling,
+        "rc_average": rc_average,
+        "dtype": dtype,
+        "per_token": per_token,
+        "input": json.dumps(asdict(input), sort_keys=True),
+    }
+    tokenizer = CharacterTokenizer()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = 0
+    with _sigterm_as_interrupt(), h5py.File(partial, "a" if resume and partial.exists() else "w") as h5:
+        if "embeddings" in h5:
+            for key, value in settings.items():
+                if h5.attrs.get(key) != value:
+                    raise HyenaDNAError(f"{partial}: cannot resume, {key} differs from the stopped run's")
+            done = int(h5.attrs["records_done"])
+            _truncate(h5, done)
+        else:
+            h5.attrs.update(settings)
+            h5.attrs["records_done"] = 0
+            h5.attrs["complete"] = False
+            _create(h5, backbone.config.d_model, dtype, per_token, chunk)
+        records = iter_records(input)
+        bar = _progress(progress, done)
+        for _ in islice(records, done):  # skip what the stopped run wrote
+            pass
+
+        def flush(buffer: list[EmbedRecord]) -> int:
+            written = _write_chunk(h5, backbone, tokenizer, buffer, options, done)
+            bar.update(len(buffer))
+            return written
+
+        options = (pooling, layer, rc_average, per_token, batch_size)
+        buffer: list[EmbedRecord] = []
+        for record in records:
+            buffer.append(record)
+            if len(buffer) == chunk:
+                done = flush(buffer)
+                buffer = []
+        if buffer:
+            done = flush(buffer)
+        bar.close()
+        if done == 0:
+            raise HyenaDNAError("no records to embed in the input")
+        h5.attrs["complete"] = True
+    os.replace(partial, out)
+    return done
+
+
+def _write_chunk(h5, backbone, tokenizer, records: list[EmbedRecord], options: tuple, done: int) -> int:
+    pooling, layer, rc_average, per_token, batch_size = options
+    from hyenadna.embedding import embed_batch, length_batches
+
+    l_max = backbone.config.l_max
+    rows = []
+    for r in records:
+        ids = tokenizer.encode_bases(r.sequence, name=r.name)
+        if not 1 <= len(ids) <= l_max:
+            raise HyenaDNAError(f"record {r.name!r} has {len(ids):,} bases; the model takes 1 to {l_max:,}")
+        rows.append(ids)
+    pooled: list[np.ndarray | None] = [None] * len(rows)
+    tokens: list[np.ndarray | None] = [None] * len(rows)
+    for batch in length_batches([len(r) for r in rows], batch_size):
+        vectors, states = embed_batch(backbone, [rows[i] for i in batch], pooling, layer, rc_average, per_token)
+        for k, i in enumerate(batch):
+            pooled[i] = vectors[k]
+            if per_token:
+                tokens[i] = states[k]
+    dtype = h5["embeddings"].dtype
+    _append(h5, "embeddings", np.stack(pooled).astype(dtype))
+    _append(h5, "names", [r.name for r in records])
+    _append(h5, "contig", [r.contig for r in records])
+    _append(h5, "strand", [r.strand for r in records])
+    _append(h5, "start", np.asarray([r.start for r in records], dtype=np.int64))
+    _append(h5, "end", np.asarray([r.end for r in records], dtype=np.int64))
+    if per_token:
+        offsets = int(h5["token_offsets"][-1]) + np.cumsum([len(t) for t in tokens])
+        _append(h5, "token_embeddings", np.concatenate(tokens).astype(dtype))
+        _append(h5, "token_offsets", offsets.astype(np.int64))
+    done += len(records)
+    h5.attrs["records_done"] = done
+    h5.flush()
+    return done
+
+
+def _progress(enabled: bool, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(initial=initial, unit=" seq", desc="embed", disable=not enabled, mininterval=1.0)

@@ -1,0 +1,281 @@
+"""Fine-tuning on labelled sequences: the Lightning module, ``run_finetune`` and ``run_predict``.
+
+Metrics are computed on whole splits from collected predictions (never averaged over batches).
+The best checkpoint by the validation metric is restored before testing, and the fine-tuned
+model is saved self-contained (backbone, head, task and labels) to ``output/model``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hyenadna.atomic import atomic_write, atomic_write_text
+from hyenadna.config import HyenaConfig
+from hyenadna.data.datamodules import LabelledDataModule
+from hyenadna.errors import HyenaDNAError
+from hyenadna.heads import HeadConfig, SequenceModel
+from hyenadna.model import HyenaDNA
+from hyenadna.pipelines.common import build_trainer, resume_checkpoint
+from hyenadna.pipelines.metrics import DEFAULT_MONITOR, task_metrics
+from hyenadna.pipelines.optim import OptimOptions, build_adamw, decay_groups, warmup_cosine
+from hyenadna.pipelines.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
+from hyenadna.pipelines.pretrain import initial_model
+
+
+class SequenceTaskModule(L.LightningModule):
+    """A :class:`SequenceModel` trained with cross-entropy, binary cross-entropy or MSE."""
+
+    def __init__(
+        self,
+        model_config: dict,
+        head_config: dict,
+        optim: dict,
+        total_steps: int,
+        freeze_backbone: bool = False,
+        backbone_lr_scale: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = SequenceModel(HyenaDNA(HyenaConfig.from_dict(model_config)), HeadConfig(**head_config))
+        self.task = self.model.head_config.task
+        self.optim = OptimOptions(**optim)
+        self.total_steps = total_steps
+        self.freeze_backbone = freeze_backbone
+        self.backbone_lr_scale = backbone_lr_scale
+        if freeze_backbone:
+            self.model.backbone.requires_grad_(False)
+        self._outputs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"val": [], "test": []}
+        self.test_metrics: dict[str, float] = {}
+
+    def on_train_epoch_start(self) -> None:
+        if self.freeze_backbone:
+            self.model.backbone.eval()  # no dropout in a frozen backbone
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(batch["input_ids"], batch["attention_mask"])
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if self.task == "multiclass":
+            return F.cross_entropy(logits, target)
+        if self.task == "multilabel":
+            return F.binary_cross_entropy_with_logits(logits, target.float())
+        return F.mse_loss(logits, target.float())
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(self(batch), batch["target"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["target"]))
+        return loss
+
+    def _collect(self, split: str, batch: dict[str, torch.Tensor]) -> None:
+        logits = self(batch)
+        self.log(f"{split}/loss", self.loss(logits, batch["target"]), batch_size=len(batch["target"]), sync_dist=True)
+        outputs = self.model.predict_outputs(logits)
+        self._outputs[split].append((outputs.cpu().numpy(), batch["target"].cpu().numpy()))
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._collect("val", batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._collect("test", batch)
+
+    def _split_metrics(self, split: str) -> dict[str, float]:
+        chunks = self._outputs[split]
+        self._outputs[split] = []
+        if not chunks:
+            return {}
+        outputs = torch.from_numpy(np.concatenate([c[0] for c in chunks]))
+        targets = torch.from_numpy(np.concatenate([c[1] for c in chunks]))
+        if self.trainer.world_size > 1:  # every rank's predictions, in rank order
+            outputs = self.all_gather(outputs.to(self.device)).flatten(0, 1).cpu()
+            targets = self.all_gather(targets.to(self.device)).flatten(0, 1).cpu()
+        return task_metrics(self.task, outputs.numpy(), targets.numpy())
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self._split_metrics("val")
+        if metrics and not self.trainer.sanity_checking:
+            self.log_dict({f"val/{k}": v for k, v in metrics.items()}, prog_bar=True, sync_dist=False)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_metrics = self._split_metrics("test")
+        self.log_dict({f"test/{k}": v for k, v in self.test_metrics.items()}, sync_dist=False)
+
+    def configure_optimizers(self):
+        head = [*self.model.head.parameters()]
+        groups = [{"params": head, "lr": self.optim.lr, "weight_decay": self.optim.weight_decay}]
+        if not self.freeze_backbone:
+            groups += decay_groups(self.model.backbone, self.optim, lr=self.optim.lr * self.backbone_lr_scale)
+        optimizer = build_adamw(groups, self.optim)
+        scheduler = warmup_cosine(optimizer, self.optim, self.total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _sequences_and_targets(dataset) -> tuple[list[str], np.ndarray]:
+    return [r.sequence for r in dataset.records], np.stack(dataset.targets)
+
+
+def run_finetune(
+    data: LabelledData,
+    model: ModelOptions | None = None,
+    head: HeadOptions | None = None,
+    finetune: FinetuneOptions | None = None,
+    optim: OptimOptions | None = None,
+    trainer: TrainerOptions | None = None,
+    output: str = "runs/finetune",
+    resume: bool | str = False,
+    seed: int = 0,
+) -> dict:
+    """Fine-tune, test the best checkpoint, save the model and write ``output/metrics.json``."""
+    model = model or ModelOptions()
+    head = head or HeadOptions()
+    finetune = finetune or FinetuneOptions()
+    optim = optim or OptimOptions(lr=1e-3, weight_decay=0.01, warmup_steps=20)
+    trainer = trainer or TrainerOptions()
+    if not data.train:
+        raise HyenaDNAError("fine-tuning needs labelled training data (data.train)")
+    out = Path(output)
+    L.seed_everything(seed, workers=True, verbose=False)
+    backbone = initial_model(model, seed)
+    datamodule = LabelledDataModule(
+        data.train,
+        val=data.val,
+        test=data.test,
+        task=data.task,
+        format=data.format,
+        reader=data.reader,
+        target_names=data.target_names,
+        val_fraction=data.val_fraction,
+        seed=seed,
+        batch_size=data.batch_size,
+        max_length=data.max_length or backbone.config.l_max,
+        truncation=data.truncation,
+        padding_side=data.padding_side,
+        num_workers=data.num_workers,
+    )
+    datamodule.setup("fit")
+    vocab = datamodule.vocab
+    head_config = HeadConfig(task=vocab.task, labels=list(vocab.names), **asdict(head))
+    module = SequenceTaskModule(
+        backbone.config.to_dict(),
+        asdict(head_config),
+        asdict(optim),
+        trainer.max_steps,
+        finetune.freeze_backbone,
+        finetune.backbone_lr_scale,
+    )
+    module.model.backbone.load_state_dict(backbone.state_dict())
+    metric, mode = (
+        (finetune.monitor, DEFAULT_MONITOR[vocab.task][1]) if finetune.monitor else DEFAULT_MONITOR[vocab.task]
+    )
+    monitor = f"val/{metric}" if "val" in datamodule.datasets else None
+    callbacks = []
+    if monitor and finetune.patience:
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=finetune.patience))
+    lightning_trainer = build_trainer(
+        trainer, out, callbacks, optim.grad_clip, monitor=(monitor, mode) if monitor else None
+    )
+    start = time.perf_counter()
+    lightning_trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(out, resume), weights_only=True)
+    seconds = time.perf_counter() - start
+    best = out / "checkpoints" / "best.ckpt"
+    if monitor and best.is_file():
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    result: dict[str, Any] = {"task": vocab.task, "labels": vocab.names, "train_seconds": seconds}
+    result["steps"] = lightning_trainer.global_step
+    if "test" in datamodule.datasets:
+        lightning_trainer.test(module, datamodule=datamodule, verbose=False, weights_only=True)
+        result["test"] = module.test_metrics
+        if finetune.baseline:
+            from hyenadna.pipelines.kmer_baseline import kmer_baseline
+
+            train_seqs, train_targets = _sequences_and_targets(datamodule.datasets["train"])
+            test_seqs, test_targets = _sequences_and_targets(datamodule.datasets["test"])
+            result["kmer_baseline"] = kmer_baseline(vocab.task, train_seqs, train_targets, test_seqs, test_targets)
+    result["split_sizes"] = {k: len(v) for k, v in datamodule.datasets.items()}
+    if lightning_trainer.is_global_zero:
+        module.model.save_pretrained(out / "model")
+        atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def run_predict(
+    model: str,
+    input: str | dict[str, str],
+    output: str,
+    format: str = "auto",
+    reader: dict[str, Any] | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+) -> int:
+    """Write per-sequence probabilities (or values) of a fine-tuned model to a TSV; returns the row count.
+
+    ``input`` may be labelled (any format fine-tuning reads; the true label is then a column) or
+    a plain FASTA. The file appears only when complete.
+    """
+    from hyenadna.data.datasets import PadCollator
+    from hyenadna.embedding import length_batches
+    from hyenadna.tokenizer import CharacterTokenizer
+
+    seq_model = SequenceModel.from_pretrained(model, map_location=device).eval()
+    names, seqs, truths = _read_prediction_input(input, format, reader or {})
+    tokenizer = CharacterTokenizer()
+    collate = PadCollator("right")
+    config = seq_model.head_config
+    rows: list[np.ndarray | None] = [None] * len(seqs)
+    with torch.inference_mode():
+        for batch_index in length_batches([len(s) for s in seqs], batch_size):
+            items = []
+            for i in batch_index:
+                ids = tokenizer.encode_bases(seqs[i], name=names[i])
+                l_max = seq_model.backbone.config.l_max
+                if len(ids) > l_max:
+                    raise HyenaDNAError(f"{names[i]}: {len(ids):,} bases, longer than the model's l_max {l_max:,}")
+                items.append({"input_ids": torch.from_numpy(ids)})
+            batch = collate(items)
+            logits = seq_model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            for i, out in zip(batch_index, seq_model.predict_outputs(logits).cpu().numpy()):
+                rows[i] = out
+    prefix = "value" if config.task == "regression" else "p"
+    header = ["name"] + (["label"] if truths is not None else []) + [f"{prefix}_{c}" for c in config.labels]
+    if config.task == "multiclass":
+        header.append("predicted")
+    lines = ["\t".join(header)]
+    for i, values in enumerate(rows):
+        fields = [names[i]] + ([";".join(truths[i])] if truths is not None else [])
+        fields += [f"{v:.6g}" for v in values]
+        if config.task == "multiclass":
+            fields.append(config.labels[int(np.argmax(values))])
+        lines.append("\t".join(fields))
+    atomic_write(output, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+    return len(rows)
+
+
+def _read_prediction_input(
+    source: str | dict[str, str], format: str, reader: dict[str, Any]
+) -> tuple[list[str], list[str], list[tuple[str, ...]] | None]:
+    from hyenadna.data.fasta import read_fasta_records
+    from hyenadna.data.labels import read_labelled
+
+    plain_fasta = isinstance(source, str) and not reader and format in ("auto", "fasta")
+    if (
+        plain_fasta
+        and Path(source).is_file()
+        and Path(source).name.lower().removesuffix(".gz").endswith((".fa", ".fasta", ".fna", ".fas"))
+    ):
+        records = list(read_fasta_records(source))
+        if all("label=" not in r.header for r in records):
+            return [r.name for r in records], [r.sequence for r in records], None
+    labelled = read_labelled(source, format, **reader)
+    return [r.name for r in labelled], [r.sequence for r in labelled], [r.label for r in labelled]

@@ -1,0 +1,170 @@
+"""Option groups of the pipelines, as dataclasses: what ``--help`` and YAML recipes show.
+
+Kept free of Lightning imports so that the command line starts fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hyenadna.data.corpus import GenomeSource
+from hyenadna.data.windows import LengthStage
+
+
+@dataclass
+class ModelOptions:
+    """Which model to start from.
+
+    Attributes:
+        name_or_path: a preset (random weights: tiny-1k, small-32k, medium-160k, medium-450k,
+            large-1m...), a folder saved by hyenadna, or a released HyenaDNA checkpoint folder.
+        overrides: config fields to change, e.g. ``{checkpoint_mixer: true, l_max: 4096}``.
+    """
+
+    name_or_path: str = "tiny-1k"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainerOptions:
+    """Lightning Trainer settings; distribution (DDP, FSDP, several nodes) is Lightning's own.
+
+    Attributes:
+        max_steps: optimiser steps to train for.
+        max_epochs: stop after this many epochs as well (-1: only ``max_steps`` counts).
+        accelerator: ``auto``, ``cpu``, ``gpu``...
+        devices: number of devices, a list of ids, or ``auto``.
+        strategy: ``auto``, ``ddp``, ``fsdp``, ``ddp_spawn``...
+        num_nodes: machines taking part.
+        precision: ``auto`` (bf16-mixed on GPUs that support it, else 32-true), or any
+            Lightning precision (``16-mixed``, ``32-true``...). The FFT always runs in float32.
+        accumulate_grad_batches: batches per optimiser step.
+        val_every_n_steps: validate every N training steps (0: at the end of each epoch).
+        limit_val_batches: validation batches per check (an int, or a fraction).
+        checkpoint_every_n_steps: keep a checkpoint every N steps (``last.ckpt`` always follows).
+        log_every_n_steps: how often to log training metrics.
+        progress_bar: show a progress bar.
+        deterministic: ask torch for deterministic kernels.
+    """
+
+    max_steps: int = 1000
+    max_epochs: int = -1
+    accelerator: str = "auto"
+    devices: int | str | list[int] = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "auto"
+    accumulate_grad_batches: int = 1
+    val_every_n_steps: int = 0
+    limit_val_batches: int | float = 1.0
+    checkpoint_every_n_steps: int = 500
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+    deterministic: bool = False
+
+
+@dataclass
+class PretrainData:
+    """Genomes and windows.
+
+    Attributes:
+        genomes: one entry per genome: ``path`` and optionally ``weight``, ``include``,
+            ``exclude``, ``pattern``, ``min_length``, ``val_contigs``, ``test_contigs``,
+            ``val_fraction``, ``test_fraction``, ``soft_mask``.
+        length: bases per training window (at most the model's l_max).
+        batch_size: windows per batch (per device).
+        samples_per_epoch: training windows per epoch.
+        rc_prob: probability of reverse-complementing a window.
+        max_n_fraction: windows with a larger share of N are redrawn (training) or skipped.
+        val_stride: bases between validation windows (default: ``length``).
+        val_max_windows: cap on validation windows (evenly thinned).
+        num_workers: DataLoader worker processes.
+        length_warmup: stages of shorter windows first, e.g. ``[{length: 256, epochs: 1}]``.
+    """
+
+    genomes: list[GenomeSource] = field(default_factory=list)
+    length: int = 1024
+    batch_size: int = 8
+    samples_per_epoch: int = 1024
+    rc_prob: float = 0.5
+    max_n_fraction: float = 0.1
+    val_stride: int | None = None
+    val_max_windows: int | None = 256
+    num_workers: int = 0
+    length_warmup: list[LengthStage] = field(default_factory=list)
+
+
+@dataclass
+class LabelledData:
+    """Labelled sequences.
+
+    Attributes:
+        train: a file (CSV/TSV, FASTA with labels, BED), a Genomic Benchmarks folder, or a
+            mapping ``{class: FASTA}`` with one file per class.
+        val / test: the same for the other splits (else a split column, the Genomic
+            Benchmarks test folder, or a stratified ``val_fraction`` of train).
+        task: ``multiclass``, ``multilabel`` or ``regression``.
+        format: ``auto``, ``table``, ``fasta``, ``bed`` or ``genomic_benchmarks``.
+        reader: options of the reader (``sequence_col``, ``label_cols``, ``split_col``,
+            ``label_from``, ``genome``, ``label_column``, ``length``, ``resize``...).
+        target_names: names of regression targets.
+        val_fraction: share of train held out for validation when no validation set is given.
+        batch_size: sequences per batch.
+        max_length: longest sequence in bases (default: the model's l_max).
+        truncation: for longer ones: ``error``, ``right`` (keep the start), ``left``, ``center``.
+        padding_side: ``right`` (exact for a causal model) or ``left`` (as HyenaDNA's scripts).
+        num_workers: DataLoader worker processes.
+    """
+
+    train: str | dict[str, str] = ""
+    val: str | dict[str, str] | None = None
+    test: str | dict[str, str] | None = None
+    task: str = "multiclass"
+    format: str = "auto"
+    reader: dict[str, Any] = field(default_factory=dict)
+    target_names: list[str] | None = None
+    val_fraction: float = 0.1
+    batch_size: int = 32
+    max_length: int | None = None
+    truncation: str = "error"
+    padding_side: str = "right"
+    num_workers: int = 0
+
+
+@dataclass
+class HeadOptions:
+    """The task head.
+
+    Attributes:
+        pooling: ``mean`` (over real tokens), ``last``, ``first`` or ``max``.
+        layer: hidden state to pool (-1: the final one).
+        rc_conjoin: average the logits of each sequence and its reverse complement, in
+            training and at test time.
+        dropout: dropout on the pooled vector.
+    """
+
+    pooling: str = "mean"
+    layer: int = -1
+    rc_conjoin: bool = False
+    dropout: float = 0.1
+
+
+@dataclass
+class FinetuneOptions:
+    """How to train the backbone and when to stop.
+
+    Attributes:
+        freeze_backbone: train the head only (a linear probe).
+        backbone_lr_scale: the backbone's learning rate is ``optim.lr`` times this.
+        monitor: validation metric for early stopping and the best checkpoint (default: MCC
+            for multi-class, AUROC for multi-label, Pearson for regression).
+        patience: validation checks without improvement before stopping (0: never stop early).
+        baseline: also fit the k-mer logistic-regression baseline on the same split.
+    """
+
+    freeze_backbone: bool = False
+    backbone_lr_scale: float = 0.1
+    monitor: str | None = None
+    patience: int = 3
+    baseline: bool = True

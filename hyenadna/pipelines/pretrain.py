@@ -1,0 +1,141 @@
+"""Next-base (causal LM) pretraining on genomes: the Lightning module and ``run_pretrain``.
+
+Validation reports the loss in nats, its perplexity, and bits per base (loss / ln 2): a model
+that has learnt nothing beyond base frequencies sits near 2 bits per base on a genome.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+
+from hyenadna.atomic import atomic_write_text
+from hyenadna.config import HyenaConfig
+from hyenadna.data.datamodules import PretrainDataModule
+from hyenadna.errors import HyenaDNAError
+from hyenadna.model import HyenaDNA
+from hyenadna.pipelines.common import build_trainer, resume_checkpoint
+from hyenadna.pipelines.optim import OptimOptions, build_adamw, decay_groups, warmup_cosine
+from hyenadna.pipelines.options import ModelOptions, PretrainData, TrainerOptions
+
+
+class CausalLMModule(L.LightningModule):
+    """HyenaDNA trained to predict each base from the ones before it.
+
+    Hyper-parameters are plain dicts, so Lightning checkpoints load with ``weights_only=True``.
+    """
+
+    def __init__(self, model_config: dict, optim: dict, total_steps: int) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = HyenaDNA(HyenaConfig.from_dict(model_config))
+        self.optim = OptimOptions(**optim)
+        self.total_steps = total_steps
+        self.val_loss = MeanMetric()
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids)
+
+    def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = self.model(batch["input_ids"])
+        return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten())
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        tokens = batch["input_ids"].numel()
+        self.log("train/loss", loss, prog_bar=True, sync_dist=False)
+        self.log("train/seq_len", float(batch["input_ids"].shape[1]), sync_dist=False)
+        self.log("train/tokens", float(tokens), reduce_fx="sum", sync_dist=False)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.val_loss.update(self._loss(batch), weight=batch["labels"].numel())
+
+    def on_validation_epoch_end(self) -> None:
+        if self.val_loss.update_count == 0:
+            return
+        loss = self.val_loss.compute()
+        self.val_loss.reset()
+        self.log_dict(
+            {"val/loss": loss, "val/perplexity": loss.exp(), "val/bits_per_base": loss / math.log(2)},
+            prog_bar=True,
+            sync_dist=False,  # MeanMetric already reduced over ranks
+        )
+
+    def configure_optimizers(self):
+        optimizer = build_adamw(decay_groups(self.model, self.optim), self.optim)
+        scheduler = warmup_cosine(optimizer, self.optim, self.total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def initial_model(options: ModelOptions, seed: int) -> HyenaDNA:
+    """The starting model: a preset with fresh weights (seeded) or a saved / released model."""
+    from hyenadna import load
+
+    torch.manual_seed(seed)
+    return load(options.name_or_path, **options.overrides)
+
+
+def run_pretrain(
+    data: PretrainData,
+    model: ModelOptions | None = None,
+    optim: OptimOptions | None = None,
+    trainer: TrainerOptions | None = None,
+    output: str = "runs/pretrain",
+    resume: bool | str = False,
+    seed: int = 0,
+) -> dict:
+    """Pretrain and save the final model to ``output/model`` (our format); return the summary.
+
+    ``resume`` continues from ``output/checkpoints/last.ckpt`` (``True``) or a given checkpoint:
+    weights, optimiser, schedule, step count and the position in the epoch's windows.
+    """
+    model = model or ModelOptions()
+    optim = optim or OptimOptions()
+    trainer = trainer or TrainerOptions()
+    if not data.genomes:
+        raise HyenaDNAError("pretraining needs at least one genome (data.genomes)")
+    out = Path(output)
+    L.seed_everything(seed, workers=True, verbose=False)
+    backbone = initial_model(model, seed)
+    if data.length > backbone.config.l_max:
+        raise HyenaDNAError(f"data.length {data.length} is longer than the model's l_max {backbone.config.l_max}")
+    module = CausalLMModule(backbone.config.to_dict(), asdict(optim), trainer.max_steps)
+    module.model.load_state_dict(backbone.state_dict())
+    datamodule = PretrainDataModule(
+        data.genomes,
+        length=data.length,
+        batch_size=data.batch_size,
+        samples_per_epoch=data.samples_per_epoch,
+        seed=seed,
+        rc_prob=data.rc_prob,
+        max_n_fraction=data.max_n_fraction,
+        val_stride=data.val_stride,
+        val_max_windows=data.val_max_windows,
+        num_workers=data.num_workers,
+        length_warmup=data.length_warmup,
+    )
+    datamodule.setup("fit")
+    if not datamodule.corpus.intervals("val"):
+        trainer = replace(trainer, limit_val_batches=0)
+    lightning_trainer = build_trainer(trainer, out, [], optim.grad_clip, reload_dataloaders_every_n_epochs=1)
+    start = time.perf_counter()
+    lightning_trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(out, resume), weights_only=True)
+    summary = {
+        "steps": lightning_trainer.global_step,
+        "epochs": lightning_trainer.current_epoch,
+        "seconds": time.perf_counter() - start,
+        **{k: float(v) for k, v in lightning_trainer.callback_metrics.items() if k.startswith(("val/", "train/loss"))},
+    }
+    if lightning_trainer.is_global_zero:
+        module.model.save_pretrained(out / "model")
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
