@@ -66,3 +66,15 @@ def test_console_script_info_runs():
         check=True,
     )
     assert '"l_max": 32770' in proc.stdout and '"parameters"' in proc.stdout
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_recipe_parses(recipe):
+    command = "embed" if "embed" in recipe.name else "finetune" if "finetune" in recipe.name else "pretrain"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "cli.py"), command, "--config", str(recipe), "--print_config"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "output:" in proc.stdout
