@@ -124,6 +124,25 @@ class HyenaDNA(nn.Module):
 
         return embed_sequences(self, seqs, pooling, layer, batch_size, rc_average)
 
+    def score(
+        self,
+        seqs: Sequence[str] | str,
+        reduce: str = "mean",
+        rc_average: bool = False,
+        batch_size: int = 8,
+        return_entropy: bool = False,
+    ):
+        """Log-likelihood (nats) of each sequence under the model: ``mean`` or ``sum`` over its
+        scored bases as a float64 array (N,), or per-base arrays (L_i,) with ``none``.
+
+        Base i is scored as log p(x_i | x_<i) over A/C/G/T; the first base and non-ACGT bases
+        are NaN and left out of sums and means. ``rc_average`` averages in the reverse strand;
+        ``return_entropy`` also returns per-position entropies in bits (see hyenadna.scoring).
+        """
+        from hyenadna.scoring import score_sequences
+
+        return score_sequences(self, seqs, reduce, rc_average, batch_size, return_entropy)
+
     # ---- persistence (implemented in hyenadna.checkpoint) ----
 
     @classmethod

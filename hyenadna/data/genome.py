@@ -13,63 +13,20 @@ that is not bgzip cannot be indexed; it is decompressed once into the cache fold
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
+from hyenadna.data.files import cache_dir, cache_slot, compression, decompress_to_cache
 from hyenadna.errors import HyenaDNAError
 
 SoftMaskPolicy = Literal["keep", "upper"]
 
 
-def cache_dir() -> Path:
-    """The folder for indexes and decompressed genomes that cannot live beside their source."""
-    root = os.environ.get("HYENADNA_CACHE") or Path.home() / ".cache" / "hyenadna"
-    return Path(root)
-
-
-def _compression(path: Path) -> Literal["plain", "bgzf", "gzip"]:
-    with open(path, "rb") as fh:
-        head = fh.read(18)
-    if head[:2] != b"\x1f\x8b":
-        return "plain"
-    # BGZF: gzip with FEXTRA set and an extra subfield 'BC' (SAM spec, section 4.1).
-    if len(head) >= 14 and head[3] & 4 and head[12:14] == b"BC":
-        return "bgzf"
-    return "gzip"
-
-
-def _cache_slot(path: Path) -> Path:
-    """A per-file cache folder keyed by the absolute path, size and mtime (a changed file gets a new slot)."""
-    st = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    return cache_dir() / "genomes" / f"{path.name}.{key}"
-
-
 def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
-
-
-def _decompress_to_cache(path: Path) -> Path:
-    slot = _cache_slot(path)
-    target = slot / path.name.removesuffix(".gz")
-    if target.is_file():
-        return target
-    slot.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=slot, prefix=".tmp-", suffix=".fa")
-    try:
-        with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as src:
-            shutil.copyfileobj(src, out, length=1 << 22)
-        os.replace(tmp, target)
-    except (OSError, EOFError) as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise HyenaDNAError(f"{path}: cannot decompress ({exc})") from exc
-    return target
 
 
 def _build_index(fasta: Path, fai: Path, gzi: Path | None) -> None:
@@ -105,7 +62,7 @@ def _check_no_empty_records(fasta: Path, fai: Path) -> None:
     """
     with open(fai, "rb") as fh:
         indexed = sum(1 for line in fh if line.strip())
-    opener = gzip.open if _compression(fasta) != "plain" else open
+    opener = gzip.open if compression(fasta) != "plain" else open
     headers, last = 0, b"\n"
     with opener(fasta, "rb") as fh:
         while chunk := fh.read(1 << 24):
@@ -125,7 +82,7 @@ def _locate_index(fasta: Path, compressed: bool) -> tuple[Path, Path | None]:
     beside_gzi = fasta.with_name(fasta.name + ".gzi") if compressed else None
     if beside_fai.is_file() and (beside_gzi is None or beside_gzi.is_file()):
         return beside_fai, beside_gzi
-    slot = _cache_slot(fasta)
+    slot = cache_slot(fasta)
     cached_fai = slot / (fasta.name + ".fai")
     cached_gzi = slot / (fasta.name + ".gzi") if compressed else None
     if cached_fai.is_file() and (cached_gzi is None or cached_gzi.is_file()):
@@ -161,8 +118,8 @@ class Genome:
             raise HyenaDNAError(f"FASTA file not found: {self.path}")
         if self.path.stat().st_size == 0:
             raise HyenaDNAError(f"{self.path}: empty file, no FASTA records")
-        kind = _compression(self.path)
-        self._data = _decompress_to_cache(self.path) if kind == "gzip" else self.path
+        kind = compression(self.path)
+        self._data = decompress_to_cache(self.path) if kind == "gzip" else self.path
         self._fai, self._gzi = _locate_index(self._data, kind == "bgzf")
         self.contigs: dict[str, int] = _read_fai(self._fai, self.path)
         self._handle = None

@@ -25,11 +25,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hyenadna.atomic import partial_output
 from hyenadna.errors import HyenaDNAError
 
 
@@ -201,12 +201,7 @@ def run_embed(
         raise HyenaDNAError(f"dtype must be float32 or float16, got {dtype!r}")
     if chunk < 1:
         raise HyenaDNAError(f"chunk must be positive, got {chunk}")
-    out = Path(output)
-    partial = out.with_name(out.name + ".partial")
-    if out.exists() and not overwrite:
-        raise HyenaDNAError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
-    if partial.exists() and not resume:
-        raise HyenaDNAError(f"{partial} is left from a stopped run; pass --resume to continue it or delete it")
+    out, partial = partial_output(output, resume, overwrite)
     torch.manual_seed(seed)
     backbone = load(model).to(device).eval()
     check_embed_options(backbone, pooling if pooling != "none" else "mean", layer)
@@ -223,7 +218,6 @@ def run_embed(
         "input": json.dumps(asdict(input), sort_keys=True),
     }
     tokenizer = CharacterTokenizer()
-    out.parent.mkdir(parents=True, exist_ok=True)
     done = 0
     with _sigterm_as_interrupt(), h5py.File(partial, "a" if resume and partial.exists() else "w") as h5:
         if "embeddings" in h5:

@@ -1,0 +1,122 @@
+"""Sequence likelihoods under a causal HyenaDNA model: the engine behind ``model.score``.
+
+Base i of a sequence gets ``log p(x_i | x_0 .. x_{i-1})``, with the model's next-token
+distribution renormalised over A, C, G and T (so probability the model puts on special tokens
+does not count against a base). The first base has no context and is not scored (NaN), nor are
+bases other than A/C/G/T (N, IUPAC codes). Sums and means run over the scored bases.
+
+Batches are right-padded, so a base's score does not depend on what else is in its batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+
+from hyenadna.embedding import length_batches
+from hyenadna.errors import HyenaDNAError
+from hyenadna.tokenizer import A_ID, T_ID, CharacterTokenizer, pad_ids, reverse_complement
+
+if TYPE_CHECKING:
+    from hyenadna.model import HyenaDNA
+
+Reduce = Literal["mean", "sum", "none"]
+REDUCTIONS = ("mean", "sum", "none")
+BASE_IDS = slice(A_ID, T_ID + 1)
+
+
+@torch.inference_mode()
+def base_log_probs(model: HyenaDNA, rows: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-base log-likelihoods (nats) and per-position entropies (bits) of one batch.
+
+    ``entropy[i]`` is the entropy of the model's A/C/G/T distribution for base i given the
+    bases before it (NaN at position 0, like the log-likelihood).
+    """
+    device = next(model.parameters()).device
+    ids = pad_ids(rows, side="right")["input_ids"].to(device)
+    logits = model(ids)[:, :-1, BASE_IDS].float()
+    logp = torch.log_softmax(logits, dim=-1)  # (B, L-1, 4): prediction for base t+1
+    targets = ids[:, 1:]
+    is_base = (targets >= A_ID) & (targets <= T_ID)
+    picked = logp.gather(-1, (targets - A_ID).clamp(0, 3).unsqueeze(-1)).squeeze(-1)
+    picked = torch.where(is_base, picked, torch.nan)
+    entropy = -(logp.exp() * logp).sum(-1) / np.log(2)
+    scores, entropies = [], []
+    nan = torch.full((ids.shape[0], 1), torch.nan, device=device)
+    picked, entropy = torch.cat([nan, picked], 1).cpu().numpy(), torch.cat([nan, entropy], 1).cpu().numpy()
+    for i, row in enumerate(rows):
+        scores.append(picked[i, : len(row)].astype(np.float64))
+        entropies.append(entropy[i, : len(row)].astype(np.float64))
+    return scores, entropies
+
+
+def _reduce(per_base: np.ndarray, how: str) -> float:
+    scored = per_base[~np.isnan(per_base)]
+    if scored.size == 0:
+        return float("nan")
+    return float(scored.sum() if how == "sum" else scored.mean())
+
+
+def score_sequences(
+    model: HyenaDNA,
+    seqs: Sequence[str] | str,
+    reduce: Reduce = "mean",
+    rc_average: bool = False,
+    batch_size: int = 8,
+    return_entropy: bool = False,
+):
+    """Log-likelihood of each sequence (see the module docstring).
+
+    Returns a float64 array (N,) for ``mean`` / ``sum``, or a list of per-base arrays (L_i,) for
+    ``none``. With ``rc_average`` the reverse complement is scored too: totals are averaged, and
+    per-base scores are averaged base by base on the forward strand (where one strand leaves a
+    base unscored, the other's score stands). ``return_entropy`` adds per-position entropies
+    (bits, forward strand) as a second result.
+    """
+    if reduce not in REDUCTIONS:
+        raise HyenaDNAError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
+    seqs = [seqs] if isinstance(seqs, str) else list(seqs)
+    tokenizer = CharacterTokenizer()
+    rows = []
+    for i, seq in enumerate(seqs):
+        ids = tokenizer.encode_bases(seq, name=f"sequence {i}")
+        if not 2 <= len(ids) <= model.config.l_max:
+            raise HyenaDNAError(f"sequence {i} has {len(ids):,} bases; scoring takes 2 to {model.config.l_max:,}")
+        rows.append(ids)
+    was_training = model.training
+    model.eval()
+    try:
+        per_base, entropy = _score_rows(model, rows, batch_size)
+        if rc_average:
+            rc_rows = [tokenizer.encode_bases(reverse_complement(s)) for s in seqs]
+            rc_scores, _ = _score_rows(model, rc_rows, batch_size)
+            per_base = [_average_strands(f, r[::-1], reduce) for f, r in zip(per_base, rc_scores)]
+    finally:
+        model.train(was_training)
+    if reduce == "none":
+        result = per_base
+    elif rc_average:
+        result = np.asarray([np.mean(pair) for pair in per_base], dtype=np.float64)
+    else:
+        result = np.asarray([_reduce(p, reduce) for p in per_base], dtype=np.float64)
+    return (result, entropy) if return_entropy else result
+
+
+def _average_strands(forward: np.ndarray, reverse: np.ndarray, reduce: str):
+    """Per-base: the mean of the strands where both are scored; totals: the mean of the totals."""
+    if reduce != "none":
+        return (_reduce(forward, reduce), _reduce(reverse, reduce))
+    return np.where(np.isnan(forward), reverse, np.where(np.isnan(reverse), forward, (forward + reverse) / 2))
+
+
+def _score_rows(model: HyenaDNA, rows: list[np.ndarray], batch_size: int) -> tuple[list, list]:
+    scores: list = [None] * len(rows)
+    entropies: list = [None] * len(rows)
+    for batch in length_batches([len(r) for r in rows], batch_size):
+        got, ent = base_log_probs(model, [rows[i] for i in batch])
+        for k, i in enumerate(batch):
+            scores[i], entropies[i] = got[k], ent[k]
+    return scores, entropies
