@@ -113,3 +113,26 @@ def test_help_explains_options_and_print_config_resolves_yaml():
     resolved = run_cli("pretrain", "--config", recipe, "--trainer.max_steps", "7", "--print_config")
     assert resolved.returncode == 0, resolved.stderr
     assert "max_steps: 7" in resolved.stdout and "path: data/lambda_virus.fa" in resolved.stdout
+
+
+@pytest.mark.slow
+def test_finetune_starts_from_a_released_hyenadna_checkpoint(tmp_path):
+    from hyena_reference import make_released_state, released_config
+    from test_checkpoint import write_released
+
+    from hyenadna import load
+
+    config = released_config(d_model=32, n_layer=2, l_max=256)
+    folder = write_released(tmp_path / "released", config, make_released_state(config, seed=3))
+    imported = load(folder)
+    result = run_finetune(
+        LabelledData(train=TRAIN, test=TEST, batch_size=16, val_fraction=0.02),
+        ModelOptions(str(folder)),
+        finetune=FinetuneOptions(freeze_backbone=True, patience=0, baseline=False),
+        trainer=TrainerOptions(max_steps=5, accelerator="cpu", devices=1, progress_bar=False),
+        output=str(tmp_path / "run"),
+    )
+    assert result["steps"] == 5 and "auroc" in result["test"]
+    tuned = SequenceModel.from_pretrained(tmp_path / "run" / "model")
+    for (name, a), b in zip(imported.state_dict().items(), tuned.backbone.state_dict().values()):
+        assert torch.equal(a, b), name  # a frozen backbone is the released one, unchanged
