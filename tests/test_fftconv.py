@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hyenadna import HyenaDNAError
-from hyenadna.ops import fftconv, next_fast_fft_size
+from hyenadna.ops import fftconv, fftconv_ref, next_fast_fft_size
 
 
 def direct_causal_conv(u: torch.Tensor, k: torch.Tensor, d: torch.Tensor | None) -> torch.Tensor:
@@ -85,3 +85,39 @@ def test_fftconv_rejects_bad_shapes():
         fftconv(torch.randn(2, 3, 10), torch.randn(3, 10), torch.randn(4))
     with pytest.raises(HyenaDNAError, match="unknown fftconv implementation"):
         fftconv(torch.randn(2, 3, 10), torch.randn(3, 10), impl="cuda-magic")
+
+
+def test_precomputed_spectrum_gives_the_same_convolution():
+    from hyenadna.ops.fftconv import filter_spectrum
+
+    u, k, d = torch.randn(2, 8, 301, dtype=torch.float64), torch.randn(8, 301, dtype=torch.float64), torch.randn(8)
+    expected = fftconv_ref(u, k, d.double())
+    got = fftconv(u, k, d.double(), k_f=filter_spectrum(k))
+    assert (got - expected).abs().max() <= 1e-12 * expected.abs().max()
+    with pytest.raises(HyenaDNAError, match="k_f has"):
+        fftconv(u, k, d.double(), k_f=filter_spectrum(k[:, :100]))
+
+
+def test_operator_caches_filters_only_when_they_cannot_change():
+    from hyenadna import HyenaConfig
+    from hyenadna.modules.operator import HyenaOperator
+
+    torch.manual_seed(0)
+    op = HyenaOperator(HyenaConfig(d_model=16, n_layer=1, l_max=256, filter_order=8))
+    x = torch.randn(2, 200, 16)
+    with torch.no_grad():
+        first = op(x)
+        assert len(op._spectra) == 1
+        assert torch.equal(op(x), first)
+    op._spectra.clear()
+    trained = op(x)  # gradients on: no cache
+    assert not op._spectra and torch.allclose(trained, first, atol=1e-6)
+    optimizer = torch.optim.SGD(op.parameters(), lr=0.1)
+    trained.square().mean().backward()
+    with torch.no_grad():
+        before = op(x)
+        optimizer.step()  # changes the filter in place: the cached spectrum must not be reused
+        after = op(x)
+    op._spectra.clear()
+    with torch.no_grad():
+        assert torch.equal(op(x), after) and not torch.equal(after, before)

@@ -20,11 +20,13 @@ from torch import nn
 from hyenadna.config import HyenaConfig
 from hyenadna.errors import HyenaDNAError
 from hyenadna.modules.filter import ImplicitFilter
-from hyenadna.ops.fftconv import fftconv
+from hyenadna.ops.fftconv import fftconv, filter_spectrum
 
 
 class HyenaOperator(nn.Module):
     """Sequence mixer of a HyenaDNA block, (B, L, d_model) -> (B, L, d_model)."""
+
+    spectrum_cache_bytes = 256 * 2**20  # per operator and length; large-1m at 32k needs ~100 MB
 
     def __init__(self, config: HyenaConfig) -> None:
         super().__init__()
@@ -57,6 +59,7 @@ class HyenaOperator(nn.Module):
         # the D skip term, one value per filter channel (``bias`` of the released filter)
         self.d_skip = nn.Parameter(torch.randn(config.filter_channels))
         self.out_proj = nn.Linear(d, d)
+        self._spectra: dict = {}  # inference cache of filters and their spectra, see _filters_for
 
     def long_filters(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Filters (order-1, d, L) and skip terms (order-1, d) for one forward pass.
@@ -70,6 +73,34 @@ class HyenaOperator(nn.Module):
         d_skip = self.d_skip.reshape(self.d_model, steps).t()
         return k, d_skip
 
+    def _filters_for(self, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Filters, skip terms and, when they cannot change, the filters' cached spectra.
+
+        Without gradients to the filter (inference, or a frozen filter), the implicit filter and
+        its FFT are the same on every call of the same length: they are computed once and kept
+        (for the last four lengths, up to ``spectrum_cache_bytes`` each), keyed by the
+        parameters' identity, storage and version counters, so an optimiser step,
+        ``load_state_dict`` or a move to another device invalidates them.
+        """
+        params = [*self.filter.parameters(), self.d_skip]
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            k, d_skip = self.long_filters(length)
+            return k, d_skip, None
+        version = tuple((id(t), t.data_ptr(), t._version) for t in [*params, *self.filter.buffers()])
+        key = (length, self.d_skip.device, self.d_skip.dtype, torch.is_autocast_enabled(self.d_skip.device.type))
+        cached = self._spectra.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1:]
+        with torch.no_grad():
+            k, d_skip = self.long_filters(length)
+            k_f = filter_spectrum(k, length) if self.fftconv_impl != "ref" else None
+        size = k.numel() * k.element_size() + (k_f.numel() * k_f.element_size() if k_f is not None else 0)
+        if size <= self.spectrum_cache_bytes:
+            if len(self._spectra) >= 4:
+                self._spectra.pop(next(iter(self._spectra)))
+            self._spectra[key] = (version, k, d_skip, k_f)
+        return k, d_skip, k_f
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         length = x.shape[-2]
         if length > self.l_max:
@@ -79,8 +110,14 @@ class HyenaOperator(nn.Module):
             u, self.short_conv.weight, self.short_conv.bias, padding=self.short_conv.padding, groups=u.shape[-2]
         )[..., :length]
         *gates, v = u.split(self.d_model, dim=-2)
-        k, d_skip = self.long_filters(length)
+        k, d_skip, k_f = self._filters_for(length)
         for step, gate in enumerate(reversed(gates[1:])):
-            v = fftconv(v * gate, k[step], d_skip[step] if self.use_skip else None, impl=self.fftconv_impl)
+            v = fftconv(
+                v * gate,
+                k[step],
+                d_skip[step] if self.use_skip else None,
+                impl=self.fftconv_impl,
+                k_f=None if k_f is None else k_f[step],
+            )
         y = (v * gates[0]).transpose(-1, -2)
         return self.out_proj(y)

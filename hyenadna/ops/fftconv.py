@@ -78,28 +78,48 @@ def next_fast_fft_size(n: int) -> int:
     return best
 
 
-def _fftconv_torch(u: torch.Tensor, k: torch.Tensor, d: torch.Tensor | None) -> torch.Tensor:
+def filter_spectrum(k: torch.Tensor, length: int | None = None) -> torch.Tensor:
+    """The filter's real FFT at the size :func:`fftconv` uses for inputs of ``length`` (default:
+    the filter's length). Computing it once and passing it as ``k_f`` saves one FFT per call
+    when the filter does not change (inference, a frozen backbone)."""
+    length = k.shape[-1] if length is None else length
+    n = next_fast_fft_size(2 * length - 1)
+    with torch.autocast(k.device.type, enabled=False):
+        return torch.fft.rfft(k.to(_fft_dtype(k)), n=n)
+
+
+def _fftconv_torch(u: torch.Tensor, k: torch.Tensor, d: torch.Tensor | None, k_f: torch.Tensor | None) -> torch.Tensor:
     length = u.shape[-1]
     n = next_fast_fft_size(2 * length - 1)
     dtype = _fft_dtype(u, k)
     with torch.autocast(u.device.type, enabled=False):
         uf = u.to(dtype)
-        k_f = torch.fft.rfft(k.to(dtype), n=n)
+        if k_f is None:
+            k_f = torch.fft.rfft(k.to(dtype), n=n)
+        elif k_f.shape[-1] != n // 2 + 1:
+            raise HyenaDNAError(f"k_f has {k_f.shape[-1]} frequencies, expected {n // 2 + 1} for length {length}")
         y = torch.fft.irfft(torch.fft.rfft(uf, n=n) * k_f, n=n)[..., :length]
         if d is not None:
             y = torch.addcmul(y, uf, d.to(dtype).unsqueeze(-1))
     return y.to(u.dtype)
 
 
-def fftconv(u: torch.Tensor, k: torch.Tensor, d: torch.Tensor | None = None, impl: str = "auto") -> torch.Tensor:
+def fftconv(
+    u: torch.Tensor,
+    k: torch.Tensor,
+    d: torch.Tensor | None = None,
+    impl: str = "auto",
+    k_f: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Causal long convolution ``k * u + D ⊙ u`` over the last axis (the fast path).
 
     ``impl``: ``"auto"`` (the best available for the device), ``"torch"`` (torch.fft at a
-    fast FFT size) or ``"ref"`` (:func:`fftconv_ref`).
+    fast FFT size) or ``"ref"`` (:func:`fftconv_ref`). ``k_f``: the filter's spectrum from
+    :func:`filter_spectrum`, to skip recomputing it (ignored by ``ref``).
     """
     if impl == "ref":
         return fftconv_ref(u, k, d)
     if impl not in IMPLEMENTATIONS:
         raise HyenaDNAError(f"unknown fftconv implementation {impl!r}; choose from {IMPLEMENTATIONS}")
     _check_shapes(u, k, d)
-    return _fftconv_torch(u, k, d)
+    return _fftconv_torch(u, k, d, k_f)
