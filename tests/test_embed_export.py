@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -104,28 +103,42 @@ def test_bad_inputs(model_dir, tmp_path):
 
 @pytest.mark.slow
 def test_stopped_run_resumes_to_the_same_file(model_dir, tmp_path):
-    out = tmp_path / "oct4.h5"
-    partial = tmp_path / "oct4.h5.partial"
-    args = ["embed", "--model", str(model_dir), "--output", str(out), "--input.fasta", str(OCT4)]
-    args += ["--chunk", "64", "--batch_size", "16", "--progress", "false"]
+    import re
+    import threading
+
+    fasta = tmp_path / "peaks.fa"  # ~23k real 200-bp regions: long enough to stop midway
+    records = [r for path in (OCT4, OCT4.with_name("mafk_train.fa")) for r in read_fasta(path)] * 3
+    fasta.write_text("".join(f">{name}_{i}\n{seq}\n" for i, (name, seq) in enumerate(records)))
+    out = tmp_path / "peaks.h5"
+    partial = tmp_path / "peaks.h5.partial"
+    args = ["embed", "--model", str(model_dir), "--output", str(out), "--input.fasta", str(fasta)]
+    args += ["--chunk", "64", "--batch_size", "16"]
     proc = subprocess.Popen([sys.executable, str(REPO / "cli.py"), *args], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not partial.exists() and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(3.0)
+    started = threading.Event()
+
+    def watch_progress() -> None:  # the progress bar says when whole chunks are written
+        buffer = ""
+        while chunk := proc.stderr.read(64):
+            buffer = (buffer + chunk)[-200:]
+            done = [int(n) for n in re.findall(r"embed: (\d+) seq", buffer)]
+            if done and max(done) >= 256:
+                started.set()
+
+    threading.Thread(target=watch_progress, daemon=True).start()
+    assert started.wait(timeout=300), "the embed run never got going"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     assert proc.returncode != 0 and not out.exists()
     with h5py.File(partial) as h5:
         stopped_at = int(h5.attrs["records_done"])
         assert not h5.attrs["complete"]
-    assert 0 < stopped_at < 3897 and stopped_at % 64 == 0
-    command = [sys.executable, str(REPO / "cli.py"), *args, "--resume", "true"]
+    assert 256 <= stopped_at < len(records) and stopped_at % 64 == 0
+    command = [sys.executable, str(REPO / "cli.py"), *args, "--resume", "true", "--progress", "false"]
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     fresh = tmp_path / "fresh.h5"
-    run_embed(str(model_dir), str(fresh), EmbedInput(fasta=str(OCT4)), chunk=64, batch_size=16, progress=False)
+    run_embed(str(model_dir), str(fresh), EmbedInput(fasta=str(fasta)), chunk=64, batch_size=16, progress=False)
     with h5py.File(out) as a, h5py.File(fresh) as b:
-        assert a.attrs["complete"] and a["embeddings"].shape == (3897, 32)
+        assert a.attrs["complete"] and a["embeddings"].shape == (len(records), 32)
         assert np.array_equal(a["names"][:], b["names"][:])
         assert np.array_equal(a["embeddings"][:], b["embeddings"][:])

@@ -121,3 +121,43 @@ def test_operator_caches_filters_only_when_they_cannot_change():
     op._spectra.clear()
     with torch.no_grad():
         assert torch.equal(op(x), after) and not torch.equal(after, before)
+
+
+@pytest.mark.parametrize("length", [1, 2, 97, 500])
+def test_channels_last_fftconv_and_gradients_match_the_reference(length):
+    from hyenadna.ops.fftconv import filter_spectrum
+
+    u = torch.randn(2, length, 6, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(6, length, dtype=torch.float64, requires_grad=True)
+    d = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    got = fftconv(u, k, d, channels_last=True)
+    expected = fftconv_ref(u.transpose(1, 2), k, d).transpose(1, 2)
+    assert (got - expected).abs().max() <= 1e-12 * expected.abs().max()
+    weights = torch.randn_like(got)
+    grads = torch.autograd.grad((got * weights).sum(), (u, k, d))
+    expected_grads = torch.autograd.grad((expected * weights).sum(), (u, k, d))
+    for g, e in zip(grads, expected_grads):
+        assert (g - e).abs().max() <= 1e-10 * e.abs().max()
+    spectrum = filter_spectrum(k.detach(), channels_last=True)
+    assert torch.allclose(fftconv(u, k, d, k_f=spectrum, channels_last=True), expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize(("length", "taps"), [(1, 3), (2, 3), (50, 3), (50, 1), (9, 5)])
+def test_short_conv_matches_conv1d_with_gradients(length, taps):
+    from hyenadna.ops.short_conv import short_conv, short_conv_ref
+
+    x = torch.randn(3, length, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(8, 1, taps, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    got, expected = short_conv(x, w, b), short_conv_ref(x, w, b)
+    assert (got - expected).abs().max() <= 1e-12 * expected.abs().max()
+    weights = torch.randn_like(got)
+    for g, e in zip(
+        torch.autograd.grad((got * weights).sum(), (x, w, b)),
+        torch.autograd.grad((expected * weights).sum(), (x, w, b)),
+    ):
+        assert (g - e).abs().max() <= 1e-12 * max(e.abs().max(), 1)
+    with torch.no_grad():  # the in-place path used for inference
+        assert (short_conv(x, w, b) - expected).abs().max() <= 1e-12 * expected.abs().max()
+    with pytest.raises(HyenaDNAError, match="short_conv expects"):
+        short_conv(x, w[:4], b)

@@ -14,13 +14,13 @@ Every step is causal, so the output at position t depends only on inputs at posi
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hyenadna.config import HyenaConfig
 from hyenadna.errors import HyenaDNAError
 from hyenadna.modules.filter import ImplicitFilter
 from hyenadna.ops.fftconv import fftconv, filter_spectrum
+from hyenadna.ops.short_conv import short_conv
 
 
 class HyenaOperator(nn.Module):
@@ -93,7 +93,9 @@ class HyenaOperator(nn.Module):
             return cached[1:]
         with torch.no_grad():
             k, d_skip = self.long_filters(length)
-            k_f = filter_spectrum(k, length) if self.fftconv_impl != "ref" else None
+            k_f = filter_spectrum(k.flatten(0, 1), length, channels_last=True) if self.fftconv_impl != "ref" else None
+            if k_f is not None:  # (F, steps * d) -> (steps, F, d)
+                k_f = k_f.reshape(k_f.shape[0], k.shape[0], k.shape[1]).transpose(0, 1).contiguous()
         size = k.numel() * k.element_size() + (k_f.numel() * k_f.element_size() if k_f is not None else 0)
         if size <= self.spectrum_cache_bytes:
             if len(self._spectra) >= 4:
@@ -105,11 +107,9 @@ class HyenaOperator(nn.Module):
         length = x.shape[-2]
         if length > self.l_max:
             raise HyenaDNAError(f"input of length {length} is longer than the model's l_max {self.l_max}")
-        u = self.in_proj(x).transpose(-1, -2)  # (B, (order+1) d, L)
-        u = F.conv1d(
-            u, self.short_conv.weight, self.short_conv.bias, padding=self.short_conv.padding, groups=u.shape[-2]
-        )[..., :length]
-        *gates, v = u.split(self.d_model, dim=-2)
+        # Everything stays in the (B, L, channels) layout of the projections: no transposes.
+        u = short_conv(self.in_proj(x), self.short_conv.weight, self.short_conv.bias)  # (B, L, (order+1) d)
+        *gates, v = u.split(self.d_model, dim=-1)
         k, d_skip, k_f = self._filters_for(length)
         for step, gate in enumerate(reversed(gates[1:])):
             v = fftconv(
@@ -118,6 +118,6 @@ class HyenaOperator(nn.Module):
                 d_skip[step] if self.use_skip else None,
                 impl=self.fftconv_impl,
                 k_f=None if k_f is None else k_f[step],
+                channels_last=True,
             )
-        y = (v * gates[0]).transpose(-1, -2)
-        return self.out_proj(y)
+        return self.out_proj(v * gates[0])

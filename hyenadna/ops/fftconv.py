@@ -78,30 +78,49 @@ def next_fast_fft_size(n: int) -> int:
     return best
 
 
-def filter_spectrum(k: torch.Tensor, length: int | None = None) -> torch.Tensor:
+def filter_spectrum(k: torch.Tensor, length: int | None = None, channels_last: bool = False) -> torch.Tensor:
     """The filter's real FFT at the size :func:`fftconv` uses for inputs of ``length`` (default:
-    the filter's length). Computing it once and passing it as ``k_f`` saves one FFT per call
-    when the filter does not change (inference, a frozen backbone)."""
+    the filter's length), (C, F). Computing it once and passing it as ``k_f`` saves one FFT per
+    call when the filter does not change (inference, a frozen backbone). ``channels_last``
+    gives the (F, C) layout that :func:`fftconv` takes with ``channels_last=True``."""
     length = k.shape[-1] if length is None else length
     n = next_fast_fft_size(2 * length - 1)
     with torch.autocast(k.device.type, enabled=False):
-        return torch.fft.rfft(k.to(_fft_dtype(k)), n=n)
+        k_f = torch.fft.rfft(k.to(_fft_dtype(k)), n=n)
+    return k_f.t().contiguous() if channels_last else k_f
 
 
-def _fftconv_torch(u: torch.Tensor, k: torch.Tensor, d: torch.Tensor | None, k_f: torch.Tensor | None) -> torch.Tensor:
-    length = u.shape[-1]
+def _fftconv_torch(
+    u: torch.Tensor, k: torch.Tensor, d: torch.Tensor | None, k_f: torch.Tensor | None, channels_last: bool
+) -> torch.Tensor:
+    """FFT convolution along the last axis. A channels-last input is transposed into one
+    contiguous (..., C, L) buffer first: FFTs along the contiguous axis are about twice as fast
+    as strided ones, which outweighs the copy; the result is written back channels-last."""
+    length = u.shape[-2] if channels_last else u.shape[-1]
     n = next_fast_fft_size(2 * length - 1)
     dtype = _fft_dtype(u, k)
     with torch.autocast(u.device.type, enabled=False):
         uf = u.to(dtype)
+        rows = uf.transpose(-1, -2).contiguous() if channels_last else uf
         if k_f is None:
             k_f = torch.fft.rfft(k.to(dtype), n=n)
-        elif k_f.shape[-1] != n // 2 + 1:
+        elif channels_last:
+            k_f = k_f.t()
+        if k_f.shape[-1] != n // 2 + 1:
             raise HyenaDNAError(f"k_f has {k_f.shape[-1]} frequencies, expected {n // 2 + 1} for length {length}")
-        y = torch.fft.irfft(torch.fft.rfft(uf, n=n) * k_f, n=n)[..., :length]
-        if d is not None:
-            y = torch.addcmul(y, uf, d.to(dtype).unsqueeze(-1))
-    return y.to(u.dtype)
+        spectrum = torch.fft.rfft(rows, n=n)
+        spectrum = spectrum * k_f if spectrum.requires_grad else spectrum.mul_(k_f)
+        y = torch.fft.irfft(spectrum, n=n)[..., :length]
+        if channels_last:
+            y = y.transpose(-1, -2)
+        if d is None:
+            out = y.contiguous() if channels_last else y
+        elif torch.is_grad_enabled() and (uf.requires_grad or d.requires_grad or y.requires_grad):
+            out = torch.addcmul(y, uf, d.to(dtype) if channels_last else d.to(dtype).unsqueeze(-1))
+        else:
+            out = torch.empty_like(uf)
+            torch.addcmul(y, uf, d.to(dtype) if channels_last else d.to(dtype).unsqueeze(-1), out=out)
+    return out.to(u.dtype)
 
 
 def fftconv(
@@ -110,16 +129,24 @@ def fftconv(
     d: torch.Tensor | None = None,
     impl: str = "auto",
     k_f: torch.Tensor | None = None,
+    channels_last: bool = False,
 ) -> torch.Tensor:
-    """Causal long convolution ``k * u + D ⊙ u`` over the last axis (the fast path).
+    """Causal long convolution ``k * u + D ⊙ u`` over the length axis (the fast path).
 
     ``impl``: ``"auto"`` (the best available for the device), ``"torch"`` (torch.fft at a
     fast FFT size) or ``"ref"`` (:func:`fftconv_ref`). ``k_f``: the filter's spectrum from
-    :func:`filter_spectrum`, to skip recomputing it (ignored by ``ref``).
+    :func:`filter_spectrum` in the same layout, to skip recomputing it (ignored by ``ref``).
+    ``channels_last``: ``u`` is (..., L, C), the layout of the projections around the
+    convolution, which then needs no transposes.
     """
-    if impl == "ref":
-        return fftconv_ref(u, k, d)
     if impl not in IMPLEMENTATIONS:
         raise HyenaDNAError(f"unknown fftconv implementation {impl!r}; choose from {IMPLEMENTATIONS}")
-    _check_shapes(u, k, d)
-    return _fftconv_torch(u, k, d, k_f)
+    if channels_last:
+        _check_shapes(u.transpose(-1, -2), k, d)
+        if impl == "ref":
+            return fftconv_ref(u.transpose(-1, -2), k, d).transpose(-1, -2)
+    else:
+        _check_shapes(u, k, d)
+        if impl == "ref":
+            return fftconv_ref(u, k, d)
+    return _fftconv_torch(u, k, d, k_f, channels_last)
