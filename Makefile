@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint clean
+.PHONY: demo test test-fast lint bench-long clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ test: $(STAMP) lint
 
 test-fast: $(STAMP) lint
 	$(BIN)/pytest -m "not slow"
+
+# Long-context speed and memory against the reference algorithm and attention (table + PNG in
+# benchmarks/results/). LENGTHS="1024 32768 160000 1000000" for the long runs (an hour or more).
+LENGTHS ?= 1024 4096 16384 32768
+bench-long: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,bench]'
+	$(BIN)/python benchmarks/long_context.py --lengths $(LENGTHS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

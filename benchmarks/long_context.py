@@ -1,0 +1,212 @@
+"""Long-context speed and memory: hyenadna vs the reference algorithm vs causal attention.
+
+    .venv/bin/python benchmarks/long_context.py                      # 1k to 32k (a few minutes)
+    .venv/bin/python benchmarks/long_context.py --lengths 1024 32768 160000 1000000
+
+``large-1m`` shape (d_model 256, 8 layers, d_inner 1024), batch 1, float32, random weights
+(speed does not depend on them). For each length:
+
+* inference: final hidden states of one sequence (``torch.inference_mode`` for ours,
+  ``torch.no_grad`` for the baselines);
+* training step: forward, next-base cross-entropy, backward and an AdamW step; ours also with
+  activation checkpointing of mixer and MLP.
+
+Implementations: ``hyenadna`` (this package), ``reference`` (benchmarks/reference_hyena.py: the
+HyenaDNA code's arithmetic, filter recomputed each call, FFT at 2L, no chunking, same weights) and
+``attention`` (the same block shape with causal ``scaled_dot_product_attention``; skipped beyond
+``--attention-max``). Each measurement runs in a fresh process so that its peak RSS
+(``ru_maxrss``, which includes the ~0.3 GB of torch itself) is its own; times are the best of
+``--repeat`` runs after a warm-up. Prints a table, writes JSON and a PNG plot (needs matplotlib:
+``pip install matplotlib``, or ``make bench-long``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MODES = ("inference", "train")
+
+
+def _build(impl: str, mode: str):
+    import torch
+
+    import hyenadna
+
+    torch.manual_seed(0)
+    if impl == "attention":
+        from reference_hyena import AttentionLM
+
+        return AttentionLM(d_model=256, n_layer=8, d_inner=1024)
+    overrides = {"embed_dropout": 0.0, "resid_dropout": 0.0}
+    if impl == "hyenadna+ckpt":
+        overrides |= {"checkpoint_mixer": True, "checkpoint_mlp": True}
+    return hyenadna.load("large-1m", **overrides)
+
+
+def measure_one(impl: str, mode: str, length: int, repeat: int) -> dict:
+    """Runs in its own process (see main): time and peak RSS of one configuration."""
+    import torch
+    import torch.nn.functional as F
+
+    sys.path.insert(0, str(HERE))
+    from reference_hyena import reference_hidden_states
+
+    model = _build(impl, mode)
+    ids = torch.randint(7, 11, (1, length + 1))
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+
+    if mode == "inference":
+        model.eval()
+        if impl == "reference":
+
+            def step() -> None:
+                with torch.no_grad():
+                    reference_hidden_states(model, inputs)
+
+        else:
+            context = torch.no_grad if impl == "attention" else torch.inference_mode
+
+            def step() -> None:
+                with context():
+                    model.hidden_states(inputs)
+
+    else:
+        model.train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def logits_of(x):
+            if impl == "reference":
+                return F.linear(reference_hidden_states(model, x), model.token_embedding.weight)
+            return model(x)
+
+        def step() -> None:
+            loss = F.cross_entropy(logits_of(inputs).flatten(0, 1), targets.flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    step()  # warm-up: FFT plans, allocator
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    best = min(times)
+    return {"impl": impl, "mode": mode, "length": length, "seconds": best, "tokens_per_s": length / best,
+            "peak_rss_gb": peak_kb / 2**20}  # fmt: skip
+
+
+def run_isolated(impl: str, mode: str, length: int, repeat: int, timeout: float) -> dict | None:
+    command = [sys.executable, __file__, "--one", impl, mode, str(length), "--repeat", str(repeat)]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"impl": impl, "mode": mode, "length": length, "error": f"over {timeout:.0f} s"}
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["killed (out of memory?)"])[-1]
+        return {"impl": impl, "mode": mode, "length": length, "error": last[:80]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    for col, mode in enumerate(MODES):
+        for impl in sorted({r["impl"] for r in results}):
+            rows = sorted((r for r in results if r["impl"] == impl and r["mode"] == mode and "seconds" in r),
+                          key=lambda r: r["length"])  # fmt: skip
+            if rows:
+                lengths = [r["length"] for r in rows]
+                axes[0, col].plot(lengths, [r["tokens_per_s"] for r in rows], "o-", label=impl)
+                axes[1, col].plot(lengths, [r["peak_rss_gb"] for r in rows], "o-", label=impl)
+        axes[0, col].set_title(f"{mode}: tokens/s (higher is better)")
+        axes[1, col].set_title(f"{mode}: peak RSS, GB (lower is better)")
+        for ax in axes[:, col]:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("sequence length")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend()
+    fig.suptitle(f"large-1m shape, batch 1, fp32 — {machine()}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def machine() -> str:
+    import torch
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def table(results: list[dict]) -> str:
+    lines = [f"{'mode':<10} {'length':>10} {'impl':<14} {'seconds':>9} {'tokens/s':>10} {'peak GB':>8} {'vs ref':>7}"]
+    ref = {(r["mode"], r["length"]): r for r in results if r["impl"] == "reference" and "seconds" in r}
+    for r in sorted(results, key=lambda r: (MODES.index(r["mode"]), r["length"], r["impl"])):
+        if "error" in r:
+            lines.append(f"{r['mode']:<10} {r['length']:>10,} {r['impl']:<14} {r['error']}")
+            continue
+        base = ref.get((r["mode"], r["length"]))
+        speedup = f"{base['seconds'] / r['seconds']:.2f}x" if base else ""
+        lines.append(
+            f"{r['mode']:<10} {r['length']:>10,} {r['impl']:<14} {r['seconds']:>9.2f} "
+            f"{r['tokens_per_s']:>10,.0f} {r['peak_rss_gb']:>8.2f} {speedup:>7}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096, 16384, 32768])
+    parser.add_argument("--impls", nargs="+", default=["hyenadna", "reference", "attention"])
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--attention-max", type=int, default=32768, help="longest input for attention")
+    parser.add_argument("--train-max", type=int, default=32768, help="longest input for training steps")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--one", nargs=3, metavar=("IMPL", "MODE", "LENGTH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        impl, mode, length = args.one
+        print(json.dumps(measure_one(impl, mode, int(length), args.repeat)))
+        return
+    results = []
+    for length in args.lengths:
+        for mode in args.modes:
+            impls = list(args.impls)
+            if mode == "train":
+                if length > args.train_max:
+                    continue
+                impls += ["hyenadna+ckpt"] if "hyenadna" in impls else []
+            for impl in impls:
+                if impl == "attention" and length > args.attention_max:
+                    continue
+                result = run_isolated(impl, mode, length, args.repeat, args.timeout)
+                print(json.dumps(result), flush=True)
+                results.append(result)
+    print(f"\n{machine()}\n" + table(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "long_context_cpu.json").write_text(json.dumps({"machine": machine(), "results": results}, indent=1))
+    try:
+        plot(results, args.out / "long_context_cpu.png")
+        print(f"plot: {args.out / 'long_context_cpu.png'}")
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install matplotlib)")
+
+
+if __name__ == "__main__":
+    main()
