@@ -161,3 +161,16 @@ def test_short_conv_matches_conv1d_with_gradients(length, taps):
         assert (short_conv(x, w, b) - expected).abs().max() <= 1e-12 * expected.abs().max()
     with pytest.raises(HyenaDNAError, match="short_conv expects"):
         short_conv(x, w[:4], b)
+
+
+def test_operator_training_and_inference_layouts_agree():
+    from hyenadna import HyenaConfig
+    from hyenadna.modules.operator import HyenaOperator
+
+    torch.manual_seed(0)
+    op = HyenaOperator(HyenaConfig(d_model=16, n_layer=1, l_max=512, filter_order=8, order=3)).double()
+    x = torch.randn(2, 300, 16, dtype=torch.float64)
+    trained = op(x)  # gradients on: channels-first path
+    with torch.no_grad():
+        inferred = op(x)  # channels-last path with cached spectra
+    assert (trained - inferred).abs().max() <= 1e-10 * trained.abs().max()
