@@ -1,11 +1,11 @@
 # make demo: set up .venv and run the main job on bundled real data.
-# make test: set up .venv and run ruff and the whole test suite (slow end-to-end tests included).
+# make test: set up .venv, install the Debian test-data packages, run ruff and the whole test suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench-long clean
+.PHONY: demo test test-fast test-data lint bench-long clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) lint
+# Real genomic test files from Debian packages (apt, needs root or sudo; skipped when present).
+test-data:
+	.ci/install-test-data
+
+test: $(STAMP) lint test-data
 	$(BIN)/pytest
 
-test-fast: $(STAMP) lint
+test-fast: $(STAMP) lint test-data
 	$(BIN)/pytest -m "not slow"
 
 # Long-context speed and memory against the reference algorithm and attention (table + PNG in
