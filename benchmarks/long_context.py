@@ -125,14 +125,16 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    colors = {"hyenadna": "tab:orange", "hyenadna+ckpt": "tab:red", "reference": "tab:green", "attention": "tab:blue"}
     for col, mode in enumerate(MODES):
         for impl in sorted({r["impl"] for r in results}):
             rows = sorted((r for r in results if r["impl"] == impl and r["mode"] == mode and "seconds" in r),
                           key=lambda r: r["length"])  # fmt: skip
             if rows:
                 lengths = [r["length"] for r in rows]
-                axes[0, col].plot(lengths, [r["tokens_per_s"] for r in rows], "o-", label=impl)
-                axes[1, col].plot(lengths, [r["peak_rss_gb"] for r in rows], "o-", label=impl)
+                style = {"label": impl, "color": colors.get(impl)}
+                axes[0, col].plot(lengths, [r["tokens_per_s"] for r in rows], "o-", **style)
+                axes[1, col].plot(lengths, [r["peak_rss_gb"] for r in rows], "o-", **style)
         axes[0, col].set_title(f"{mode}: tokens/s (higher is better)")
         axes[1, col].set_title(f"{mode}: peak RSS, GB (lower is better)")
         for ax in axes[:, col]:
@@ -201,9 +203,13 @@ def main() -> None:
     print(f"\n{machine()}\n" + table(results))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "long_context_cpu.json").write_text(json.dumps({"machine": machine(), "results": results}, indent=1))
+    replot(args.out, results)
+
+
+def replot(folder: Path, results: list[dict]) -> None:
     try:
-        plot(results, args.out / "long_context_cpu.png")
-        print(f"plot: {args.out / 'long_context_cpu.png'}")
+        plot(results, folder / "long_context_cpu.png")
+        print(f"plot: {folder / 'long_context_cpu.png'}")
     except ImportError:
         print("matplotlib is not installed: no plot (pip install matplotlib)")
 
