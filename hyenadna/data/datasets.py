@@ -20,15 +20,20 @@ from hyenadna.tokenizer import CharacterTokenizer, Side, pad_ids
 Truncation = Literal["error", "left", "right", "center"]
 
 
+def check_length(length: int, max_length: int, where: str) -> None:
+    if length > max_length:
+        raise HyenaDNAError(
+            f"{where}: sequence of {length:,} bases is longer than max_length {max_length:,} "
+            "(choose a truncation: left, right or center)"
+        )
+
+
 def truncate(ids: np.ndarray, max_length: int, how: Truncation, where: str) -> np.ndarray:
     """Cut ``ids`` to ``max_length``: keep the left, right or central part, or raise naming ``where``."""
     if ids.size <= max_length:
         return ids
     if how == "error":
-        raise HyenaDNAError(
-            f"{where}: sequence of {ids.size:,} bases is longer than max_length {max_length:,} "
-            "(choose a truncation: left, right or center)"
-        )
+        check_length(ids.size, max_length, where)
     if how == "right":
         return ids[:max_length]
     if how == "left":
@@ -66,7 +71,7 @@ class LabelledDataset(Dataset):
         self.targets = [vocab.encode(r) for r in self.records]
         if max_length is not None and truncation == "error":
             for r in self.records:
-                truncate(np.empty(len(r.sequence), np.int8), max_length, "error", r.where)
+                check_length(len(r.sequence), max_length, r.where)
 
     def __len__(self) -> int:
         return len(self.records)

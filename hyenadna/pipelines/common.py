@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -97,7 +96,3 @@ def resume_checkpoint(output: Path, resume: bool | str) -> str | None:
     if not path.is_file():
         raise HyenaDNAError(f"cannot resume: no checkpoint at {path}")
     return str(path)
-
-
-def is_global_zero() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0

@@ -23,9 +23,8 @@ import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from itertools import islice
-from typing import Any
 
 import numpy as np
 
@@ -61,7 +60,6 @@ class EmbedInput:
     reference: str | None = None
     min_mapq: int = 0
     orientation: str = "reference"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -201,12 +199,12 @@ def run_embed(
         raise HyenaDNAError(f"dtype must be float32 or float16, got {dtype!r}")
     if chunk < 1:
         raise HyenaDNAError(f"chunk must be positive, got {chunk}")
+    if pooling == "none":
+        raise HyenaDNAError("pooling 'none' is not stored; use per_token=True with a pooling for the pooled rows")
     out, partial = partial_output(output, resume, overwrite)
     torch.manual_seed(seed)
     backbone = load(model).to(device).eval()
-    check_embed_options(backbone, pooling if pooling != "none" else "mean", layer)
-    if pooling == "none":
-        raise HyenaDNAError("pooling 'none' is not stored; use per_token=True with a pooling for the pooled rows")
+    check_embed_options(backbone, pooling, layer)
     settings = {
         "model": str(model),
         "config": json.dumps(backbone.config.to_dict(), sort_keys=True),

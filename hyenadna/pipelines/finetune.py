@@ -274,8 +274,9 @@ def _read_prediction_input(
         and Path(source).is_file()
         and Path(source).name.lower().removesuffix(".gz").endswith((".fa", ".fasta", ".fna", ".fas"))
     ):
-        records = list(read_fasta_records(source))
-        if all("label=" not in r.header for r in records):
+        first = next(read_fasta_records(source))
+        if "label=" not in first.header:
+            records = list(read_fasta_records(source))
             return [r.name for r in records], [r.sequence for r in records], None
     labelled = read_labelled(source, format, **reader)
     return [r.name for r in labelled], [r.sequence for r in labelled], [r.label for r in labelled]
