@@ -16,7 +16,8 @@ HyenaDNA code's arithmetic, filter recomputed each call, FFT at 2L, no chunking,
 ``attention`` (the same block shape with causal ``scaled_dot_product_attention``; skipped beyond
 ``--attention-max``). Each measurement runs in a fresh process so that its peak RSS
 (``ru_maxrss``, which includes the ~0.3 GB of torch itself) is its own; times are the best of
-``--repeat`` runs after a warm-up. Prints a table, writes JSON and a PNG plot (needs matplotlib:
+``--repeat`` runs after a warm-up (for inputs up to ``--warmup-max``). Results are merged into
+the earlier JSON of the same machine unless ``--fresh``. Prints a table, writes JSON and a PNG plot (needs matplotlib:
 ``pip install matplotlib``, or ``make bench-long``).
 """
 
@@ -52,7 +53,7 @@ def _build(impl: str, mode: str):
     return hyenadna.load("large-1m", **overrides)
 
 
-def measure_one(impl: str, mode: str, length: int, repeat: int) -> dict:
+def measure_one(impl: str, mode: str, length: int, repeat: int, warmup: bool = True) -> dict:
     """Runs in its own process (see main): time and peak RSS of one configuration."""
     import torch
     import torch.nn.functional as F
@@ -94,7 +95,8 @@ def measure_one(impl: str, mode: str, length: int, repeat: int) -> dict:
             loss.backward()
             optimizer.step()
 
-    step()  # warm-up: FFT plans, allocator
+    if warmup:
+        step()  # FFT plans, allocator
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -106,8 +108,9 @@ def measure_one(impl: str, mode: str, length: int, repeat: int) -> dict:
             "peak_rss_gb": peak_kb / 2**20}  # fmt: skip
 
 
-def run_isolated(impl: str, mode: str, length: int, repeat: int, timeout: float) -> dict | None:
+def run_isolated(impl: str, mode: str, length: int, repeat: int, timeout: float, warmup_max: int) -> dict | None:
     command = [sys.executable, __file__, "--one", impl, mode, str(length), "--repeat", str(repeat)]
+    command += ["--warmup-max", str(warmup_max)]
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -179,12 +182,15 @@ def main() -> None:
     parser.add_argument("--train-max", type=int, default=32768, help="longest input for training steps")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--warmup-max", type=int, default=200_000,
+                        help="longest input given a warm-up run (beyond it, one-off costs are noise)")  # fmt: skip
+    parser.add_argument("--fresh", action="store_true", help="forget earlier results instead of merging")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--one", nargs=3, metavar=("IMPL", "MODE", "LENGTH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         impl, mode, length = args.one
-        print(json.dumps(measure_one(impl, mode, int(length), args.repeat)))
+        print(json.dumps(measure_one(impl, mode, int(length), args.repeat, int(length) <= args.warmup_max)))
         return
     results = []
     for length in args.lengths:
@@ -197,13 +203,27 @@ def main() -> None:
             for impl in impls:
                 if impl == "attention" and length > args.attention_max:
                     continue
-                result = run_isolated(impl, mode, length, args.repeat, args.timeout)
+                result = run_isolated(impl, mode, length, args.repeat, args.timeout, args.warmup_max)
                 print(json.dumps(result), flush=True)
                 results.append(result)
-    print(f"\n{machine()}\n" + table(results))
     args.out.mkdir(parents=True, exist_ok=True)
+    results = merged(args.out / "long_context_cpu.json", results, machine(), args.fresh)
+    print(f"\n{machine()}\n" + table(results))
     (args.out / "long_context_cpu.json").write_text(json.dumps({"machine": machine(), "results": results}, indent=1))
     replot(args.out, results)
+
+
+def merged(path: Path, results: list[dict], here: str, fresh: bool) -> list[dict]:
+    """This run's results plus the earlier ones of the same machine that it did not redo,
+    so that a long run at 1M bases can be added to a table of shorter lengths."""
+    if fresh or not path.exists():
+        return results
+    earlier = json.loads(path.read_text())
+    if earlier.get("machine") != here:
+        return results
+    redone = {(r["impl"], r["mode"], r["length"]) for r in results}
+    kept = [r for r in earlier["results"] if (r["impl"], r["mode"], r["length"]) not in redone]
+    return kept + results
 
 
 def replot(folder: Path, results: list[dict]) -> None:

@@ -74,6 +74,10 @@ class HyenaConfig:
     checkpoint_mlp: bool = False
     fftconv_impl: str = "auto"
     """Long-convolution kernel: ``auto``, ``torch`` or ``ref`` (see hyenadna.ops.fftconv)."""
+    inference_chunk: int = 4096
+    """Grad-free eval-mode passes over inputs longer than this run their position-wise layers
+    in chunks of this many positions and the long convolution a channel group at a time
+    (hyenadna.modules.chunked): bounded memory, the same numbers. 0 turns chunking off."""
 
     def __post_init__(self) -> None:
         if self.d_inner is None:
@@ -95,6 +99,8 @@ class HyenaConfig:
             )
         if self.short_filter_order < 1:
             raise HyenaDNAError(f"HyenaConfig.short_filter_order must be at least 1, got {self.short_filter_order!r}")
+        if not isinstance(self.inference_chunk, int) or self.inference_chunk < 0:
+            raise HyenaDNAError(f"HyenaConfig.inference_chunk must be an integer >= 0, got {self.inference_chunk!r}")
         if self.fftconv_impl not in IMPLEMENTATIONS:
             raise HyenaDNAError(f"HyenaConfig.fftconv_impl must be one of {IMPLEMENTATIONS}, got {self.fftconv_impl!r}")
 

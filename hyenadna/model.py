@@ -99,7 +99,23 @@ class HyenaDNA(nn.Module):
         index = layer + n + 1 if layer < 0 else layer
         if not 0 <= index <= n:
             raise HyenaDNAError(f"layer {layer} out of range for a model with {n} layers (use -{n + 1}..{n})")
+        if self._chunked(input_ids):
+            from hyenadna.modules.chunked import chunked_hidden_states
+
+            self._check_input(input_ids)
+            return chunked_hidden_states(self, input_ids, index, self.config.inference_chunk)
         return self.all_hidden_states(input_ids, upto=index)[index]
+
+    def _chunked(self, input_ids: torch.Tensor) -> bool:
+        """Whether :meth:`hidden_states` takes the bounded-memory path of hyenadna.modules.chunked:
+        no gradients, eval mode (no dropout), an input longer than ``config.inference_chunk``."""
+        chunk = self.config.inference_chunk
+        return (
+            0 < chunk < input_ids.shape[-1]
+            and not torch.is_grad_enabled()
+            and not self.training
+            and self.config.fftconv_impl != "ref"
+        )
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Next-token logits (B, L, padded vocabulary); the head is tied to the embedding."""

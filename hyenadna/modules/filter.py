@@ -81,12 +81,26 @@ class ImplicitFilter(nn.Module):
         self.freq = nn.Parameter(torch.full((1, filter_order), float(sin_freq)))
 
     def forward(self, length: int) -> torch.Tensor:
+        return self.channels(self.features(length), length)
+
+    def features(self, length: int) -> torch.Tensor:
+        """The MLP's last hidden layer (L, filter_order), shared by every channel."""
         h = self.z[:length]
         for linear in self.mlp[:-1]:
             h = torch.sin(self.freq * linear(h))
-        h = self.mlp[-1](h)
+        return h
+
+    def channels(self, features: torch.Tensor, length: int, index: torch.Tensor | slice | None = None) -> torch.Tensor:
+        """Filters (L, channels) of the channels ``index`` (default: all) from :meth:`features`.
+
+        Long inputs take the filter a few channels at a time: at 1M bases the whole
+        (L, channels) filter is as large as an activation, its spectrum twice that.
+        """
+        weight = self.mlp[-1].weight if index is None else self.mlp[-1].weight[index]
+        h = torch.nn.functional.linear(features, weight)
         if self.modulate:
-            window = torch.exp(-self.t[:length] * self.deltas.abs())
+            deltas = self.deltas if index is None else self.deltas[index]
+            window = torch.exp(-self.t[:length] * deltas.abs())
             h = h * (window + self.modulation_shift)
         return h
 

@@ -20,7 +20,7 @@ from torch import nn
 from hyenadna.config import HyenaConfig
 from hyenadna.errors import HyenaDNAError
 from hyenadna.modules.filter import ImplicitFilter
-from hyenadna.ops.fftconv import fftconv, filter_spectrum
+from hyenadna.ops.fftconv import fftconv, fftconv_, filter_spectrum, next_fast_fft_size
 from hyenadna.ops.short_conv import short_conv
 
 
@@ -28,6 +28,7 @@ class HyenaOperator(nn.Module):
     """Sequence mixer of a HyenaDNA block, (B, L, d_model) -> (B, L, d_model)."""
 
     spectrum_cache_bytes = 32 * 2**20  # per operator and length: d_model 256 up to ~10k bases
+    conv_group_bytes = 16 * 2**20  # float32 rows per channel group in chunked inference
 
     def __init__(self, config: HyenaConfig) -> None:
         super().__init__()
@@ -143,3 +144,52 @@ class HyenaOperator(nn.Module):
                 channels_last=True,
             )
         return self.out_proj(v * gates[0])
+
+    # ---- pieces of the chunked inference path (hyenadna.modules.chunked) ----
+
+    def project(self, x: torch.Tensor, previous: torch.Tensor | None) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """In-projection and short convolution of one chunk of a longer input (B, n, d).
+
+        ``previous`` (B, K-1, (order+1) d) holds the projected positions just before the chunk
+        (``None``: the first chunk, zeros before it). Returns the ``order + 1`` gate and value
+        slices (B, n, d) and the ``previous`` of the next chunk.
+        """
+        z = self.in_proj(x)
+        if previous is None:
+            previous = z.new_zeros(z.shape[0], self.short_conv.weight.shape[-1] - 1, z.shape[-1])
+        u = short_conv(z, self.short_conv.weight, self.short_conv.bias, previous)
+        keep, n = previous.shape[1], z.shape[1]
+        following = z[:, n - keep :].clone() if n >= keep else torch.cat([previous[:, n:], z], dim=1)
+        return list(u.split(self.d_model, dim=-1)), following
+
+    def long_conv_(self, value: torch.Tensor, step: int, workspace: dict | None = None) -> torch.Tensor:
+        """Recurrence step ``step``'s long convolution of the whole value (B, L, d), in place.
+
+        Channels go a group at a time, each group's filter spectrum computed from the filter
+        MLP's shared features, unless the whole spectrum is small enough for the operator's
+        cache. Groups are whole multiples of 16 channels (a 64-byte cache line of float32:
+        the transposing copies in and out of a group then use every byte they fetch) and
+        otherwise about ``conv_group_bytes`` of float32 rows. ``workspace`` keeps the FFT
+        buffers from group to group (see :func:`fftconv_`).
+        """
+        batch, length = value.shape[0], value.shape[1]
+        n = next_fast_fft_size(2 * length - 1)
+        steps = self.order - 1
+        d_skip = self.d_skip.reshape(self.d_model, steps)[:, step] if self.use_skip else None
+        cached = None
+        if (n // 2 + 1) * steps * self.d_model * 8 <= self.spectrum_cache_bytes:
+            cached = self._filters_for(length)[2]
+        features = self.filter.features(length) if cached is None else None
+        group = self.conv_group_bytes // (4 * batch * n) // 16 * 16
+        group = min(self.d_model, max(16, group))
+        workspace = {} if workspace is None else workspace
+        for start in range(0, self.d_model, group):
+            cols = slice(start, min(start + group, self.d_model))
+            if cached is not None:
+                k_f = cached[step][:, cols].t()
+            else:
+                index = torch.arange(cols.start, cols.stop, device=value.device) * steps + step
+                k = self.filter.channels(features, length, index).t()
+                k_f = filter_spectrum(k, length, workspace=workspace)
+            fftconv_(value[..., cols], k_f, None if d_skip is None else d_skip[cols], workspace)
+        return value

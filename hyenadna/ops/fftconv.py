@@ -78,15 +78,28 @@ def next_fast_fft_size(n: int) -> int:
     return best
 
 
-def filter_spectrum(k: torch.Tensor, length: int | None = None, channels_last: bool = False) -> torch.Tensor:
+def filter_spectrum(
+    k: torch.Tensor, length: int | None = None, channels_last: bool = False, workspace: dict | None = None
+) -> torch.Tensor:
     """The filter's real FFT at the size :func:`fftconv` uses for inputs of ``length`` (default:
     the filter's length), (C, F). Computing it once and passing it as ``k_f`` saves one FFT per
     call when the filter does not change (inference, a frozen backbone). ``channels_last``
-    gives the (F, C) layout that :func:`fftconv` takes with ``channels_last=True``."""
+    gives the (F, C) layout that :func:`fftconv` takes with ``channels_last=True``.
+    ``workspace`` (see :func:`fftconv_`): pad and transform in reused buffers; the result is
+    then a view of the workspace, valid until its next use."""
     length = k.shape[-1] if length is None else length
     n = next_fast_fft_size(2 * length - 1)
+    dtype = _fft_dtype(k)
     with torch.autocast(k.device.type, enabled=False):
-        k_f = torch.fft.rfft(k.to(_fft_dtype(k)), n=n)
+        if workspace is None:
+            k_f = torch.fft.rfft(k.to(dtype), n=n)
+        else:
+            padded = fft_buffer(workspace, "filter", (*k.shape[:-1], n), dtype, k.device)
+            padded[..., k.shape[-1] :].zero_()
+            padded[..., : k.shape[-1]].copy_(k)
+            complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+            k_f = fft_buffer(workspace, "filter_spectrum", (*k.shape[:-1], n // 2 + 1), complex_dtype, k.device)
+            torch.fft.rfft(padded, out=k_f)
     return k_f.t().contiguous() if channels_last else k_f
 
 
@@ -121,6 +134,62 @@ def _fftconv_torch(
             out = torch.empty_like(uf)
             torch.addcmul(y, uf, d.to(dtype) if channels_last else d.to(dtype).unsqueeze(-1), out=out)
     return out.to(u.dtype)
+
+
+def fftconv_(
+    u: torch.Tensor, k_f: torch.Tensor, d: torch.Tensor | None = None, workspace: dict | None = None
+) -> torch.Tensor:
+    """In place and grad-free: ``u <- k * u + D ⊙ u`` for a channels-last ``u`` (..., L, C).
+
+    ``k_f`` is the filters' spectrum (C, F) from :func:`filter_spectrum` for inputs of length L.
+    ``u`` may be a column slice of a wider buffer: the chunked inference path convolves a few
+    channels of a full-length activation at a time, so that the float32 rows, their spectrum
+    and the inverse transform exist for those channels only, and writes the result back into
+    the same memory. ``workspace``, a dict kept by the caller, holds those three buffers from
+    call to call: a fresh buffer of hundreds of MB is page-faulted in anew by the kernel at
+    every call, which at 1M bases costs as much as the FFT itself. Returns ``u``.
+    """
+    length = u.shape[-2]
+    n = next_fast_fft_size(2 * length - 1)
+    if k_f.shape != (u.shape[-1], n // 2 + 1) or (d is not None and d.shape != k_f.shape[:1]):
+        raise HyenaDNAError(
+            f"fftconv_ expects u (..., {length}, C), k_f (C, {n // 2 + 1}) and D (C,), got {tuple(u.shape)}, "
+            f"{tuple(k_f.shape)} and {None if d is None else tuple(d.shape)}"
+        )
+    if torch.is_grad_enabled() and (u.requires_grad or k_f.requires_grad):
+        raise HyenaDNAError("fftconv_ works in place and without autograd; use fftconv for training")
+    workspace = {} if workspace is None else workspace
+    rows_shape = (*u.shape[:-2], u.shape[-1])
+    dtype = _fft_dtype(u, k_f.real)
+    with torch.autocast(u.device.type, enabled=False):
+        # one zero-padded float32 buffer, filled by the transposing copy (FFTs along the
+        # contiguous axis): torch.fft's own padding would zero-fill and copy once more
+        padded = fft_buffer(workspace, "padded", (*rows_shape, n), dtype, u.device)
+        padded[..., length:].zero_()
+        rows = padded[..., :length]
+        rows.copy_(u.transpose(-1, -2))
+        spectrum = fft_buffer(workspace, "spectrum", (*rows_shape, n // 2 + 1), k_f.dtype, u.device)
+        torch.fft.rfft(padded, out=spectrum).mul_(k_f)
+        y = fft_buffer(workspace, "inverse", (*rows_shape, n), dtype, u.device)
+        torch.fft.irfft(spectrum, n=n, out=y)
+        y = y[..., :length]
+        if d is not None:
+            y.addcmul_(rows, d.to(dtype).unsqueeze(-1))
+        u.copy_(y.transpose(-1, -2))
+    return u
+
+
+def fft_buffer(
+    workspace: dict, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """The workspace's buffer ``name`` viewed as ``shape``, grown when too small."""
+    size = 1
+    for dim in shape:
+        size *= dim
+    held = workspace.get(name)
+    if held is None or held.numel() < size or held.dtype != dtype or held.device != device:
+        held = workspace[name] = torch.empty(size, dtype=dtype, device=device)
+    return held[:size].view(shape)
 
 
 def fftconv(

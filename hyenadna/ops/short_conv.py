@@ -29,16 +29,30 @@ def short_conv_ref(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     return y.transpose(1, 2)
 
 
-def short_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Causal depthwise convolution in the channels-last layout (the fast path)."""
+def short_conv(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, previous: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Causal depthwise convolution in the channels-last layout (the fast path).
+
+    ``previous`` (B, K-1, C): the inputs just before ``x`` when ``x`` continues a longer
+    sequence (the chunked inference path), instead of the zeros before the start.
+    """
     _check(x, weight)
+    taps = weight.shape[-1]
+    if previous is not None and previous.shape != (x.shape[0], taps - 1, x.shape[-1]):
+        raise HyenaDNAError(f"short_conv expects previous (B, K-1, C), got {tuple(previous.shape)}")
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         # for training, Conv1d's fused backward beats autograd through shifted views
-        return short_conv_ref(x, weight, bias)
-    taps = weight.shape[-1]
+        if previous is None:
+            return short_conv_ref(x, weight, bias)
+        return short_conv_ref(torch.cat([previous, x], dim=1), weight, bias)[:, taps - 1 :]
     w = weight[:, 0, :].to(x.dtype)  # (C, K); tap K-1 multiplies x[t]
     y = x * w[:, taps - 1] if bias is None else torch.addcmul(bias.to(x.dtype), x, w[:, taps - 1])
-    for shift in range(1, min(taps, x.shape[1] + 1)):
+    for shift in range(1, taps):
         tap = w[:, taps - 1 - shift]
-        y[:, shift:].addcmul_(x[:, :-shift], tap)
+        if shift < x.shape[1]:
+            y[:, shift:].addcmul_(x[:, :-shift], tap)
+        if previous is not None:  # outputs t < shift reach back to previous[K-1-shift+t]
+            head = min(shift, x.shape[1])
+            y[:, :head].addcmul_(previous[:, taps - 1 - shift : taps - 1 - shift + head], tap)
     return y

@@ -1,0 +1,150 @@
+"""The bounded-memory inference path (hyenadna.modules.chunked) against the plain forward pass."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import hyenadna.modules.chunked as chunked
+from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
+from hyenadna.modules.filter import ImplicitFilter
+from hyenadna.ops import fftconv_ref
+from hyenadna.ops.fftconv import fftconv_, filter_spectrum
+from hyenadna.ops.short_conv import short_conv, short_conv_ref
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+def model_of(**overrides) -> HyenaDNA:
+    torch.manual_seed(0)
+    config = HyenaConfig(**{"d_model": 24, "n_layer": 3, "l_max": 700, "filter_order": 16, **overrides})
+    model = HyenaDNA(config).eval()
+    with torch.no_grad():  # non-trivial norms and skip terms, so that every term shows
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+def plain_and_chunked(model: HyenaDNA, ids: torch.Tensor, layer: int, chunk: int):
+    model.config.inference_chunk = 0
+    with torch.no_grad():
+        plain = model.hidden_states(ids, layer=layer)
+    model.config.inference_chunk = chunk
+    with torch.inference_mode():
+        fast = model.hidden_states(ids, layer=layer)
+    return plain, fast
+
+
+@pytest.mark.parametrize("order", [2, 3])
+@pytest.mark.parametrize("chunk", [1, 2, 97, 256])
+@pytest.mark.parametrize("layer", [-1, 0, 1, 2])
+def test_chunked_equals_plain(order, chunk, layer):
+    model = model_of(order=order)
+    ids = torch.randint(0, 12, (2, 641))
+    plain, fast = plain_and_chunked(model, ids, layer, chunk)
+    assert fast.shape == plain.shape and fast.dtype == plain.dtype
+    assert rel_err(fast, plain) <= 1e-5
+
+
+def test_chunked_equals_plain_in_float64_with_spectrum_cache_off(monkeypatch):
+    model = model_of().double()
+    monkeypatch.setattr(type(model.blocks[0].mixer), "spectrum_cache_bytes", 0)
+    monkeypatch.setattr(type(model.blocks[0].mixer), "conv_group_bytes", 1)  # groups of a few channels
+    ids = torch.randint(0, 12, (3, 600))
+    plain, fast = plain_and_chunked(model, ids, -1, 128)
+    assert rel_err(fast, plain) <= 1e-12
+
+
+def test_chunked_path_is_taken_only_for_grad_free_eval_inputs_longer_than_the_chunk(monkeypatch):
+    model = model_of(inference_chunk=100)
+    calls = []
+    real = chunked.chunked_hidden_states
+    monkeypatch.setattr(chunked, "chunked_hidden_states", lambda *a: calls.append(a[2]) or real(*a))
+    with torch.no_grad():
+        model.hidden_states(torch.randint(0, 12, (1, 100)))  # not longer than the chunk
+        model.train()
+        model.hidden_states(torch.randint(0, 12, (1, 300)))  # dropout active
+        model.eval()
+    model.hidden_states(torch.randint(0, 12, (1, 300)))  # gradients on
+    assert calls == []
+    with torch.no_grad():
+        logits = model(torch.randint(0, 12, (1, 300)))
+    assert calls == [-1 + model.config.n_layer + 1] and logits.shape == (1, 300, 16)
+
+
+def test_chunked_path_checks_its_input():
+    model = model_of(inference_chunk=8)
+    with torch.no_grad(), pytest.raises(HyenaDNAError, match="token ids"):
+        model.hidden_states(torch.full((1, 20), 99))
+
+
+def test_embed_of_a_long_sequence_is_the_same_chunked_or_not():
+    model = model_of()
+    seq = "".join("ACGTN"[i] for i in torch.randint(0, 5, (650,)).tolist())
+    model.config.inference_chunk = 0
+    plain = model.embed([seq, seq[:300]], pooling="mean")
+    model.config.inference_chunk = 64
+    fast = model.embed([seq, seq[:300]], pooling="mean")
+    assert rel_err(torch.from_numpy(fast), torch.from_numpy(plain)) <= 1e-5
+
+
+@pytest.mark.parametrize("length", [1, 2, 33, 255])
+@pytest.mark.parametrize("with_skip", [True, False])
+def test_in_place_fftconv_on_a_column_slice_matches_the_reference(length, with_skip):
+    wide = torch.randn(2, length, 11, dtype=torch.float64)
+    k = torch.randn(4, length, dtype=torch.float64)
+    d = torch.randn(4, dtype=torch.float64) if with_skip else None
+    expected = fftconv_ref(wide[..., 3:7].transpose(1, 2), k, d).transpose(1, 2)
+    untouched = wide.clone()
+    out = fftconv_(wide[..., 3:7], filter_spectrum(k, length), d)
+    assert out.data_ptr() == wide[..., 3:7].data_ptr()
+    assert rel_err(wide[..., 3:7], expected) <= 1e-12
+    assert torch.equal(wide[..., :3], untouched[..., :3]) and torch.equal(wide[..., 7:], untouched[..., 7:])
+    single = torch.randn(1, length, 4)  # float32 against a float64 reference
+    expected32 = fftconv_ref(single.double().transpose(1, 2), k, d).transpose(1, 2)
+    fftconv_(single, filter_spectrum(k.float(), length), None if d is None else d.float())
+    assert rel_err(single, expected32) <= 1e-5
+
+
+def test_in_place_fftconv_refuses_wrong_shapes_and_autograd():
+    u = torch.randn(1, 16, 4)
+    with pytest.raises(HyenaDNAError, match="k_f"):
+        fftconv_(u, filter_spectrum(torch.randn(4, 8), 8))
+    with pytest.raises(HyenaDNAError, match="autograd"):
+        fftconv_(u.requires_grad_(), filter_spectrum(torch.randn(4, 16), 16))
+
+
+@pytest.mark.parametrize("taps", [1, 3, 4])
+@pytest.mark.parametrize("cut", [1, 2, 5, 13])
+def test_short_conv_continues_a_sequence_from_previous_inputs(taps, cut):
+    x = torch.randn(2, 20, 6, dtype=torch.float64)
+    weight = torch.randn(6, 1, taps, dtype=torch.float64)
+    bias = torch.randn(6, dtype=torch.float64)
+    whole = short_conv_ref(x, weight, bias)
+    pieces, previous = [], torch.zeros(2, taps - 1, 6, dtype=torch.float64)
+    for start in range(0, 20, cut):
+        part = x[:, start : start + cut]
+        pieces.append(short_conv(part, weight, bias, previous))
+        previous = torch.cat([previous, part], dim=1)[:, previous.shape[1] + part.shape[1] - (taps - 1) :]
+    assert rel_err(torch.cat(pieces, dim=1), whole) <= 1e-12
+    with torch.enable_grad():  # the training fallback takes the same argument
+        grad_x = x.clone().requires_grad_()
+        out = short_conv(grad_x[:, 5:], weight, bias, x[:, 5 - (taps - 1) : 5])
+    assert rel_err(out.detach(), whole[:, 5:]) <= 1e-12
+
+
+def test_implicit_filter_channels_subset_equals_the_whole_filter():
+    torch.manual_seed(1)
+    filt = ImplicitFilter(12, 500, filter_order=16)
+    whole = filt(321)
+    index = torch.tensor([0, 5, 11, 3])
+    part = filt.channels(filt.features(321), 321, index)
+    assert rel_err(part, whole[:, index]) <= 1e-6
+
+
+def test_inference_chunk_must_be_a_non_negative_integer():
+    with pytest.raises(HyenaDNAError, match="inference_chunk"):
+        HyenaConfig(inference_chunk=-1)
