@@ -74,7 +74,7 @@ class HyenaConfig:
     checkpoint_mlp: bool = False
     fftconv_impl: str = "auto"
     """Long-convolution kernel: ``auto``, ``torch`` or ``ref`` (see hyenadna.ops.fftconv)."""
-    inference_chunk: int = 4096
+    inference_chunk: int = 2048
     """Grad-free eval-mode passes over inputs longer than this run their position-wise layers
     in chunks of this many positions and the long convolution a channel group at a time
     (hyenadna.modules.chunked): bounded memory, the same numbers. 0 turns chunking off."""
