@@ -73,7 +73,9 @@ class HyenaConfig:
     checkpoint_mixer: bool = False
     checkpoint_mlp: bool = False
     fftconv_impl: str = "auto"
-    """Long-convolution kernel: ``auto``, ``torch`` or ``ref`` (see hyenadna.ops.fftconv)."""
+    """Long-convolution kernel: ``auto`` (fused Triton kernels on CUDA when triton is installed
+    and the input fits them, else torch.fft), ``torch``, ``triton`` or ``ref`` (see
+    hyenadna.ops.fftconv)."""
     inference_chunk: int = 2048
     """Grad-free eval-mode passes over inputs longer than this run their position-wise layers
     in chunks of this many positions and the long convolution a channel group at a time

@@ -20,7 +20,14 @@ from torch import nn
 from hyenadna.config import HyenaConfig
 from hyenadna.errors import HyenaDNAError
 from hyenadna.modules.filter import ImplicitFilter
-from hyenadna.ops.fftconv import fftconv, fftconv_, filter_spectrum, next_fast_fft_size
+from hyenadna.ops.fftconv import (
+    fftconv,
+    fftconv_,
+    filter_spectrum,
+    gated_fftconv,
+    next_fast_fft_size,
+    triton_supported,
+)
 from hyenadna.ops.short_conv import short_conv
 
 
@@ -110,22 +117,26 @@ class HyenaOperator(nn.Module):
         if length > self.l_max:
             raise HyenaDNAError(f"input of length {length} is longer than the model's l_max {self.l_max}")
         k, d_skip, k_f = self._filters_for(length)
-        if not torch.is_grad_enabled():
+        if not torch.is_grad_enabled() and not triton_supported(x.transpose(-1, -2), self.fftconv_impl):
             return self._forward_channels_last(x, k, d_skip, k_f)
         return self._forward_channels_first(x, k, d_skip)
 
     def _forward_channels_first(self, x: torch.Tensor, k: torch.Tensor, d_skip: torch.Tensor) -> torch.Tensor:
         """Training layout (B, C, L), as the reference: Conv1d and the FFT have fused backward
-        passes there, which beat autograd through channels-last views."""
+        passes there, which beat autograd through channels-last views. The last step, with
+        the output gate, is :func:`gated_fftconv` (fused Triton kernels on CUDA)."""
         length = x.shape[-2]
         u = self.in_proj(x).transpose(-1, -2)  # (B, (order+1) d, L)
         u = F.conv1d(
             u, self.short_conv.weight, self.short_conv.bias, padding=self.short_conv.padding, groups=u.shape[-2]
         )[..., :length]
         *gates, v = u.split(self.d_model, dim=-2)
-        for step, gate in enumerate(reversed(gates[1:])):
+        last = self.order - 2
+        for step, gate in enumerate(reversed(gates[2:])):
             v = fftconv(v * gate, k[step], d_skip[step] if self.use_skip else None, impl=self.fftconv_impl)
-        return self.out_proj((v * gates[0]).transpose(-1, -2))
+        skip = d_skip[last] if self.use_skip else None
+        v = gated_fftconv(gates[0], gates[1], v, k[last], skip, impl=self.fftconv_impl)
+        return self.out_proj(v.transpose(-1, -2))
 
     def _forward_channels_last(
         self, x: torch.Tensor, k: torch.Tensor, d_skip: torch.Tensor, k_f: torch.Tensor | None

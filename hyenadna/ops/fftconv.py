@@ -22,7 +22,7 @@ import torch
 
 from hyenadna.errors import HyenaDNAError
 
-IMPLEMENTATIONS = ("auto", "torch", "ref")
+IMPLEMENTATIONS = ("auto", "torch", "ref", "triton")
 
 
 def _check_shapes(u: torch.Tensor, k: torch.Tensor, d: torch.Tensor | None) -> None:
@@ -203,13 +203,15 @@ def fftconv(
     """Causal long convolution ``k * u + D ⊙ u`` over the length axis (the fast path).
 
     ``impl``: ``"auto"`` (the best available for the device), ``"torch"`` (torch.fft at a
-    fast FFT size) or ``"ref"`` (:func:`fftconv_ref`). ``k_f``: the filter's spectrum from
+    fast FFT size) or ``"ref"`` (:func:`fftconv_ref`); ``"triton"`` matters only to
+    :func:`gated_fftconv` and means ``"torch"`` here. ``k_f``: the filter's spectrum from
     :func:`filter_spectrum` in the same layout, to skip recomputing it (ignored by ``ref``).
     ``channels_last``: ``u`` is (..., L, C), the layout of the projections around the
     convolution, which then needs no transposes.
     """
     if impl not in IMPLEMENTATIONS:
         raise HyenaDNAError(f"unknown fftconv implementation {impl!r}; choose from {IMPLEMENTATIONS}")
+    impl = "torch" if impl == "triton" else impl  # the ungated convolution has no Triton kernel
     if channels_last:
         _check_shapes(u.transpose(-1, -2), k, d)
         if impl == "ref":
@@ -219,3 +221,36 @@ def fftconv(
         if impl == "ref":
             return fftconv_ref(u, k, d)
     return _fftconv_torch(u, k, d, k_f, channels_last)
+
+
+def triton_supported(x: torch.Tensor, impl: str) -> bool:
+    """Whether :func:`gated_fftconv` takes the Triton kernels for inputs like ``x`` (B, C, L):
+    ``impl="triton"``, or ``"auto"`` on CUDA with triton installed; lengths up to the kernels'
+    ``MAX_LENGTH`` (longer inputs take the torch path)."""
+    from hyenadna.ops.triton import interpreting, triton_available
+
+    if impl not in ("auto", "triton") or x.dim() != 3:
+        return False
+    if impl == "auto" and not (x.is_cuda and triton_available()):
+        return False
+    if impl == "triton" and not triton_available():
+        raise HyenaDNAError("fftconv_impl 'triton' needs the triton package (pip install triton)")
+    if impl == "triton" and not x.is_cuda and not interpreting():
+        raise HyenaDNAError("fftconv_impl 'triton' runs on CUDA, or on the CPU with TRITON_INTERPRET=1")
+    from hyenadna.ops.triton.gated_conv import MAX_LENGTH
+
+    return x.shape[-1] <= MAX_LENGTH
+
+
+def gated_fftconv(
+    x0: torch.Tensor, x1: torch.Tensor, v: torch.Tensor, k: torch.Tensor, d: torch.Tensor | None, impl: str = "auto"
+) -> torch.Tensor:
+    """``x0 * (k * (x1 * v) + D * x1 * v)`` for (B, C, L) inputs: the last step of the Hyena
+    recurrence with both gates. Fused Triton kernels where :func:`triton_supported`, else
+    ``x0 * fftconv(x1 * v, k, d, impl)``."""
+    if triton_supported(x1, impl):
+        from hyenadna.ops.triton.gated_conv import gated_fftconv_triton
+
+        _check_shapes(x1, k, d)
+        return gated_fftconv_triton(x0, x1, v, k, d)
+    return x0 * fftconv(x1 * v, k, d, impl="torch" if impl == "triton" else impl)
