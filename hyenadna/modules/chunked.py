@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from hyenadna.ops.fftconv import workspace_buffer
 from hyenadna.ops.gelu import gelu_tanh_
 
 if TYPE_CHECKING:
@@ -58,8 +59,10 @@ def _mixer_and_mlp(
         normed = block.norm1(stream.to(block.norm1.weight.dtype))
         (gate, *gates, v), previous = mixer.project(normed, previous)
         if value is None:
-            value = _buffer(buffers, "value", hidden.shape, v)
-            middle = [_buffer(buffers, f"gate{i}", hidden.shape, g) for i, g in enumerate(gates[:-1])]
+            value = workspace_buffer(buffers, "value", hidden.shape, v.dtype, v.device)
+            middle = [
+                workspace_buffer(buffers, f"gate{i}", hidden.shape, g.dtype, g.device) for i, g in enumerate(gates[:-1])
+            ]
         torch.mul(v, gates[-1], out=value[:, cols])
         for buffer, g in zip(middle, gates[:-1]):
             buffer[:, cols] = g
@@ -82,14 +85,6 @@ def _add_to_stream(residual: torch.Tensor, update: torch.Tensor, cols: slice, fi
     total = update if first else residual[:, cols] + update
     residual[:, cols] = total
     return total
-
-
-def _buffer(buffers: dict, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """The full-length buffer ``name`` of ``like``'s dtype and device, made once per pass."""
-    held = buffers.get(name)
-    if held is None or held.dtype != like.dtype:
-        held = buffers[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
-    return held
 
 
 @torch.no_grad()

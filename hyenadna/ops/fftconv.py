@@ -17,6 +17,7 @@ Two implementations share this contract:
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 
@@ -94,11 +95,9 @@ def filter_spectrum(
         if workspace is None:
             k_f = torch.fft.rfft(k.to(dtype), n=n)
         else:
-            padded = fft_buffer(workspace, "filter", (*k.shape[:-1], n), dtype, k.device)
-            padded[..., k.shape[-1] :].zero_()
-            padded[..., : k.shape[-1]].copy_(k)
+            padded = _zero_padded(workspace, "filter", k, n, dtype)
             complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-            k_f = fft_buffer(workspace, "filter_spectrum", (*k.shape[:-1], n // 2 + 1), complex_dtype, k.device)
+            k_f = workspace_buffer(workspace, "filter_spectrum", (*k.shape[:-1], n // 2 + 1), complex_dtype, k.device)
             torch.fft.rfft(padded, out=k_f)
     return k_f.t().contiguous() if channels_last else k_f
 
@@ -162,15 +161,12 @@ def fftconv_(
     rows_shape = (*u.shape[:-2], u.shape[-1])
     dtype = _fft_dtype(u, k_f.real)
     with torch.autocast(u.device.type, enabled=False):
-        # one zero-padded float32 buffer, filled by the transposing copy (FFTs along the
-        # contiguous axis): torch.fft's own padding would zero-fill and copy once more
-        padded = fft_buffer(workspace, "padded", (*rows_shape, n), dtype, u.device)
-        padded[..., length:].zero_()
+        # FFTs along the contiguous axis, so the rows are transposed into the padded buffer
+        padded = _zero_padded(workspace, "padded", u.transpose(-1, -2), n, dtype)
         rows = padded[..., :length]
-        rows.copy_(u.transpose(-1, -2))
-        spectrum = fft_buffer(workspace, "spectrum", (*rows_shape, n // 2 + 1), k_f.dtype, u.device)
+        spectrum = workspace_buffer(workspace, "spectrum", (*rows_shape, n // 2 + 1), k_f.dtype, u.device)
         torch.fft.rfft(padded, out=spectrum).mul_(k_f)
-        y = fft_buffer(workspace, "inverse", (*rows_shape, n), dtype, u.device)
+        y = workspace_buffer(workspace, "inverse", (*rows_shape, n), dtype, u.device)
         torch.fft.irfft(spectrum, n=n, out=y)
         y = y[..., :length]
         if d is not None:
@@ -179,17 +175,25 @@ def fftconv_(
     return u
 
 
-def fft_buffer(
+def workspace_buffer(
     workspace: dict, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
-    """The workspace's buffer ``name`` viewed as ``shape``, grown when too small."""
-    size = 1
-    for dim in shape:
-        size *= dim
+    """The workspace's buffer ``name`` viewed as ``shape``, made anew only when too small or
+    of another dtype or device: large buffers kept by the caller are not page-faulted in again."""
+    size = math.prod(shape)
     held = workspace.get(name)
     if held is None or held.numel() < size or held.dtype != dtype or held.device != device:
         held = workspace[name] = torch.empty(size, dtype=dtype, device=device)
     return held[:size].view(shape)
+
+
+def _zero_padded(workspace: dict, name: str, rows: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """``rows`` (..., L) copied into the workspace's buffer ``name`` (..., n), zeros after L: one
+    copy, where torch.fft's own padding would zero-fill and copy the whole input once more."""
+    padded = workspace_buffer(workspace, name, (*rows.shape[:-1], n), dtype, rows.device)
+    padded[..., rows.shape[-1] :].zero_()
+    padded[..., : rows.shape[-1]].copy_(rows)
+    return padded
 
 
 def fftconv(
@@ -253,4 +257,4 @@ def gated_fftconv(
 
         _check_shapes(x1, k, d)
         return gated_fftconv_triton(x0, x1, v, k, d)
-    return x0 * fftconv(x1 * v, k, d, impl="torch" if impl == "triton" else impl)
+    return x0 * fftconv(x1 * v, k, d, impl=impl)

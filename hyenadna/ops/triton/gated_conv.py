@@ -112,18 +112,22 @@ def _load_tables(tables, N1: tl.constexpr, N2: tl.constexpr):
 
 
 @triton.jit
+def _row_layout(length, channels, stride_b, stride_c, N1: tl.constexpr, N2: tl.constexpr):
+    """This program's channel, (N1, N2) position block and mask, and the offsets of its row
+    (one per program) in the strided inputs and in the contiguous (B, C, L) outputs and gradients."""
+    row = tl.program_id(0)
+    c = row % channels
+    idx = tl.arange(0, N1)[:, None] * N2 + tl.arange(0, N2)[None, :]
+    return c, idx, idx < length, (row // channels) * stride_b + c * stride_c, row * length
+
+
+@triton.jit
 def _gated_conv_fwd(
     x0_ptr, x1_ptr, v_ptr, out_ptr, hr_ptr, hi_ptr, d_ptr, tables,
     length, channels, stride_b, stride_c,
     N1: tl.constexpr, N2: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
-    row = tl.program_id(0)
-    b = row // channels
-    c = row % channels
-    idx = tl.arange(0, N1)[:, None] * N2 + tl.arange(0, N2)[None, :]
-    mask = idx < length
-    base = b * stride_b + c * stride_c
-    out_base = row * length  # outputs are contiguous (B, C, L)
+    c, idx, mask, base, out_base = _row_layout(length, channels, stride_b, stride_c, N1, N2)
     x1 = tl.load(x1_ptr + base + idx, mask=mask, other=0.0).to(tl.float32)
     v = tl.load(v_ptr + base + idx, mask=mask, other=0.0).to(tl.float32)
     u = x1 * v
@@ -146,13 +150,7 @@ def _gated_conv_bwd(
     length, channels, stride_b, stride_c,
     N1: tl.constexpr, N2: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
-    row = tl.program_id(0)
-    b = row // channels
-    c = row % channels
-    idx = tl.arange(0, N1)[:, None] * N2 + tl.arange(0, N2)[None, :]
-    mask = idx < length
-    base = b * stride_b + c * stride_c
-    out_base = row * length  # dy and the gradients are contiguous (B, C, L)
+    c, idx, mask, base, out_base = _row_layout(length, channels, stride_b, stride_c, N1, N2)
     x0 = tl.load(x0_ptr + base + idx, mask=mask, other=0.0).to(tl.float32)
     x1 = tl.load(x1_ptr + base + idx, mask=mask, other=0.0).to(tl.float32)
     v = tl.load(v_ptr + base + idx, mask=mask, other=0.0).to(tl.float32)
@@ -178,7 +176,7 @@ def _gated_conv_bwd(
     cr, ci = _cmul_conj(gr, gi, ur, ui)
     dh = _inverse_dft(cr, ci, f1r, f1i, f2r, f2i, twr, twi, PRECISION) / (N1 * N2)
     tl.store(dh_ptr + out_base + idx, dh, mask=mask)
-    tl.store(dd_ptr + row, tl.sum(tl.sum(g * u, axis=1), axis=0))
+    tl.store(dd_ptr + tl.program_id(0), tl.sum(tl.sum(g * u, axis=1), axis=0))
 
 
 def _tables(n1: int, n2: int, device: torch.device) -> torch.Tensor:
