@@ -17,8 +17,15 @@ HyenaDNA code's arithmetic, filter recomputed each call, FFT at 2L, no chunking,
 ``--attention-max``). Each measurement runs in a fresh process so that its peak RSS
 (``ru_maxrss``, which includes the ~0.3 GB of torch itself) is its own; times are the best of
 ``--repeat`` runs after a warm-up (for inputs up to ``--warmup-max``). Results are merged into
-the earlier JSON of the same machine unless ``--fresh``. Prints a table, writes JSON and a PNG plot (needs matplotlib:
-``pip install matplotlib``, or ``make bench-long``).
+the earlier JSON of the same machine unless ``--fresh``.
+
+Allocator: ours runs as the ``hyenadna`` command does, under jemalloc when it is installed
+(hyenadna/runtime.py explains why), and the baselines under the system allocator, as their own
+code would. ``IMPL@jemalloc`` / ``IMPL@system`` (say ``reference@jemalloc``) pick the other one,
+to show how much of a difference is the allocator's.
+
+Prints a table, writes JSON and a PNG plot (needs matplotlib: ``pip install matplotlib``, or
+``make bench-long``).
 """
 
 from __future__ import annotations
@@ -61,20 +68,21 @@ def measure_one(impl: str, mode: str, length: int, repeat: int, warmup: bool = T
     sys.path.insert(0, str(HERE))
     from reference_hyena import reference_hidden_states
 
-    model = _build(impl, mode)
+    kind = impl.split("@", 1)[0]  # the allocator suffix was applied by run_isolated
+    model = _build(kind, mode)
     ids = torch.randint(7, 11, (1, length + 1))
     inputs, targets = ids[:, :-1], ids[:, 1:]
 
     if mode == "inference":
         model.eval()
-        if impl == "reference":
+        if kind == "reference":
 
             def step() -> None:
                 with torch.no_grad():
                     reference_hidden_states(model, inputs)
 
         else:
-            context = torch.no_grad if impl == "attention" else torch.inference_mode
+            context = torch.no_grad if kind == "attention" else torch.inference_mode
 
             def step() -> None:
                 with context():
@@ -85,7 +93,7 @@ def measure_one(impl: str, mode: str, length: int, repeat: int, warmup: bool = T
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
         def logits_of(x):
-            if impl == "reference":
+            if kind == "reference":
                 return F.linear(reference_hidden_states(model, x), model.token_embedding.weight)
             return model(x)
 
@@ -104,15 +112,39 @@ def measure_one(impl: str, mode: str, length: int, repeat: int, warmup: bool = T
         times.append(time.perf_counter() - start)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     best = min(times)
+    from hyenadna.runtime import jemalloc_loaded
+
     return {"impl": impl, "mode": mode, "length": length, "seconds": best, "tokens_per_s": length / best,
-            "peak_rss_gb": peak_kb / 2**20}  # fmt: skip
+            "peak_rss_gb": peak_kb / 2**20, "allocator": "jemalloc" if jemalloc_loaded() else "system"}  # fmt: skip
+
+
+def allocator_of(impl: str) -> str:
+    """``impl@jemalloc`` / ``impl@system`` name the allocator; without a suffix ours runs as the
+    ``hyenadna`` command does (jemalloc when installed, hyenadna/runtime.py) and the baselines
+    as their own code would (the system allocator)."""
+    if "@" in impl:
+        return impl.split("@", 1)[1]
+    return "jemalloc" if impl.startswith("hyenadna") else "system"
+
+
+def environment_for(impl: str) -> dict[str, str]:
+    sys.path.insert(0, str(HERE.parent))
+    from hyenadna.runtime import allocator_environment
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF", "HYENADNA_ALLOCATOR_SET")}
+    if allocator_of(impl) == "system":
+        return env
+    jemalloc = allocator_environment({**env, "HYENADNA_ALLOCATOR": "jemalloc"})
+    if jemalloc is None:
+        raise SystemExit(f"{impl}: jemalloc is not installed (apt install libjemalloc2)")
+    return jemalloc
 
 
 def run_isolated(impl: str, mode: str, length: int, repeat: int, timeout: float, warmup_max: int) -> dict | None:
     command = [sys.executable, __file__, "--one", impl, mode, str(length), "--repeat", str(repeat)]
     command += ["--warmup-max", str(warmup_max)]
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment_for(impl))
     except subprocess.TimeoutExpired:
         return {"impl": impl, "mode": mode, "length": length, "error": f"over {timeout:.0f} s"}
     if proc.returncode != 0:
@@ -158,16 +190,16 @@ def machine() -> str:
 
 
 def table(results: list[dict]) -> str:
-    lines = [f"{'mode':<10} {'length':>10} {'impl':<14} {'seconds':>9} {'tokens/s':>10} {'peak GB':>8} {'vs ref':>7}"]
+    lines = [f"{'mode':<10} {'length':>10} {'impl':<18} {'seconds':>9} {'tokens/s':>10} {'peak GB':>8} {'vs ref':>7}"]
     ref = {(r["mode"], r["length"]): r for r in results if r["impl"] == "reference" and "seconds" in r}
     for r in sorted(results, key=lambda r: (MODES.index(r["mode"]), r["length"], r["impl"])):
         if "error" in r:
-            lines.append(f"{r['mode']:<10} {r['length']:>10,} {r['impl']:<14} {r['error']}")
+            lines.append(f"{r['mode']:<10} {r['length']:>10,} {r['impl']:<18} {r['error']}")
             continue
         base = ref.get((r["mode"], r["length"]))
         speedup = f"{base['seconds'] / r['seconds']:.2f}x" if base else ""
         lines.append(
-            f"{r['mode']:<10} {r['length']:>10,} {r['impl']:<14} {r['seconds']:>9.2f} "
+            f"{r['mode']:<10} {r['length']:>10,} {r['impl']:<18} {r['seconds']:>9.2f} "
             f"{r['tokens_per_s']:>10,.0f} {r['peak_rss_gb']:>8.2f} {speedup:>7}"
         )
     return "\n".join(lines)
@@ -201,7 +233,7 @@ def main() -> None:
                     continue
                 impls += ["hyenadna+ckpt"] if "hyenadna" in impls else []
             for impl in impls:
-                if impl == "attention" and length > args.attention_max:
+                if impl.startswith("attention") and length > args.attention_max:
                     continue
                 result = run_isolated(impl, mode, length, args.repeat, args.timeout, args.warmup_max)
                 print(json.dumps(result), flush=True)

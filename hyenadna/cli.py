@@ -31,6 +31,7 @@ from hyenadna.pipelines.options import (
     PretrainData,
     TrainerOptions,
 )
+from hyenadna.runtime import reexec_with_jemalloc
 
 # Defaults shown by --print_config; instances are never mutated.
 _MODEL, _OPTIM, _TRAINER = ModelOptions(), OptimOptions(), TrainerOptions()
@@ -261,15 +262,26 @@ def loss(fasta: str, model: str = "tiny-1k", window: int | None = None, batch_si
 
 
 def info(model: str = "tiny-1k") -> dict:
-    """Print a model's configuration and parameter count.
+    """Print a model's configuration and parameter count, and the runtime it would run under.
 
     Args:
         model: a preset or a model folder.
     """
+    import torch
+
     from hyenadna import load
+    from hyenadna.ops.triton import triton_available
+    from hyenadna.runtime import jemalloc_loaded
 
     net = load(model)
-    return {**net.config.to_dict(), "parameters": net.num_parameters()}
+    runtime = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "allocator": "jemalloc" if jemalloc_loaded() else "system",
+        "cuda": torch.cuda.is_available(),
+        "triton": triton_available(),
+    }
+    return {**net.config.to_dict(), "parameters": net.num_parameters(), "runtime": runtime}
 
 
 COMMANDS: dict[str, Callable] = {
@@ -297,10 +309,14 @@ def build_parser():
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """The ``hyenadna`` command. Run as a program (``argv`` None), it first re-executes itself
+    with jemalloc as the allocator when installed (see :mod:`hyenadna.runtime`)."""
     # Lightning's own deprecation noise about torch internals says nothing to our users.
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     parser = build_parser()
     try:
+        if argv is None:
+            reexec_with_jemalloc()
         cfg = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
         command = cfg.command
         init = parser.instantiate(cfg)[command]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,14 +60,21 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path):
 
 
 @pytest.mark.slow
-def test_console_script_info_runs():
+@pytest.mark.parametrize("allocator", ["jemalloc", "system"])
+def test_console_script_info_runs_under_the_chosen_allocator(allocator):
+    """The command re-executes itself under jemalloc (installed by .ci/install-test-data)
+    unless HYENADNA_ALLOCATOR=system; the arguments survive the re-execution."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF", "HYENADNA_ALLOCATOR_SET")}
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "hyenadna"), "info", "--model", "small-32k"],
         capture_output=True,
         text=True,
         check=True,
+        env={**env, "HYENADNA_ALLOCATOR": allocator},
     )
-    assert '"l_max": 32770' in proc.stdout and '"parameters"' in proc.stdout
+    result = json.loads(proc.stdout)
+    assert result["l_max"] == 32770 and result["parameters"] > 0
+    assert result["runtime"]["allocator"] == allocator
 
 
 @pytest.mark.parametrize("recipe", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)

@@ -18,7 +18,7 @@ TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 1e-2, torch.float16: 1e-2}
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).norm() / b.double().norm())
+    return float((a.detach().double() - b.detach().double()).norm() / b.detach().double().norm())
 
 
 def reference(x0, x1, v, h, d, dy):
@@ -90,3 +90,61 @@ def test_model_with_triton_kernels_equals_the_torch_model(order):
     assert all(rel_err(x, y) <= 1e-4 for x, y in zip(grads_a, grads_b) if y.norm() > 0)
     with torch.no_grad():  # inference takes the kernels too
         assert rel_err(fast.eval()(ids), plain.eval()(ids)) <= 1e-5
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 37, 130])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_short_conv_split_matches_conv1d(length, dtype, with_bias):
+    """The fused short convolution + transpose + split against Conv1d in float64: outputs and
+    gradients, tiles cut by the length and channel edges, a part without gradient."""
+    from hyenadna.ops.short_conv import short_conv_ref
+    from hyenadna.ops.triton.short_conv import short_conv_split_triton
+
+    torch.manual_seed(length)
+    part, batch = 13, 2
+    channels = 3 * part  # 39: one full channel tile and a partial one
+    z = torch.randn(batch, length, channels, device=DEVICE).to(dtype).requires_grad_()
+    weight = torch.randn(channels, 1, 3, device=DEVICE, requires_grad=True)
+    bias = torch.randn(channels, device=DEVICE, requires_grad=True) if with_bias else None
+    parts = short_conv_split_triton(z, weight, bias, part)
+    assert len(parts) == 3 and all(p.shape == (batch, part, length) and p.dtype == dtype for p in parts)
+    upstream = [torch.randn(batch, part, length, device=DEVICE), None, torch.randn(batch, part, length, device=DEVICE)]
+    loss = sum((p.float() * g).sum() for p, g in zip(parts, upstream, strict=True) if g is not None)
+    inputs = [t for t in (z, weight, bias) if t is not None]
+    grads = torch.autograd.grad(loss, inputs)
+
+    leaves = [t.detach().double().requires_grad_() for t in inputs]
+    expected = short_conv_ref(leaves[0], leaves[1], leaves[2] if with_bias else None).transpose(1, 2).split(part, 1)
+    loss64 = sum((p * g.double()).sum() for p, g in zip(expected, upstream, strict=True) if g is not None)
+    expected_grads = torch.autograd.grad(loss64, leaves)
+    for got, want in zip(parts, expected, strict=True):
+        assert not got.isnan().any() and rel_err(got, want) < TOLERANCE[dtype]
+    for got, want in zip(grads, expected_grads, strict=True):
+        assert not got.isnan().any() and rel_err(got, want) < TOLERANCE[dtype]
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_script_runs_tiny_in_the_interpreter(tmp_path):
+    """benchmarks/triton_fftconv.py is meant for a GPU; --smoke runs its whole flow at tiny
+    sizes (the interpreter on a CPU), so a lent GPU session does not find it broken."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "triton_fftconv.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--end-to-end", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(next(tmp_path.glob("triton_fftconv_*.json")).read_text())
+    assert {(r["impl"], r["mode"], r["length"]) for r in result["rows"]} == {
+        (impl, mode, length) for impl in ("torch", "triton") for mode in ("fwd", "fwd+bwd") for length in (64, 300)
+    }
+    assert all(r["seconds"] > 0 for r in result["rows"])
+    assert [r["mode"] for r in result["end_to_end"]] == ["forward", "train step"]
+    assert "speed-up" in proc.stdout

@@ -15,17 +15,35 @@ from torch.utils.checkpoint import checkpoint
 
 from hyenadna.config import HyenaConfig
 from hyenadna.modules.operator import HyenaOperator
+from hyenadna.ops.mlp import gelu_mlp
 
 
 class Mlp(nn.Module):
-    """Position-wise feed-forward layer with tanh-approximated GELU."""
+    """Position-wise feed-forward layer with tanh-approximated GELU. In float32/float64
+    training without autocast it runs as :func:`hyenadna.ops.mlp.gelu_mlp`, which saves less
+    for the backward pass and checkpoints without a wasted second ``fc2``."""
 
     def __init__(self, d_model: int, d_inner: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(d_model, d_inner)
         self.fc2 = nn.Linear(d_inner, d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, recompute: bool = False) -> torch.Tensor:
+        if torch.is_grad_enabled() and self._fused_applies(x):
+            pairs = [(layer.weight, layer.bias) for layer in (self.fc1, self.fc2)]
+            return gelu_mlp(x, pairs[0], pairs[1], recompute)
+        if recompute and torch.is_grad_enabled():
+            return checkpoint(self._forward_autograd, x, use_reentrant=False)
+        return self._forward_autograd(x)
+
+    def _fused_applies(self, x: torch.Tensor) -> bool:
+        return (
+            x.dtype in (torch.float32, torch.float64)
+            and self.fc1.weight.dtype == x.dtype
+            and not torch.is_autocast_enabled(x.device.type)
+        )
+
+    def _forward_autograd(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
 
 
@@ -46,9 +64,7 @@ class Block(nn.Module):
         self.mlp = Mlp(config.d_model, config.d_inner)
 
     def _run(self, layer: nn.Module, x: torch.Tensor, recompute: bool) -> torch.Tensor:
-        if recompute and self.training and torch.is_grad_enabled():
-            return checkpoint(layer, x, use_reentrant=False)
-        return layer(x)
+        return layer(x, recompute=recompute and self.training)
 
     def _add_norm(
         self, hidden: torch.Tensor, residual: torch.Tensor | None, dropout: nn.Module, norm: nn.LayerNorm

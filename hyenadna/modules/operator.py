@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from hyenadna.config import HyenaConfig
 from hyenadna.errors import HyenaDNAError
@@ -28,6 +29,7 @@ from hyenadna.ops.fftconv import (
     next_fast_fft_size,
     triton_supported,
 )
+from hyenadna.ops.hyena_mixer import hyena_mixer
 from hyenadna.ops.short_conv import short_conv
 
 
@@ -112,25 +114,66 @@ class HyenaOperator(nn.Module):
             self._spectra[key] = (version, k, d_skip, k_f)
         return k, d_skip, k_f
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, recompute: bool = False) -> torch.Tensor:
+        """(B, L, d_model) -> (B, L, d_model). ``recompute``: activation checkpointing, keep
+        the input only and run the forward again in the backward pass."""
         length = x.shape[-2]
         if length > self.l_max:
             raise HyenaDNAError(f"input of length {length} is longer than the model's l_max {self.l_max}")
-        k, d_skip, k_f = self._filters_for(length)
-        if not torch.is_grad_enabled() and not triton_supported(x.transpose(-1, -2), self.fftconv_impl):
+        if not torch.is_grad_enabled():
+            k, d_skip, k_f = self._filters_for(length)
+            if triton_supported(x.transpose(-1, -2), self.fftconv_impl):
+                return self._forward_channels_first(x, k, d_skip)
             return self._forward_channels_last(x, k, d_skip, k_f)
+        if self._fused_applies(x):
+            if recompute:  # the filter MLP's activations are as large as the operator's own
+                k, d_skip = checkpoint(self.long_filters, length, use_reentrant=False)
+            else:
+                k, d_skip, _ = self._filters_for(length)
+            pairs = [(layer.weight, layer.bias) for layer in (self.in_proj, self.short_conv, self.out_proj)]
+            skip = d_skip.to(x.dtype) if self.use_skip else None
+            return hyena_mixer(x, pairs[0], pairs[1], k.to(x.dtype), skip, pairs[2], self.order, recompute)
+        if recompute:
+            return checkpoint(self._forward_autograd, x, use_reentrant=False)
+        return self._forward_autograd(x)
+
+    def _fused_applies(self, x: torch.Tensor) -> bool:
+        """Training in float32/float64 without autocast takes :func:`hyena_mixer`, the whole
+        operator as one autograd function with a hand-written backward. Half precision,
+        autocast, the Triton kernels and the ``ref`` implementation take plain autograd
+        (:meth:`_forward_autograd`)."""
+        return (
+            self.fftconv_impl in ("auto", "torch")
+            and x.dtype in (torch.float32, torch.float64)
+            and self.in_proj.weight.dtype == x.dtype
+            and not torch.is_autocast_enabled(x.device.type)
+            and not triton_supported(x.transpose(-1, -2), self.fftconv_impl)
+        )
+
+    def _forward_autograd(self, x: torch.Tensor) -> torch.Tensor:
+        k, d_skip, _ = self._filters_for(x.shape[-2])
         return self._forward_channels_first(x, k, d_skip)
 
     def _forward_channels_first(self, x: torch.Tensor, k: torch.Tensor, d_skip: torch.Tensor) -> torch.Tensor:
-        """Training layout (B, C, L), as the reference: Conv1d and the FFT have fused backward
-        passes there, which beat autograd through channels-last views. The last step, with
-        the output gate, is :func:`gated_fftconv` (fused Triton kernels on CUDA)."""
+        """The (B, C, L) layout with plain autograd: half precision and autocast, the ``ref``
+        implementation, and the Triton kernels, which take over the short convolution with the
+        split (:mod:`hyenadna.ops.triton.short_conv`) and the last, gated, long convolution
+        (:func:`gated_fftconv`)."""
         length = x.shape[-2]
-        u = self.in_proj(x).transpose(-1, -2)  # (B, (order+1) d, L)
-        u = F.conv1d(
-            u, self.short_conv.weight, self.short_conv.bias, padding=self.short_conv.padding, groups=u.shape[-2]
-        )[..., :length]
-        *gates, v = u.split(self.d_model, dim=-2)
+        z = self.in_proj(x)
+        if triton_supported(x.transpose(-1, -2), self.fftconv_impl):  # short conv, transpose, split: one kernel
+            from hyenadna.ops.triton.short_conv import short_conv_split_triton
+
+            *gates, v = short_conv_split_triton(z, self.short_conv.weight, self.short_conv.bias, self.d_model)
+        else:
+            u = F.conv1d(
+                z.transpose(-1, -2),  # (B, (order+1) d, L)
+                self.short_conv.weight,
+                self.short_conv.bias,
+                padding=self.short_conv.padding,
+                groups=z.shape[-1],
+            )[..., :length]
+            *gates, v = u.split(self.d_model, dim=-2)
         last = self.order - 2
         for step, gate in enumerate(reversed(gates[2:])):
             v = fftconv(v * gate, k[step], d_skip[step] if self.use_skip else None, impl=self.fftconv_impl)

@@ -30,6 +30,8 @@ import torch
 import triton
 import triton.language as tl
 
+from hyenadna.ops.triton import output_buffer
+
 MAX_LENGTH = 2048  # n = 4096 = 64 x 64, the largest transform one program holds
 
 
@@ -204,7 +206,7 @@ class GatedFFTConv(torch.autograd.Function):
         hr, hi = filter_blocks(h.detach(), n1, n2)
         tables = _tables(n1, n2, x0.device)
         batch, channels, stride_b, stride_c = _launch_shape(x1)
-        out = torch.empty(x1.shape, dtype=x1.dtype, device=x1.device)
+        out = output_buffer(x1.shape, x1.dtype, x1.device)
         _gated_conv_fwd[(batch * channels,)](
             x0, x1, v, out, hr, hi, d.detach().float().contiguous(), tables,
             length, channels, stride_b, stride_c,
@@ -221,9 +223,9 @@ class GatedFFTConv(torch.autograd.Function):
         length = x0.shape[-1]
         batch, channels, stride_b, stride_c = _launch_shape(x1)
         dy = dy.contiguous()
-        grads = [torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (x0, x1, v)]
-        dh_rows = torch.empty(batch * channels, length, dtype=torch.float32, device=x1.device)
-        dd_rows = torch.empty(batch * channels, dtype=torch.float32, device=x1.device)
+        grads = [output_buffer(t.shape, t.dtype, t.device) for t in (x0, x1, v)]
+        dh_rows = output_buffer((batch * channels, length), torch.float32, x1.device)
+        dd_rows = output_buffer((batch * channels,), torch.float32, x1.device)
         _gated_conv_bwd[(batch * channels,)](
             dy, x0, x1, v, hr, hi, d.detach().float().contiguous(), tables,
             *grads, dh_rows, dd_rows,

@@ -1,0 +1,236 @@
+"""The whole Hyena operator for training on the CPU: one autograd function, no transposes.
+
+For an input ``x`` (B, L, d) and recurrence order N the operator computes
+
+1. ``z = W_in x + b_in`` and ``u = short_conv(z)``, split into gates g_0 .. g_{N-1} and a value v_0;
+2. for each step o = 0 .. N-2: ``w_o = g_{N-1-o} ⊙ v_o``, ``v_{o+1} = h_o * w_o + D_o ⊙ w_o``;
+3. ``out = W_out (g_0 ⊙ v_{N-1}) + b_out``, (B, L, d).
+
+Why one function: the long convolutions want channels-first rows (FFTs along the contiguous
+axis), the projections produce and take channels-last rows, and on a CPU a transposing copy of
+an activation costs several times an elementwise pass. Here the projections read and write
+the (B, C, L) layout directly, as matrix products with a transposed operand (a flag to BLAS,
+not a copy), so nothing is ever transposed. And plain autograd through these steps stores
+every intermediate, complex spectra included, and differentiates each real FFT through a
+complex one of full size; this function keeps ``x``, ``z``, the step outputs v_1 .. v_{N-1}
+and the filters' spectra, and writes the backward pass out by hand with real FFTs: the input
+gradient of a causal convolution is the anti-causal correlation ``irfft(rfft(g) · conj(H))``
+and the filter gradient ``Σ_batch irfft(rfft(g) · conj(rfft(w)))``, both cut to L lags.
+
+Float32 and float64 only, no autocast: :class:`hyenadna.modules.operator.HyenaOperator` takes
+plain autograd otherwise (half precision, the Triton kernels, ``fftconv_impl="ref"``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hyenadna.errors import HyenaDNAError
+from hyenadna.ops.fftconv import next_fast_fft_size
+
+
+def _rows_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+    """``out[i] = a[i] @ b[i] (+ bias)`` per batch entry; ``a`` or ``b`` may be a 2-D matrix
+    shared by all entries, and any operand a transposed view (BLAS reads it as stored)."""
+    for i in range(out.shape[0]):
+        left = a if a.dim() == 2 else a[i]
+        right = b if b.dim() == 2 else b[i]
+        if bias is None:
+            torch.mm(left, right, out=out[i])
+        else:
+            torch.addmm(bias, left, right, out=out[i])
+
+
+def _short_conv_rows(z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Causal depthwise convolution of (B, C, L) rows: tap K-1 multiplies position t, tap
+    K-1-s position t-s (``Conv1d(..., padding=K-1)`` cut to L), as K shifted multiply-adds."""
+    taps, length = weight.shape[-1], z.shape[-1]
+    w = weight[:, 0, :, None]  # (C, K, 1)
+    u = z * w[:, taps - 1] if bias is None else torch.addcmul(bias[:, None], z, w[:, taps - 1])
+    for shift in range(1, min(taps, length)):
+        u[..., shift:].addcmul_(z[..., :-shift], w[:, taps - 1 - shift])
+    return u
+
+
+def _short_conv_rows_backward(
+    grad_u: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, needs: tuple[bool, bool, bool]
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of :func:`_short_conv_rows` for (input, weight, bias): the input's is the
+    anti-causal convolution with the same taps; tap ``K-1-s``'s is the dot product of the
+    output gradient with the input shifted by s, over batch and positions."""
+    taps, length = weight.shape[-1], z.shape[-1]
+    w = weight[:, 0, :, None]
+    grad_z = grad_weight = grad_bias = None
+    if needs[0]:
+        grad_z = grad_u * w[:, taps - 1]
+        for shift in range(1, min(taps, length)):
+            grad_z[..., :-shift].addcmul_(grad_u[..., shift:], w[:, taps - 1 - shift])
+    if needs[1]:
+        grad_weight = torch.zeros_like(weight)
+        for shift in range(min(taps, length)):
+            dots = torch.linalg.vecdot(grad_u[..., shift:], z[..., : length - shift], dim=-1)
+            grad_weight[:, 0, taps - 1 - shift] = dots.sum(0)
+    if needs[2]:
+        grad_bias = grad_u.sum((0, 2))
+    return grad_z, grad_weight, grad_bias
+
+
+def _padded_rows(batch: int, channels: int, length: int, n: int, like: torch.Tensor) -> torch.Tensor:
+    """A (B, C, n) buffer whose positions L.. are zero; the caller fills the first L."""
+    padded = like.new_empty(batch, channels, n)
+    padded[..., length:].zero_()
+    return padded
+
+
+def _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip, order: int):
+    """Steps 1 and 2 of the module docstring: ``z`` (B, (N+1) d, L), the filters' spectra,
+    the step outputs v_1 .. v_{N-1} (B, d, L) and ``u``'s parts g_0 .. g_{N-1}, v_0."""
+    batch, length, _ = x.shape
+    d = k.shape[1]
+    n = next_fast_fft_size(2 * length - 1)
+    z = x.new_empty(batch, in_weight.shape[0], length)
+    _rows_product(in_weight, x.transpose(1, 2), z, None if in_bias is None else in_bias[:, None])
+    parts = _short_conv_rows(z, conv_weight, conv_bias).split(d, dim=1)
+    *gates, value = parts
+    k_f = torch.fft.rfft(k, n=n)  # (N-1, d, F)
+    outputs = []
+    current = value
+    for step in range(order - 1):
+        padded = _padded_rows(batch, d, length, n, x)
+        w = torch.mul(gates[order - 1 - step], current, out=padded[..., :length])
+        conv = torch.fft.irfft(torch.fft.rfft(padded).mul_(k_f[step]), n=n)[..., :length]
+        current = conv.clone() if d_skip is None else torch.addcmul(conv, w, d_skip[step, :, None])
+        outputs.append(current)
+    return z, k_f, outputs, parts
+
+
+class _HyenaMixer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip, out_weight, out_bias, order, recompute):
+        z, k_f, outputs, parts = _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip, order)
+        gated = parts[0] * outputs[-1]
+        del parts
+        out = x.new_empty(*x.shape[:2], out_weight.shape[0])
+        _rows_product(gated.transpose(1, 2), out_weight.t(), out, out_bias)
+        ctx.order, ctx.recompute = order, recompute
+        kept = (k,) if recompute else (k_f, z, *outputs)
+        ctx.save_for_backward(x, in_weight, in_bias, conv_weight, conv_bias, d_skip, out_weight, *kept)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, in_weight, in_bias, conv_weight, conv_bias, d_skip, out_weight, *kept = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        order = ctx.order
+        batch, length, _ = x.shape
+        d = out_weight.shape[1]
+        n = next_fast_fft_size(2 * length - 1)
+        if ctx.recompute:  # checkpointing: the forward pass again, without the out-projection
+            z, k_f, outputs, parts = _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, kept[0], d_skip, order)
+        else:
+            k_f, z, *outputs = kept
+            parts = _short_conv_rows(z, conv_weight, conv_bias).split(d, dim=1)  # recomputed, not stored
+        *gates, value = parts
+        grad_out = grad_out.contiguous()
+
+        grad_out_weight = grad_out_bias = None
+        if needs[7]:
+            gated = gates[0] * outputs[-1]
+            grad_out_weight = torch.zeros_like(out_weight)
+            for i in range(batch):
+                grad_out_weight.addmm_(grad_out[i].t(), gated[i].t())
+            del gated
+        if needs[8]:
+            grad_out_bias = grad_out.sum((0, 1))
+        grad_gated = x.new_empty(batch, d, length)
+        _rows_product(out_weight.t(), grad_out.transpose(1, 2), grad_gated)
+
+        grad_u = torch.empty_like(z)
+        grad_gates = grad_u.split(d, dim=1)
+        torch.mul(grad_gated, outputs[-1], out=grad_gates[0])
+        grad_padded = _padded_rows(batch, d, length, n, x)  # gradient of the step's output, padded
+        torch.mul(grad_gated, gates[0], out=grad_padded[..., :length])
+        del grad_gated
+        grad_k = torch.zeros_like(k_f.real[..., :length]) if needs[5] else None
+        grad_d = torch.zeros_like(d_skip) if needs[6] and d_skip is not None else None
+        for step in reversed(range(order - 1)):
+            gate = gates[order - 1 - step]
+            current = value if step == 0 else outputs[step - 1]
+            grad_step = grad_padded[..., :length]
+            grad_spectrum = torch.fft.rfft(grad_padded)
+            if grad_k is not None or grad_d is not None:
+                padded = _padded_rows(batch, d, length, n, x)
+                w = torch.mul(gate, current, out=padded[..., :length])
+                if grad_d is not None:
+                    grad_d[step] = torch.linalg.vecdot(grad_step, w, dim=-1).sum(0)
+                if grad_k is not None:
+                    cross = (grad_spectrum * torch.fft.rfft(padded).conj()).sum(0)
+                    grad_k[step] = torch.fft.irfft(cross, n=n)[..., :length]
+                del padded, w
+            grad_w = torch.fft.irfft(grad_spectrum.mul_(k_f[step].conj()), n=n)[..., :length]
+            del grad_spectrum
+            if d_skip is not None:
+                grad_w.addcmul_(grad_step, d_skip[step, :, None])
+            torch.mul(grad_w, current, out=grad_gates[order - 1 - step])
+            if step == 0:
+                torch.mul(grad_w, gate, out=grad_gates[-1])
+            else:
+                grad_padded = _padded_rows(batch, d, length, n, x)
+                torch.mul(grad_w, gate, out=grad_padded[..., :length])
+            del grad_w
+
+        grad_z, grad_conv_weight, grad_conv_bias = _short_conv_rows_backward(
+            grad_u, z, conv_weight, (needs[0] or needs[1] or needs[2], needs[3], needs[4] and conv_bias is not None)
+        )
+        del grad_u
+        grad_x = grad_in_weight = grad_in_bias = None
+        if needs[0]:
+            grad_x = torch.empty_like(x)
+            _rows_product(grad_z.transpose(1, 2), in_weight, grad_x)
+        if needs[1]:
+            grad_in_weight = torch.zeros_like(in_weight)
+            for i in range(batch):
+                grad_in_weight.addmm_(grad_z[i], x[i])
+        if needs[2]:
+            grad_in_bias = grad_z.sum((0, 2))
+        return (grad_x, grad_in_weight, grad_in_bias, grad_conv_weight, grad_conv_bias, grad_k, grad_d,
+                grad_out_weight, grad_out_bias, None, None)  # fmt: skip
+
+
+def hyena_mixer(
+    x: torch.Tensor,
+    in_proj: tuple[torch.Tensor, torch.Tensor | None],
+    short_conv: tuple[torch.Tensor, torch.Tensor | None],
+    k: torch.Tensor,
+    d_skip: torch.Tensor | None,
+    out_proj: tuple[torch.Tensor, torch.Tensor | None],
+    order: int,
+    recompute: bool = False,
+) -> torch.Tensor:
+    """The Hyena operator (see the module docstring) on ``x`` (B, L, d), differentiable.
+
+    ``in_proj``, ``short_conv`` and ``out_proj`` are (weight, bias) pairs in ``nn.Linear`` /
+    depthwise ``nn.Conv1d`` layout: ((order+1) d, d), ((order+1) d, 1, K) and (d, d), biases
+    or ``None``. ``k`` (order-1, d, L) holds the long filters and ``d_skip`` (order-1, d) their
+    skip terms (``None``: none). All in ``x``'s dtype, float32 or float64. ``recompute``:
+    activation checkpointing, keep only the input and run the forward pass again in the
+    backward (without the out-projection, which the backward does not need)."""
+    if x.dim() != 3 or x.dtype not in (torch.float32, torch.float64):
+        raise HyenaDNAError(f"hyena_mixer expects a float32/float64 x (B, L, d), got {tuple(x.shape)} {x.dtype}")
+    d, length = x.shape[-1], x.shape[1]
+    tensors = (*in_proj, *short_conv, k, d_skip, *out_proj)
+    if any(t is not None and t.dtype != x.dtype for t in tensors):
+        raise HyenaDNAError(f"hyena_mixer expects every weight in x's dtype {x.dtype}")
+    if (
+        in_proj[0].shape != ((order + 1) * d, d)
+        or short_conv[0].shape[:2] != ((order + 1) * d, 1)
+        or k.shape != (order - 1, d, length)
+        or (d_skip is not None and d_skip.shape != (order - 1, d))
+        or out_proj[0].shape != (d, d)
+    ):
+        raise HyenaDNAError(
+            f"hyena_mixer: shapes do not fit x {tuple(x.shape)} and order {order}: in_proj "
+            f"{tuple(in_proj[0].shape)}, short_conv {tuple(short_conv[0].shape)}, k {tuple(k.shape)}, "
+            f"D {None if d_skip is None else tuple(d_skip.shape)}, out_proj {tuple(out_proj[0].shape)}"
+        )
+    return _HyenaMixer.apply(x.contiguous(), *in_proj, *short_conv, k, d_skip, *out_proj, order, recompute)
