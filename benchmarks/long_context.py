@@ -167,9 +167,10 @@ def plot(results: list[dict], path: Path) -> None:
                           key=lambda r: r["length"])  # fmt: skip
             if rows:
                 lengths = [r["length"] for r in rows]
-                style = {"label": impl, "color": colors.get(impl)}
-                axes[0, col].plot(lengths, [r["tokens_per_s"] for r in rows], "o-", **style)
-                axes[1, col].plot(lengths, [r["peak_rss_gb"] for r in rows], "o-", **style)
+                # an allocator variant (impl@allocator) shares its impl's color, dashed
+                style = {"label": impl, "color": colors.get(impl.split("@")[0]), "ls": "--" if "@" in impl else "-"}
+                axes[0, col].plot(lengths, [r["tokens_per_s"] for r in rows], "o", **style)
+                axes[1, col].plot(lengths, [r["peak_rss_gb"] for r in rows], "o", **style)
         axes[0, col].set_title(f"{mode}: tokens/s (higher is better)")
         axes[1, col].set_title(f"{mode}: peak RSS, GB (lower is better)")
         for ax in axes[:, col]:

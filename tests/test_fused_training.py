@@ -30,17 +30,19 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize(
-    "order,batch,length,skip,bias,recompute",
+    "order,batch,length,skip,bias,recompute,taps",
     [
-        (2, 1, 37, True, True, False),
-        (2, 2, 64, True, True, True),
-        (3, 2, 50, True, False, False),
-        (4, 1, 129, True, True, True),
-        (2, 3, 1, True, True, False),
-        (2, 2, 2, False, True, False),
+        (2, 1, 37, True, True, False, 3),
+        (2, 2, 64, True, True, True, 3),
+        (3, 2, 50, True, False, False, 3),
+        (4, 1, 129, True, True, True, 3),
+        (2, 3, 1, True, True, False, 3),
+        (2, 2, 2, False, True, False, 3),
+        (2, 2, 40, True, True, False, 1),
+        (2, 1, 3, True, True, True, 5),
     ],
 )
-def test_hyena_mixer_matches_autograd_in_float64(order, batch, length, skip, bias, recompute):
+def test_hyena_mixer_matches_autograd_in_float64(order, batch, length, skip, bias, recompute, taps):
     torch.manual_seed(order * 100 + length)
     d = 6
     width = (order + 1) * d
@@ -50,7 +52,7 @@ def test_hyena_mixer_matches_autograd_in_float64(order, batch, length, skip, bia
 
     x, k = param(batch, length, d), param(order - 1, d, length)
     in_proj = (param(width, d), param(width) if bias else None)
-    conv = (param(width, 1, 3), param(width) if bias else None)
+    conv = (param(width, 1, taps), param(width) if bias else None)
     out_proj = (param(d, d), param(d) if bias else None)
     d_skip = param(order - 1, d) if skip else None
     inputs = [t for t in (x, *in_proj, *conv, k, d_skip, *out_proj) if t is not None]
