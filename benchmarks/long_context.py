@@ -128,7 +128,8 @@ def allocator_of(impl: str) -> str:
 
 
 def environment_for(impl: str) -> dict[str, str]:
-    sys.path.insert(0, str(HERE.parent))
+    if str(HERE.parent) not in sys.path:
+        sys.path.insert(0, str(HERE.parent))
     from hyenadna.runtime import allocator_environment
 
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF", "HYENADNA_ALLOCATOR_SET")}

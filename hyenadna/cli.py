@@ -9,7 +9,7 @@ with ``--print_config`` to show the resolved configuration and ``--help`` for ev
 * ``embed``: sequence embeddings of FASTA records, BED regions or BAM reads, to HDF5;
 * ``score``: variant effect scores (VCF + genome) or sequence log-likelihoods (FASTA), to TSV;
 * ``loss``: next-base loss of a model on a FASTA file;
-* ``info``: a model's configuration and parameter count.
+* ``info``: a model's configuration and parameter count, and the runtime (allocator, threads).
 """
 
 from __future__ import annotations
@@ -298,7 +298,12 @@ COMMANDS: dict[str, Callable] = {
 def build_parser():
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog="hyenadna", description="Long-context DNA language models (HyenaDNA).")
+    parser = ArgumentParser(
+        prog="hyenadna",
+        description="Long-context DNA language models (HyenaDNA).",
+        epilog="Runs on jemalloc when installed (faster on CPUs); HYENADNA_ALLOCATOR=system keeps the system "
+        "allocator. `hyenadna info` shows the runtime.",
+    )
     subcommands = parser.add_subcommands(dest="command")
     for name, fn in COMMANDS.items():
         sub = ArgumentParser(description=(fn.__doc__ or "").split("\n")[0])
@@ -313,10 +318,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     with jemalloc as the allocator when installed (see :mod:`hyenadna.runtime`)."""
     # Lightning's own deprecation noise about torch internals says nothing to our users.
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
-    parser = build_parser()
     try:
-        if argv is None:
+        if argv is None:  # before any work: the process is replaced
             reexec_with_jemalloc()
+        parser = build_parser()
         cfg = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
         command = cfg.command
         init = parser.instantiate(cfg)[command]

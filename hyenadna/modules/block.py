@@ -15,6 +15,7 @@ from torch.utils.checkpoint import checkpoint
 
 from hyenadna.config import HyenaConfig
 from hyenadna.modules.operator import HyenaOperator
+from hyenadna.ops.hyena_mixer import hand_written_backward_applies
 from hyenadna.ops.mlp import gelu_mlp
 
 
@@ -29,19 +30,12 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(d_inner, d_model)
 
     def forward(self, x: torch.Tensor, recompute: bool = False) -> torch.Tensor:
-        if torch.is_grad_enabled() and self._fused_applies(x):
+        if torch.is_grad_enabled() and hand_written_backward_applies(x, self.fc1.weight):
             pairs = [(layer.weight, layer.bias) for layer in (self.fc1, self.fc2)]
             return gelu_mlp(x, pairs[0], pairs[1], recompute)
         if recompute and torch.is_grad_enabled():
             return checkpoint(self._forward_autograd, x, use_reentrant=False)
         return self._forward_autograd(x)
-
-    def _fused_applies(self, x: torch.Tensor) -> bool:
-        return (
-            x.dtype in (torch.float32, torch.float64)
-            and self.fc1.weight.dtype == x.dtype
-            and not torch.is_autocast_enabled(x.device.type)
-        )
 
     def _forward_autograd(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))

@@ -29,7 +29,7 @@ from hyenadna.ops.fftconv import (
     next_fast_fft_size,
     triton_supported,
 )
-from hyenadna.ops.hyena_mixer import hyena_mixer
+from hyenadna.ops.hyena_mixer import hand_written_backward_applies, hyena_mixer
 from hyenadna.ops.short_conv import short_conv
 
 
@@ -144,9 +144,7 @@ class HyenaOperator(nn.Module):
         (:meth:`_forward_autograd`)."""
         return (
             self.fftconv_impl in ("auto", "torch")
-            and x.dtype in (torch.float32, torch.float64)
-            and self.in_proj.weight.dtype == x.dtype
-            and not torch.is_autocast_enabled(x.device.type)
+            and hand_written_backward_applies(x, self.in_proj.weight)
             and not triton_supported(x.transpose(-1, -2), self.fftconv_impl)
         )
 

@@ -197,6 +197,16 @@ class _HyenaMixer(torch.autograd.Function):
                 grad_out_weight, grad_out_bias, None, None)  # fmt: skip
 
 
+def hand_written_backward_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether :func:`hyena_mixer` and :func:`hyenadna.ops.mlp.gelu_mlp` take an input like
+    ``x`` with weights like ``weight``: float32/float64, the same dtype, autocast off."""
+    return (
+        x.dtype in (torch.float32, torch.float64)
+        and weight.dtype == x.dtype
+        and not torch.is_autocast_enabled(x.device.type)
+    )
+
+
 def hyena_mixer(
     x: torch.Tensor,
     in_proj: tuple[torch.Tensor, torch.Tensor | None],
