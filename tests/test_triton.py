@@ -10,7 +10,7 @@ import torch
 
 from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
 from hyenadna.ops import fftconv_ref
-from hyenadna.ops.fftconv import gated_fftconv, triton_supported
+from hyenadna.ops.fftconv import triton_supported
 from hyenadna.ops.triton.gated_conv import MAX_LENGTH, gated_fftconv_triton, transform_shape
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -31,23 +31,10 @@ def reference(x0, x1, v, h, d, dy):
 @pytest.mark.parametrize("length", [1, 2, 37, 128, 129, 700, MAX_LENGTH])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_gated_conv_forward_and_gradients_match_the_reference(length, dtype):
-    torch.manual_seed(length)
     batch, channels = (1, 2) if length == MAX_LENGTH else (3, 4)
-    # x0, x1, v as strided views of one in-projection output, as the operator passes them
-    projected = torch.randn(batch, 3 * channels, length, device=DEVICE).to(dtype).requires_grad_()
-    x0, x1, v = projected.split(channels, dim=1)
-    h = (torch.randn(channels, length, device=DEVICE) / length**0.5).requires_grad_()
-    d = torch.randn(channels, device=DEVICE, requires_grad=True)
-    y = gated_fftconv_triton(x0, x1, v, h, d)
-    dy = torch.randn_like(y)
-    grads = torch.autograd.grad(y, [projected, h, d], dy)
-    expected, (g0, g1, gv, gh, gd) = reference(x0, x1, v, h, d, dy)
-    tol = TOLERANCE[dtype]
-    assert y.dtype == dtype and not y.isnan().any()
-    assert rel_err(y, expected) <= tol
-    assert rel_err(grads[0], torch.cat([g0, g1, gv], dim=1)) <= tol
-    assert rel_err(grads[1], gh) <= tol and rel_err(grads[2], gd) <= tol
-    assert all(not g.isnan().any() for g in grads)
+    got, want = gated_case(batch, channels, length, dtype, seed=length)
+    assert got[0].dtype == dtype
+    assert_close(got, want, TOLERANCE[dtype])
 
 
 def test_transform_sizes_cover_twice_the_length():
@@ -56,12 +43,78 @@ def test_transform_sizes_cover_twice_the_length():
         assert n1 * n2 >= 2 * length - 1 and min(n1, n2) >= 16 and n1 * n2 <= 4096
 
 
-def test_dispatch_falls_back_to_torch_beyond_the_kernel_length():
-    x0, x1, v = torch.randn(3, 1, 2, MAX_LENGTH + 3, device=DEVICE)
-    h, d = torch.randn(2, MAX_LENGTH + 3, device=DEVICE), torch.randn(2, device=DEVICE)
-    assert not triton_supported(x1, "triton") and triton_supported(x1[..., :MAX_LENGTH], "triton")
-    expected, _ = reference(x0, x1, v, h, d, torch.ones(1, 2, MAX_LENGTH + 3, device=DEVICE))
-    assert rel_err(gated_fftconv(x0, x1, v, h, d, impl="triton"), expected) <= 1e-5
+def gated_case(batch: int, channels: int, length: int, dtype: torch.dtype, seed: int):
+    """Inputs as the operator passes them (x0, x1, v strided views of one in-projection
+    output), the float64 reference's output and gradients, and the kernels' own."""
+    torch.manual_seed(seed)
+    projected = torch.randn(batch, 3 * channels, length, device=DEVICE).to(dtype).requires_grad_()
+    x0, x1, v = projected.split(channels, dim=1)
+    h = (torch.randn(channels, length, device=DEVICE) / length**0.5).requires_grad_()
+    d = torch.randn(channels, device=DEVICE, requires_grad=True)
+    y = gated_fftconv_triton(x0, x1, v, h, d)
+    dy = torch.randn_like(y)
+    grads = torch.autograd.grad(y, [projected, h, d], dy)
+    expected, (g0, g1, gv, gh, gd) = reference(x0, x1, v, h, d, dy)
+    return (y, *grads), (expected, torch.cat([g0, g1, gv], dim=1), gh, gd)
+
+
+def assert_close(got, want, tolerance: float) -> None:
+    for a, b in zip(got, want, strict=True):
+        assert not a.isnan().any() and rel_err(a, b) <= tolerance, rel_err(a, b)
+
+
+@pytest.mark.parametrize("length", [MAX_LENGTH + 1, 3001, 4096, 5003])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_four_step_kernels_beyond_one_program_match_the_reference(length, dtype):
+    """Past MAX_LENGTH the four-step kernels take over (outer column DFT, inner row
+    convolution, outer inverse): lengths just past it, odd, a power of two, two batches."""
+    got, want = gated_case(2, 3, length, dtype, seed=length)
+    assert got[0].dtype == dtype
+    assert_close(got, want, TOLERANCE[dtype])
+
+
+def test_four_step_kernels_with_a_two_round_column_transform(monkeypatch):
+    """Transforms of 2^19 points and more need two rounds down the columns too (P = P1 P2);
+    with the inner row held to 256 points that happens at 2^16, within the interpreter's reach."""
+    from hyenadna.ops.triton import long_conv
+
+    monkeypatch.setattr(long_conv, "MAX_INNER", 256)
+    plan = long_conv.plan_for(16_500)
+    assert (plan.n, plan.p1, plan.p2, plan.q) == (65_536, 16, 16, 256)
+    got, want = gated_case(1, 2, 16_500, torch.float32, seed=1)
+    assert_close(got, want, TOLERANCE[torch.float32])
+
+
+def test_four_step_kernels_in_channel_groups(monkeypatch):
+    """A small workspace splits the channels into groups (one at a time), each with its own
+    slice of the filter spectrum; the result is the same."""
+    from hyenadna.ops.triton import long_conv
+
+    monkeypatch.setattr(long_conv, "WORKSPACE_BYTES", 1)
+    assert long_conv.channel_group(2, 3, long_conv.plan_for(3001), buffers=2) == 1
+    got, want = gated_case(2, 3, 3001, torch.float32, seed=2)
+    assert_close(got, want, TOLERANCE[torch.float32])
+
+
+def test_four_step_plans_cover_every_length_to_the_limit():
+    from hyenadna.ops.triton.long_conv import max_length, plan_for
+
+    for length in (1, 2048, 2049, 40_000, 131_072, 131_073, 1_000_000, max_length()):
+        plan = plan_for(length)
+        assert plan.p * plan.q == plan.n >= 2 * length and plan.n < max(8192, 4 * length)
+        assert (plan.p1 == 1 and 16 <= plan.p <= 64) or 16 <= plan.p1 <= plan.p2 <= 64
+        assert 16 <= plan.n2 <= plan.n1 <= 64 and plan.q % plan.block == 0
+    assert (plan_for(1_000_000).p1, plan_for(1_000_000).p2, plan_for(1_000_000).q) == (16, 32, 4096)
+    with pytest.raises(HyenaDNAError, match="beyond"):
+        plan_for(max_length() + 1)
+
+
+def test_dispatch_takes_the_kernels_to_their_limit_and_torch_beyond():
+    from hyenadna.ops.triton.long_conv import max_length
+
+    longest = torch.empty(1, 1, 1, device=DEVICE).expand(1, 2, max_length())
+    assert triton_supported(longest, "triton")
+    assert not triton_supported(torch.empty(1, 1, 1, device=DEVICE).expand(1, 2, max_length() + 1), "triton")
 
 
 def test_triton_on_cpu_without_the_interpreter_is_a_clear_error(monkeypatch):
@@ -71,14 +124,17 @@ def test_triton_on_cpu_without_the_interpreter_is_a_clear_error(monkeypatch):
     assert not triton_supported(torch.randn(1, 2, 8), "auto")  # auto never picks it on the CPU
 
 
-@pytest.mark.parametrize("order", [2, 3])
-def test_model_with_triton_kernels_equals_the_torch_model(order):
+@pytest.mark.parametrize(("order", "length", "width"), [(2, 257, 16), (3, 257, 16), (2, MAX_LENGTH + 100, 8)])
+def test_model_with_triton_kernels_equals_the_torch_model(order, length, width):
+    """The whole model with the Triton kernels against the torch model: logits and every
+    parameter's gradient, within one program's length and past it (four-step kernels)."""
     torch.manual_seed(0)
-    config = HyenaConfig(d_model=16, n_layer=2, l_max=300, filter_order=16, order=order, embed_dropout=0.0)
+    batch, layers = (2, 2) if length < MAX_LENGTH else (1, 1)
+    config = HyenaConfig(d_model=width, n_layer=layers, l_max=length, filter_order=16, order=order, embed_dropout=0.0)
     fast = HyenaDNA(HyenaConfig(**{**config.to_dict(), "fftconv_impl": "triton"})).to(DEVICE)
     plain = HyenaDNA(config).to(DEVICE)
     plain.load_state_dict(fast.state_dict())
-    ids = torch.randint(0, 12, (2, 257), device=DEVICE)
+    ids = torch.randint(0, 12, (batch, length), device=DEVICE)
     losses = []
     for model in (fast, plain):
         logits = model(ids)
@@ -143,8 +199,9 @@ def test_gpu_benchmark_script_runs_tiny_in_the_interpreter(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(next(tmp_path.glob("triton_fftconv_*.json")).read_text())
+    lengths = (64, 300, MAX_LENGTH + 52)  # the last takes the four-step kernels
     assert {(r["impl"], r["mode"], r["length"]) for r in result["rows"]} == {
-        (impl, mode, length) for impl in ("torch", "triton") for mode in ("fwd", "fwd+bwd") for length in (64, 300)
+        (impl, mode, length) for impl in ("torch", "triton") for mode in ("fwd", "fwd+bwd") for length in lengths
     }
     assert all(r["seconds"] > 0 for r in result["rows"])
     assert [r["mode"] for r in result["end_to_end"]] == ["forward", "train step"]

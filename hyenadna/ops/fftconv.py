@@ -229,8 +229,9 @@ def fftconv(
 
 def triton_supported(x: torch.Tensor, impl: str) -> bool:
     """Whether :func:`gated_fftconv` takes the Triton kernels for inputs like ``x`` (B, C, L):
-    ``impl="triton"``, or ``"auto"`` on CUDA with triton installed; lengths up to the kernels'
-    ``MAX_LENGTH`` (longer inputs take the torch path)."""
+    ``impl="triton"``, or ``"auto"`` on CUDA with triton installed, for lengths up to the
+    kernels' limit (8M positions; one program per row up to 2,048, the four-step kernels
+    beyond)."""
     from hyenadna.ops.triton import interpreting, triton_available
 
     if impl not in ("auto", "triton") or x.dim() != 3:
@@ -241,9 +242,9 @@ def triton_supported(x: torch.Tensor, impl: str) -> bool:
         raise HyenaDNAError("fftconv_impl 'triton' needs the triton package (pip install triton)")
     if impl == "triton" and not x.is_cuda and not interpreting():
         raise HyenaDNAError("fftconv_impl 'triton' runs on CUDA, or on the CPU with TRITON_INTERPRET=1")
-    from hyenadna.ops.triton.gated_conv import MAX_LENGTH
+    from hyenadna.ops.triton.long_conv import max_length
 
-    return x.shape[-1] <= MAX_LENGTH
+    return x.shape[-1] <= max_length()
 
 
 def gated_fftconv(

@@ -11,8 +11,9 @@ given in that order, and the inverse runs the conjugate steps in reverse, so no 
 or bit reversal is ever needed. The gates, the D term and the cast back to the input dtype
 are fused around it; only the inputs are read and only the output is written.
 
-Lengths up to ``MAX_LENGTH`` (n = 64 x 64) fit one program; longer inputs go to the torch
-path (``hyenadna.ops.fftconv.gated_fftconv``). Accumulation is float32 throughout; float32
+Lengths up to ``MAX_LENGTH`` (n = 64 x 64) fit one program; longer inputs go to the
+four-step kernels of :mod:`hyenadna.ops.triton.long_conv`, which reuse these tiles as their
+inner step (:func:`gated_fftconv_triton` picks). Accumulation is float32 throughout; float32
 inputs use exact ("ieee") products, half-precision inputs TF32.
 
 Backward (same decomposition): with g = dy * x0 and u = x1 * v,
@@ -23,38 +24,28 @@ spectrum times conj(H)), ``dx1 = du * v``, ``dv = du * x1``, ``dh = sum_b corr(u
 
 from __future__ import annotations
 
-import functools
-import math
-
 import torch
 import triton
 import triton.language as tl
 
 from hyenadna.ops.triton import output_buffer
+from hyenadna.ops.triton.monarch import (
+    cmul,
+    cmul_conj,
+    dft_tables,
+    dot_precision,
+    load_tables,
+    row_dft_real,
+    row_idft_real,
+    split_power_of_two,
+)
 
 MAX_LENGTH = 2048  # n = 4096 = 64 x 64, the largest transform one program holds
 
 
 def transform_shape(length: int) -> tuple[int, int]:
     """(N1, N2), powers of two >= 16 with N1 * N2 >= 2 * length."""
-    n = max(256, 1 << (2 * length - 1).bit_length())
-    n1 = 1 << ((n.bit_length() - 1 + 1) // 2)
-    return n1, n // n1
-
-
-@functools.lru_cache(maxsize=32)
-def _dft_tables(n1: int, n2: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Real and imaginary parts of F_N1, F_N2 and the twiddles T[k1, n2] = W_n^(n2 k1)."""
-
-    def unit(angle: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.cos(angle).float().contiguous().to(device), torch.sin(angle).float().contiguous().to(device)
-
-    j1 = torch.arange(n1, dtype=torch.float64)
-    j2 = torch.arange(n2, dtype=torch.float64)
-    f1 = unit(-2 * math.pi * torch.outer(j1, j1).remainder(n1) / n1)
-    f2 = unit(-2 * math.pi * torch.outer(j2, j2).remainder(n2) / n2)
-    tw = unit(-2 * math.pi * torch.outer(j1, j2).remainder(n1 * n2) / (n1 * n2))
-    return (*f1, *f2, *tw)
+    return split_power_of_two(max(256, 1 << (2 * length - 1).bit_length()))
 
 
 def filter_blocks(h: torch.Tensor, n1: int, n2: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,53 +55,6 @@ def filter_blocks(h: torch.Tensor, n1: int, n2: int) -> tuple[torch.Tensor, torc
     spectrum = torch.fft.fft(h.to(torch.float64), n=n) / n  # (C, n), index k = k1 + N1 k2
     blocks = spectrum.reshape(h.shape[0], n2, n1).transpose(1, 2)
     return blocks.real.float().contiguous(), blocks.imag.float().contiguous()
-
-
-@triton.jit
-def _cmul(ar, ai, br, bi):
-    return ar * br - ai * bi, ar * bi + ai * br
-
-
-@triton.jit
-def _cmul_conj(ar, ai, br, bi):
-    """a * conj(b)."""
-    return ar * br + ai * bi, ai * br - ar * bi
-
-
-@triton.jit
-def _forward_dft(x, f1r, f1i, f2r, f2i, twr, twi, PRECISION: tl.constexpr):
-    """Spectrum (k1, k2 order) of a real (N1, N2) block."""
-    br = tl.dot(f1r, x, input_precision=PRECISION)
-    bi = tl.dot(f1i, x, input_precision=PRECISION)
-    cr, ci = _cmul(br, bi, twr, twi)
-    dr = tl.dot(cr, f2r, input_precision=PRECISION) - tl.dot(ci, f2i, input_precision=PRECISION)
-    di = tl.dot(cr, f2i, input_precision=PRECISION) + tl.dot(ci, f2r, input_precision=PRECISION)
-    return dr, di
-
-
-@triton.jit
-def _inverse_dft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION: tl.constexpr):
-    """Real part of the unnormalised inverse of a (k1, k2)-ordered spectrum, as (N1, N2)."""
-    er = tl.dot(yr, f2r, input_precision=PRECISION) + tl.dot(yi, f2i, input_precision=PRECISION)
-    ei = tl.dot(yi, f2r, input_precision=PRECISION) - tl.dot(yr, f2i, input_precision=PRECISION)
-    gr, gi = _cmul_conj(er, ei, twr, twi)
-    return tl.dot(f1r, gr, input_precision=PRECISION) + tl.dot(f1i, gi, input_precision=PRECISION)
-
-
-@triton.jit
-def _load_tables(tables, N1: tl.constexpr, N2: tl.constexpr):
-    r1 = tl.arange(0, N1)
-    r2 = tl.arange(0, N2)
-    sq1 = r1[:, None] * N1 + r1[None, :]
-    sq2 = r2[:, None] * N2 + r2[None, :]
-    rect = r1[:, None] * N2 + r2[None, :]
-    f1r = tl.load(tables + sq1)
-    f1i = tl.load(tables + N1 * N1 + sq1)
-    f2r = tl.load(tables + 2 * N1 * N1 + sq2)
-    f2i = tl.load(tables + 2 * N1 * N1 + N2 * N2 + sq2)
-    twr = tl.load(tables + 2 * N1 * N1 + 2 * N2 * N2 + rect)
-    twi = tl.load(tables + 2 * N1 * N1 + 2 * N2 * N2 + N1 * N2 + rect)
-    return f1r, f1i, f2r, f2i, twr, twi
 
 
 @triton.jit
@@ -133,12 +77,12 @@ def _gated_conv_fwd(
     x1 = tl.load(x1_ptr + base + idx, mask=mask, other=0.0).to(tl.float32)
     v = tl.load(v_ptr + base + idx, mask=mask, other=0.0).to(tl.float32)
     u = x1 * v
-    f1r, f1i, f2r, f2i, twr, twi = _load_tables(tables, N1, N2)
-    ur, ui = _forward_dft(u, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    f1r, f1i, f2r, f2i, twr, twi = load_tables(tables, N1, N2)
+    ur, ui = row_dft_real(u, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
     hr = tl.load(hr_ptr + c * N1 * N2 + idx)
     hi = tl.load(hi_ptr + c * N1 * N2 + idx)
-    yr, yi = _cmul(ur, ui, hr, hi)
-    conv = _inverse_dft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    yr, yi = cmul(ur, ui, hr, hi)
+    conv = row_idft_real(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
     skip = tl.load(d_ptr + c).to(tl.float32)
     x0 = tl.load(x0_ptr + base + idx, mask=mask, other=0.0).to(tl.float32)
     y = x0 * (conv + skip * u)
@@ -160,33 +104,25 @@ def _gated_conv_bwd(
     skip = tl.load(d_ptr + c).to(tl.float32)
     u = x1 * v
     g = dy * x0
-    f1r, f1i, f2r, f2i, twr, twi = _load_tables(tables, N1, N2)
+    f1r, f1i, f2r, f2i, twr, twi = load_tables(tables, N1, N2)
     hr = tl.load(hr_ptr + c * N1 * N2 + idx)
     hi = tl.load(hi_ptr + c * N1 * N2 + idx)
-    ur, ui = _forward_dft(u, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
-    gr, gi = _forward_dft(g, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    ur, ui = row_dft_real(u, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    gr, gi = row_dft_real(g, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
     # dx0 = dy * (h * u + D u)
-    yr, yi = _cmul(ur, ui, hr, hi)
-    conv = _inverse_dft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    yr, yi = cmul(ur, ui, hr, hi)
+    conv = row_idft_real(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
     tl.store(dx0_ptr + out_base + idx, (dy * (conv + skip * u)).to(dx0_ptr.dtype.element_ty), mask=mask)
     # du = corr(h, g) + D g
-    cr, ci = _cmul_conj(gr, gi, hr, hi)
-    du = _inverse_dft(cr, ci, f1r, f1i, f2r, f2i, twr, twi, PRECISION) + skip * g
+    cr, ci = cmul_conj(gr, gi, hr, hi)
+    du = row_idft_real(cr, ci, f1r, f1i, f2r, f2i, twr, twi, PRECISION) + skip * g
     tl.store(dx1_ptr + out_base + idx, (du * v).to(dx1_ptr.dtype.element_ty), mask=mask)
     tl.store(dv_ptr + out_base + idx, (du * x1).to(dv_ptr.dtype.element_ty), mask=mask)
     # dh = corr(u, g): the 1/n of the inverse sits in H, so it is applied here by hand
-    cr, ci = _cmul_conj(gr, gi, ur, ui)
-    dh = _inverse_dft(cr, ci, f1r, f1i, f2r, f2i, twr, twi, PRECISION) / (N1 * N2)
+    cr, ci = cmul_conj(gr, gi, ur, ui)
+    dh = row_idft_real(cr, ci, f1r, f1i, f2r, f2i, twr, twi, PRECISION) / (N1 * N2)
     tl.store(dh_ptr + out_base + idx, dh, mask=mask)
     tl.store(dd_ptr + tl.program_id(0), tl.sum(tl.sum(g * u, axis=1), axis=0))
-
-
-def _tables(n1: int, n2: int, device: torch.device) -> torch.Tensor:
-    return torch.cat([t.flatten() for t in _dft_tables(n1, n2, device)])
-
-
-def _precision(dtype: torch.dtype) -> str:
-    return "ieee" if dtype in (torch.float32, torch.float64) else "tf32"
 
 
 def _launch_shape(x: torch.Tensor) -> tuple[int, int, int, int]:
@@ -204,13 +140,13 @@ class GatedFFTConv(torch.autograd.Function):
         length = x0.shape[-1]
         n1, n2 = transform_shape(length)
         hr, hi = filter_blocks(h.detach(), n1, n2)
-        tables = _tables(n1, n2, x0.device)
+        tables = dft_tables(n1, n2, x0.device)
         batch, channels, stride_b, stride_c = _launch_shape(x1)
         out = output_buffer(x1.shape, x1.dtype, x1.device)
         _gated_conv_fwd[(batch * channels,)](
             x0, x1, v, out, hr, hi, d.detach().float().contiguous(), tables,
             length, channels, stride_b, stride_c,
-            N1=n1, N2=n2, PRECISION=_precision(x1.dtype),
+            N1=n1, N2=n2, PRECISION=dot_precision(x1.dtype),
         )  # fmt: skip
         ctx.save_for_backward(x0, x1, v, h, d)
         ctx.blocks = (hr, hi, tables, n1, n2)
@@ -230,7 +166,7 @@ class GatedFFTConv(torch.autograd.Function):
             dy, x0, x1, v, hr, hi, d.detach().float().contiguous(), tables,
             *grads, dh_rows, dd_rows,
             length, channels, stride_b, stride_c,
-            N1=n1, N2=n2, PRECISION=_precision(x1.dtype),
+            N1=n1, N2=n2, PRECISION=dot_precision(x1.dtype),
         )  # fmt: skip
         dh = dh_rows.view(batch, channels, length).sum(0).to(h.dtype)
         dd = dd_rows.view(batch, channels).sum(0).to(d.dtype)
@@ -240,9 +176,14 @@ class GatedFFTConv(torch.autograd.Function):
 def gated_fftconv_triton(
     x0: torch.Tensor, x1: torch.Tensor, v: torch.Tensor, h: torch.Tensor, d: torch.Tensor | None
 ) -> torch.Tensor:
-    """``x0 * (h * (x1 * v) + D * x1 * v)`` for (B, C, L) inputs, L <= MAX_LENGTH."""
+    """``x0 * (h * (x1 * v) + D * x1 * v)`` for (B, C, L) inputs: one program per row up to
+    :data:`MAX_LENGTH`, the four-step kernels (:mod:`hyenadna.ops.triton.long_conv`) beyond."""
     if d is None:
         d = torch.zeros(h.shape[0], dtype=torch.float32, device=h.device)
     if not (x0.stride() == x1.stride() == v.stride() and x1.stride(-1) == 1):
         x0, x1, v = x0.contiguous(), x1.contiguous(), v.contiguous()
+    if x1.shape[-1] > MAX_LENGTH:
+        from hyenadna.ops.triton.long_conv import LongGatedFFTConv
+
+        return LongGatedFFTConv.apply(x0, x1, v, h, d)
     return GatedFFTConv.apply(x0, x1, v, h, d)

@@ -1,0 +1,363 @@
+"""The fused gated long convolution beyond one program's transform: the four-step
+decomposition, for lengths past :data:`hyenadna.ops.triton.gated_conv.MAX_LENGTH` up to
+millions of positions.
+
+A transform of size n = P * Q (powers of two, n >= 2L) reads the padded row as a (P, Q)
+matrix, position Q p + q, and splits into
+
+1. **outer**: the size-P DFT down every column, then the twiddle W_n^(q k) (one program per
+   (row, block of BQ columns); :func:`column_dft`, itself one or two matrix rounds);
+2. **inner**: the size-Q DFT along each row k, the pointwise product with the filter's
+   spectrum, and the inverse size-Q DFT, fused in one program per (row, k) (the same
+   (N1, N2) Monarch tile as the short kernel);
+3. **outer inverse**: the conjugate twiddle, the inverse size-P DFT down the columns, and
+   the epilogue (gates, D term, cast), written straight to the output.
+
+The spectrum index is k + P kq, so each inner program owns one residue class k of the
+spectrum; no transposition is needed anywhere. The signal and the filter are real, so the
+spectra are Hermitian: only the rows k <= P/2 are kept and transformed (the intermediate is
+half the complex size, as large as an rfft's), and the outer inverse reads row k > P/2 as
+the conjugate of row P - k (after its twiddle the columns are Hermitian in k).
+
+The intermediate lives in HBM, float32, for a group of channels (all batch rows) at a time,
+so that its size is bounded by :data:`WORKSPACE_BYTES` whatever the length; the filter's
+spectrum is computed per group too (one torch FFT, unnormalised; the 1/n sits in the
+epilogue) and never held for the whole model.
+
+Backward, per channel group: the outer step runs on u = x1 v and g = dy x0, then one inner
+program per (channel, k) loops over the batch in a fixed order (deterministic) and writes
+the inverse of U H (for dx0), of G conj(H) (for du, the anti-causal correlation) and of the
+batch sum of G conj(U) (dh), each then finished by the outer inverse with its own epilogue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from hyenadna.errors import HyenaDNAError
+from hyenadna.ops.triton import output_buffer
+from hyenadna.ops.triton.monarch import (
+    cmul,
+    cmul_conj,
+    column_dft,
+    dft_tables,
+    dot_precision,
+    load_tables,
+    row_dft,
+    row_idft,
+    split_power_of_two,
+)
+
+WORKSPACE_BYTES = 1 << 30  # float32 intermediates held at once, per call
+TILE = 4096  # elements of an outer program's (P, BQ) tile, as many as an inner (64, 64) tile
+MAX_INNER = 4096  # the inner row transform: at most (64, 64)
+MAX_OUTER = 4096  # the outer column transform: at most (64, 64)
+
+# epilogues of the outer inverse
+FORWARD, GRAD_X0, GRAD_U, GRAD_H = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Factorisation n = P * Q of the transform for one length: P = P1 * P2 down the columns
+    (P1 = 1: one round), Q = N1 * N2 along the rows; BQ columns per outer program."""
+
+    n: int
+    p1: int
+    p2: int
+    n1: int
+    n2: int
+
+    @property
+    def p(self) -> int:
+        return self.p1 * self.p2
+
+    @property
+    def q(self) -> int:
+        return self.n1 * self.n2
+
+    @property
+    def rows(self) -> int:
+        """Spectrum rows kept: k = 0 .. P/2 (Hermitian symmetry gives the rest)."""
+        return self.p // 2 + 1
+
+    @property
+    def block(self) -> int:
+        """BQ: columns per outer program, at least 16 for a one-round product."""
+        return min(self.q, max(TILE // self.p, 16 if self.p1 == 1 else 1))
+
+
+def _outer_split(p: int) -> tuple[int, int] | None:
+    """(P1, P2) for the column transform: one round for 16..64, two of 16..64 each for 256..4096."""
+    if 16 <= p <= 64:
+        return 1, p
+    if 256 <= p <= MAX_OUTER:
+        return split_power_of_two(p)[::-1]
+    return None
+
+
+def plan_for(length: int) -> Plan:
+    """The factorisation for a length: n the next power of two >= 2L (4096 at least: P >= 16
+    and Q >= 256), Q as large as one inner program takes with P a size the column transform
+    takes. Any length up to :func:`max_length` has one; the model sends only the lengths
+    the one-program kernel cannot hold."""
+    n = max(4096, 1 << (2 * length - 1).bit_length())
+    for q_bits in range(MAX_INNER.bit_length() - 1, 7, -1):
+        split = _outer_split(n >> q_bits) if n >> q_bits else None
+        if split is not None:
+            return Plan(n, *split, *split_power_of_two(1 << q_bits))
+    raise HyenaDNAError(f"length {length} is beyond the Triton long convolution's {max_length():,} positions")
+
+
+def filter_rows(h: torch.Tensor, plan: Plan) -> torch.Tensor:
+    """The filters' (C, L) spectrum at n in the kernels' layout (C, 2, P/2 + 1, Q): real and
+    imaginary planes, row k holding frequencies k + P (k1 + N1 k2) at (k1, k2). Unnormalised;
+    float32 (float64 FFT for float64 filters)."""
+    channels = h.shape[0]
+    dtype = torch.float64 if h.dtype == torch.float64 else torch.float32
+    with torch.autocast(h.device.type, enabled=False):
+        spectrum = torch.fft.fft(h.to(dtype), n=plan.n)  # index kq * P + k, kq = k1 + N1 k2
+    rows = spectrum.view(channels, plan.n2, plan.n1, plan.p)[..., : plan.rows].permute(0, 3, 2, 1)
+    return torch.stack([rows.real, rows.imag], dim=1).float().reshape(channels, 2, plan.rows, plan.q).contiguous()
+
+
+@triton.jit
+def _twiddled(xr, xi, k, q, N: tl.constexpr, CONJ: tl.constexpr):
+    """(xr + i xi) * W_n^(k q) (conjugate with ``CONJ``); exact integer phase, then one rounding."""
+    angle = ((k[:, None] * q[None, :]) % N).to(tl.float32) * (6.283185307179586 / N)
+    wr = tl.cos(angle)
+    wi = tl.sin(angle) if CONJ else -tl.sin(angle)
+    return cmul(xr, xi, wr, wi)
+
+
+@triton.jit
+def _outer_fwd(
+    a_ptr, b_ptr, spec, tables,
+    length, channels, group, c0, a_stride_b, a_stride_c, b_stride_b, b_stride_c,
+    N: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr, Q: tl.constexpr, R: tl.constexpr,
+    BQ: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """Row (b, c0 + i) of the group, columns of one block: the column DFT of a * b, twiddled,
+    rows k <= P/2 stored to ``spec`` (group rows, 2, R, Q)."""
+    row = tl.program_id(0)
+    b = row // group
+    c = c0 + row % group
+    k = tl.arange(0, P1 * P2)
+    q = tl.program_id(1) * BQ + tl.arange(0, BQ)
+    pos = k[:, None] * Q + q[None, :]
+    ok = pos < length
+    a = tl.load(a_ptr + b * a_stride_b + c * a_stride_c + pos, mask=ok, other=0.0).to(tl.float32)
+    x = a * tl.load(b_ptr + b * b_stride_b + c * b_stride_c + pos, mask=ok, other=0.0).to(tl.float32)
+    xr, xi = column_dft(x, x, tables, P1, P2, BQ, True, False, PRECISION)
+    xr, xi = _twiddled(xr, xi, k, q, N, False)
+    out = spec + row * 2 * R * Q + k[:, None] * Q + q[None, :]
+    keep = (k[:, None] <= P1 * P2 // 2) & (q[None, :] < Q)
+    tl.store(out, xr, mask=keep)
+    tl.store(out + R * Q, xi, mask=keep)
+
+
+@triton.jit
+def _inner_tile(spec, row, k, R: tl.constexpr, N1: tl.constexpr, N2: tl.constexpr):
+    """Pointer to row ``k`` of intermediate row ``row``, as an (N1, N2) tile (real plane)."""
+    return spec + row * 2 * R * N1 * N2 + k * N1 * N2 + tl.arange(0, N1)[:, None] * N2 + tl.arange(0, N2)[None, :]
+
+
+@triton.jit
+def _inner_conv(spec, hspec, group, tables, R: tl.constexpr, N1: tl.constexpr, N2: tl.constexpr,
+                PRECISION: tl.constexpr):  # fmt: skip
+    """In place: the size-Q DFT of row k, times the filter's spectrum, and back."""
+    row = tl.program_id(0)
+    k = tl.program_id(1)
+    f1r, f1i, f2r, f2i, twr, twi = load_tables(tables, N1, N2)
+    ptr = _inner_tile(spec, row, k, R, N1, N2)
+    xr, xi = row_dft(tl.load(ptr), tl.load(ptr + R * N1 * N2), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    hptr = _inner_tile(hspec, row % group, k, R, N1, N2)
+    yr, yi = cmul(xr, xi, tl.load(hptr), tl.load(hptr + R * N1 * N2))
+    zr, zi = row_idft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    tl.store(ptr, zr)
+    tl.store(ptr + R * N1 * N2, zi)
+
+
+@triton.jit
+def _inner_bwd(su, sg, sh, hspec, batch, group, tables, R: tl.constexpr, N1: tl.constexpr,
+               N2: tl.constexpr, PRECISION: tl.constexpr):  # fmt: skip
+    """Channel i of the group, spectrum row k: over the batch in order, U H and G conj(H)
+    transformed back in place, and the sum of G conj(U) transformed back into ``sh``."""
+    channel = tl.program_id(0)
+    k = tl.program_id(1)
+    plane = R * N1 * N2
+    f1r, f1i, f2r, f2i, twr, twi = load_tables(tables, N1, N2)
+    hptr = _inner_tile(hspec, channel, k, R, N1, N2)
+    hr = tl.load(hptr)
+    hi = tl.load(hptr + plane)
+    acc_r = tl.zeros((N1, N2), dtype=tl.float32)
+    acc_i = tl.zeros((N1, N2), dtype=tl.float32)
+    for b in range(batch):
+        uptr = _inner_tile(su, b * group + channel, k, R, N1, N2)
+        gptr = _inner_tile(sg, b * group + channel, k, R, N1, N2)
+        ur, ui = row_dft(tl.load(uptr), tl.load(uptr + plane), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+        gr, gi = row_dft(tl.load(gptr), tl.load(gptr + plane), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+        yr, yi = cmul(ur, ui, hr, hi)
+        zr, zi = row_idft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+        tl.store(uptr, zr)
+        tl.store(uptr + plane, zi)
+        yr, yi = cmul_conj(gr, gi, hr, hi)
+        zr, zi = row_idft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+        tl.store(gptr, zr)
+        tl.store(gptr + plane, zi)
+        yr, yi = cmul_conj(gr, gi, ur, ui)
+        acc_r += yr
+        acc_i += yi
+    zr, zi = row_idft(acc_r, acc_i, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    sptr = _inner_tile(sh, channel, k, R, N1, N2)
+    tl.store(sptr, zr)
+    tl.store(sptr + plane, zi)
+
+
+@triton.jit
+def _outer_inv(
+    spec, tables, x0_ptr, x1_ptr, v_ptr, dy_ptr, d_ptr, out_ptr, out2_ptr, dd_ptr,
+    length, channels, group, c0, stride_b, stride_c, scale,
+    N: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr, Q: tl.constexpr, R: tl.constexpr,
+    BQ: tl.constexpr, PRECISION: tl.constexpr, MODE: tl.constexpr,
+):  # fmt: skip
+    """The inverse column transform of one (row, column block) and its epilogue:
+
+    FORWARD: out = x0 (conv + D x1 v); GRAD_X0: out = dy (conv + D x1 v); GRAD_U: with
+    du = conv + D dy x0, out = du v, out2 = du x1, and this tile's sum of dy x0 x1 v into
+    ``dd_ptr``; GRAD_H: out = conv, float32, channel row c0 + i (no batch)."""
+    row = tl.program_id(0)
+    block = tl.program_id(1)
+    k = tl.arange(0, P1 * P2)
+    q = block * BQ + tl.arange(0, BQ)
+    mirrored = k > P1 * P2 // 2
+    source = tl.where(mirrored, P1 * P2 - k, k)
+    ptr = spec + row * 2 * R * Q + source[:, None] * Q + q[None, :]
+    xr, xi = _twiddled(tl.load(ptr), tl.load(ptr + R * Q), source, q, N, True)
+    xi = tl.where(mirrored[:, None], -xi, xi)
+    conv, _ = column_dft(xr, xi, tables, P1, P2, BQ, False, True, PRECISION)
+    conv = conv * scale
+    pos = k[:, None] * Q + q[None, :]
+    ok = pos < length
+    if MODE == GRAD_H:
+        tl.store(out_ptr + (c0 + row) * length + pos, conv, mask=ok)
+    else:
+        b = row // group
+        c = c0 + row % group
+        base = b * stride_b + c * stride_c + pos
+        out_at = (b * channels + c) * length + pos
+        skip = tl.load(d_ptr + c).to(tl.float32)
+        x1 = tl.load(x1_ptr + base, mask=ok, other=0.0).to(tl.float32)
+        v = tl.load(v_ptr + base, mask=ok, other=0.0).to(tl.float32)
+        if MODE == FORWARD:
+            x0 = tl.load(x0_ptr + base, mask=ok, other=0.0).to(tl.float32)
+            tl.store(out_ptr + out_at, (x0 * (conv + skip * x1 * v)).to(out_ptr.dtype.element_ty), mask=ok)
+        elif MODE == GRAD_X0:
+            dy = tl.load(dy_ptr + out_at, mask=ok, other=0.0).to(tl.float32)
+            tl.store(out_ptr + out_at, (dy * (conv + skip * x1 * v)).to(out_ptr.dtype.element_ty), mask=ok)
+        else:
+            g = tl.load(dy_ptr + out_at, mask=ok, other=0.0).to(tl.float32)
+            g = g * tl.load(x0_ptr + base, mask=ok, other=0.0).to(tl.float32)
+            du = conv + skip * g
+            tl.store(out_ptr + out_at, (du * v).to(out_ptr.dtype.element_ty), mask=ok)
+            tl.store(out2_ptr + out_at, (du * x1).to(out2_ptr.dtype.element_ty), mask=ok)
+            tl.store(dd_ptr + (b * channels + c) * tl.num_programs(1) + block, tl.sum(tl.sum(g * x1 * v, 1), 0))
+
+
+def channel_group(batch: int, channels: int, plan: Plan, buffers: int) -> int:
+    """Channels per group so that ``buffers`` intermediates of batch x group rows, plus the
+    group's filter spectrum, stay within :data:`WORKSPACE_BYTES`."""
+    row_bytes = 2 * plan.rows * plan.q * 4
+    return max(1, min(channels, WORKSPACE_BYTES // (row_bytes * (buffers * batch + 2))))
+
+
+class _Launcher:
+    """The plan, tables, grids and strides of one call, so the autograd function reads as
+    the sequence of kernels it runs."""
+
+    def __init__(self, x1: torch.Tensor):
+        self.batch, self.channels, self.length = x1.shape
+        self.plan = plan = plan_for(self.length)
+        self.stride_b, self.stride_c = x1.stride(0), x1.stride(1)
+        self.outer = dft_tables(plan.p1, plan.p2, x1.device)
+        self.inner = dft_tables(plan.n1, plan.n2, x1.device)
+        self.precision = dot_precision(x1.dtype)
+        self.device = x1.device
+        self.shape = dict(N=plan.n, P1=plan.p1, P2=plan.p2, Q=plan.q, R=plan.rows, BQ=plan.block)
+
+    def groups(self, buffers: int):
+        size = channel_group(self.batch, self.channels, self.plan, buffers)
+        for c0 in range(0, self.channels, size):
+            yield c0, min(size, self.channels - c0)
+
+    def workspace(self, rows: int) -> torch.Tensor:
+        return output_buffer((rows, 2, self.plan.rows, self.plan.q), torch.float32, self.device)
+
+    def outer_forward(self, a, b, spec, c0, group) -> None:
+        _outer_fwd[(self.batch * group, self.plan.q // self.plan.block)](
+            a, b, spec, self.outer, self.length, self.channels, group, c0,
+            a.stride(0), a.stride(1), b.stride(0), b.stride(1), **self.shape, PRECISION=self.precision,
+        )  # fmt: skip
+
+    def outer_inverse(self, spec, rows, mode, c0, group, x0, x1, v, d, dy=None, out=None, out2=None, dd=None):
+        dummy = x1
+        _outer_inv[(rows, self.plan.q // self.plan.block)](
+            spec, self.outer, x0, x1, v, dummy if dy is None else dy, d, out,
+            dummy if out2 is None else out2, dummy if dd is None else dd,
+            self.length, self.channels, group, c0, self.stride_b, self.stride_c, 1.0 / self.plan.n,
+            **self.shape, PRECISION=self.precision, MODE=mode,
+        )  # fmt: skip
+
+    def inner_args(self):
+        return dict(R=self.plan.rows, N1=self.plan.n1, N2=self.plan.n2, PRECISION=self.precision)
+
+
+class LongGatedFFTConv(torch.autograd.Function):
+    """``x0 * (h * (x1 * v) + D * x1 * v)`` through the four-step kernels. x0, x1, v: (B, C, L)
+    with unit stride along L and the same strides; h (C, L); D (C,). Outputs and gradients
+    are contiguous."""
+
+    @staticmethod
+    def forward(ctx, x0, x1, v, h, d):
+        run = _Launcher(x1)
+        d32 = d.detach().float().contiguous()
+        out = output_buffer(x1.shape, x1.dtype, x1.device)
+        for c0, group in run.groups(buffers=1):
+            hspec = filter_rows(h.detach()[c0 : c0 + group], run.plan)
+            spec = run.workspace(run.batch * group)
+            run.outer_forward(x1, v, spec, c0, group)
+            _inner_conv[(run.batch * group, run.plan.rows)](spec, hspec, group, run.inner, **run.inner_args())
+            run.outer_inverse(spec, run.batch * group, FORWARD, c0, group, x0, x1, v, d32, out=out)
+        ctx.save_for_backward(x0, x1, v, h, d)
+        return out
+
+    @staticmethod
+    def backward(ctx, dy):
+        x0, x1, v, h, d = ctx.saved_tensors
+        run = _Launcher(x1)
+        d32 = d.detach().float().contiguous()
+        dy = dy.contiguous()
+        dx0, dx1, dv = (output_buffer(x1.shape, x1.dtype, x1.device) for _ in range(3))
+        dh = output_buffer((run.channels, run.length), torch.float32, x1.device)
+        blocks = run.plan.q // run.plan.block
+        dd = output_buffer((run.batch, run.channels, blocks), torch.float32, x1.device)
+        for c0, group in run.groups(buffers=2):
+            hspec = filter_rows(h.detach()[c0 : c0 + group], run.plan)
+            su, sg, sh = run.workspace(run.batch * group), run.workspace(run.batch * group), run.workspace(group)
+            run.outer_forward(x1, v, su, c0, group)
+            run.outer_forward(dy, x0, sg, c0, group)
+            _inner_bwd[(group, run.plan.rows)](su, sg, sh, hspec, run.batch, group, run.inner, **run.inner_args())
+            rows = run.batch * group
+            run.outer_inverse(su, rows, GRAD_X0, c0, group, x0, x1, v, d32, dy=dy, out=dx0)
+            run.outer_inverse(sg, rows, GRAD_U, c0, group, x0, x1, v, d32, dy=dy, out=dx1, out2=dv, dd=dd)
+            run.outer_inverse(sh, group, GRAD_H, c0, group, x0, x1, v, d32, out=dh)
+        return dx0, dx1, dv, dh.to(h.dtype), dd.sum((0, 2)).to(d.dtype)
+
+
+def max_length() -> int:
+    """The longest input the four-step kernels take."""
+    return MAX_OUTER * MAX_INNER // 2
