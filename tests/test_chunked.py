@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -93,7 +95,10 @@ def test_embed_of_a_long_sequence_is_the_same_chunked_or_not():
 
 @pytest.mark.parametrize("length", [1, 2, 33, 255])
 @pytest.mark.parametrize("with_skip", [True, False])
-def test_in_place_fftconv_on_a_column_slice_matches_the_reference(length, with_skip):
+@pytest.mark.parametrize("block", [16, 4096])
+def test_in_place_fftconv_on_a_column_slice_matches_the_reference(length, with_skip, block, monkeypatch):
+    """Also with the transposing copies in blocks of 16 positions: several blocks, a partial one."""
+    monkeypatch.setattr(sys.modules["hyenadna.ops.fftconv"], "TRANSPOSE_BLOCK", block)
     wide = torch.randn(2, length, 11, dtype=torch.float64)
     k = torch.randn(4, length, dtype=torch.float64)
     d = torch.randn(4, dtype=torch.float64) if with_skip else None
@@ -103,6 +108,9 @@ def test_in_place_fftconv_on_a_column_slice_matches_the_reference(length, with_s
     assert out.data_ptr() == wide[..., 3:7].data_ptr()
     assert rel_err(wide[..., 3:7], expected) <= 1e-12
     assert torch.equal(wide[..., :3], untouched[..., :3]) and torch.equal(wide[..., 7:], untouched[..., 7:])
+    # the filter as the operator passes it: a transposed view, padded through the workspace
+    spectrum = filter_spectrum(k.t().contiguous().t(), length, workspace={})
+    assert rel_err(torch.view_as_real(spectrum), torch.view_as_real(filter_spectrum(k, length))) <= 1e-12
     single = torch.randn(1, length, 4)  # float32 against a float64 reference
     expected32 = fftconv_ref(single.double().transpose(1, 2), k, d).transpose(1, 2)
     fftconv_(single, filter_spectrum(k.float(), length), None if d is None else d.float())

@@ -24,6 +24,11 @@ import torch
 from hyenadna.errors import HyenaDNAError
 
 IMPLEMENTATIONS = ("auto", "torch", "ref", "triton")
+# Positions per block of a transposing copy on the CPU. A whole-column copy from a channels-last
+# buffer reads each cache line once per channel, long after it was evicted; blocks of 4,096
+# positions keep a group's lines in L2 (measured at 160k x 16 of 256 channels: 10.7 ms whole,
+# 7.7 ms in blocks of 1,024, 4.4 ms in blocks of 4,096 or 16,384).
+TRANSPOSE_BLOCK = 4096
 
 
 def _check_shapes(u: torch.Tensor, k: torch.Tensor, d: torch.Tensor | None) -> None:
@@ -191,8 +196,14 @@ def _zero_padded(workspace: dict, name: str, rows: torch.Tensor, n: int, dtype: 
     """``rows`` (..., L) copied into the workspace's buffer ``name`` (..., n), zeros after L: one
     copy, where torch.fft's own padding would zero-fill and copy the whole input once more."""
     padded = workspace_buffer(workspace, name, (*rows.shape[:-1], n), dtype, rows.device)
-    padded[..., rows.shape[-1] :].zero_()
-    padded[..., : rows.shape[-1]].copy_(rows)
+    length = rows.shape[-1]
+    padded[..., length:].zero_()
+    if rows.stride(-1) == 1 or rows.device.type != "cpu":
+        padded[..., :length].copy_(rows)
+    else:  # a transposing copy, in blocks whose source lines stay in cache (2.5x faster)
+        for start in range(0, length, TRANSPOSE_BLOCK):
+            stop = min(start + TRANSPOSE_BLOCK, length)
+            padded[..., start:stop].copy_(rows[..., start:stop])
     return padded
 
 
