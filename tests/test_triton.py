@@ -85,6 +85,16 @@ def test_four_step_kernels_with_a_two_round_column_transform(monkeypatch):
     assert_close(got, want, TOLERANCE[torch.float32])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("length", [131_073, 1_000_000])
+def test_four_step_kernels_at_full_length(length):
+    """The plans the model meets at long context: 2^19 points (two column rounds of 16 x 16,
+    rows of 2,048) and 1M bases (2^21 points: 16 x 32 down the columns, 64 x 64 rows), one
+    row, forward and gradients (about a minute at 1M in the interpreter)."""
+    got, want = gated_case(1, 1, length, torch.float32, seed=3)
+    assert_close(got, want, TOLERANCE[torch.float32])
+
+
 def test_four_step_kernels_in_channel_groups(monkeypatch):
     """A small workspace splits the channels into groups (one at a time), each with its own
     slice of the filter spectrum; the result is the same."""
@@ -115,6 +125,13 @@ def test_dispatch_takes_the_kernels_to_their_limit_and_torch_beyond():
     longest = torch.empty(1, 1, 1, device=DEVICE).expand(1, 2, max_length())
     assert triton_supported(longest, "triton")
     assert not triton_supported(torch.empty(1, 1, 1, device=DEVICE).expand(1, 2, max_length() + 1), "triton")
+
+
+def test_float64_keeps_torch_under_auto_and_is_refused_by_triton():
+    x = torch.randn(1, 2, 8, dtype=torch.float64, device=DEVICE)
+    assert not triton_supported(x, "auto")
+    with pytest.raises(HyenaDNAError, match="float64"):
+        triton_supported(x, "triton")
 
 
 def test_triton_on_cpu_without_the_interpreter_is_a_clear_error(monkeypatch):

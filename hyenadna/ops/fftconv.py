@@ -29,6 +29,7 @@ IMPLEMENTATIONS = ("auto", "torch", "ref", "triton")
 # positions keep a group's lines in L2 (measured at 160k x 16 of 256 channels: 10.7 ms whole,
 # 7.7 ms in blocks of 1,024, 4.4 ms in blocks of 4,096 or 16,384).
 TRANSPOSE_BLOCK = 4096
+TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def _check_shapes(u: torch.Tensor, k: torch.Tensor, d: torch.Tensor | None) -> None:
@@ -240,15 +241,18 @@ def fftconv(
 
 def triton_supported(x: torch.Tensor, impl: str) -> bool:
     """Whether :func:`gated_fftconv` takes the Triton kernels for inputs like ``x`` (B, C, L):
-    ``impl="triton"``, or ``"auto"`` on CUDA with triton installed, for lengths up to the
-    kernels' limit (8M positions; one program per row up to 2,048, the four-step kernels
+    ``impl="triton"``, or ``"auto"`` on CUDA with triton installed for float32 and half
+    inputs (float64 keeps torch's float64 FFTs; the kernels accumulate in float32), for
+    lengths up to the kernels' limit (8M positions; one program per row up to 2,048, the four-step kernels
     beyond)."""
     from hyenadna.ops.triton import interpreting, triton_available
 
     if impl not in ("auto", "triton") or x.dim() != 3:
         return False
-    if impl == "auto" and not (x.is_cuda and triton_available()):
+    if impl == "auto" and not (x.is_cuda and triton_available() and x.dtype in TRITON_DTYPES):
         return False
+    if x.dtype not in TRITON_DTYPES:
+        raise HyenaDNAError(f"fftconv_impl 'triton' takes float32, bfloat16 or float16 inputs, got {x.dtype}")
     if impl == "triton" and not triton_available():
         raise HyenaDNAError("fftconv_impl 'triton' needs the triton package (pip install triton)")
     if impl == "triton" and not x.is_cuda and not interpreting():

@@ -61,7 +61,7 @@ def filter_blocks(h: torch.Tensor, n1: int, n2: int) -> tuple[torch.Tensor, torc
 def _row_layout(length, channels, stride_b, stride_c, N1: tl.constexpr, N2: tl.constexpr):
     """This program's channel, (N1, N2) position block and mask, and the offsets of its row
     (one per program) in the strided inputs and in the contiguous (B, C, L) outputs and gradients."""
-    row = tl.program_id(0)
+    row = tl.program_id(0).to(tl.int64)
     c = row % channels
     idx = tl.arange(0, N1)[:, None] * N2 + tl.arange(0, N2)[None, :]
     return c, idx, idx < length, (row // channels) * stride_b + c * stride_c, row * length

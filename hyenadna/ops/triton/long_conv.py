@@ -143,7 +143,7 @@ def _outer_fwd(
 ):  # fmt: skip
     """Row (b, c0 + i) of the group, columns of one block: the column DFT of a * b, twiddled,
     rows k <= P/2 stored to ``spec`` (group rows, 2, R, Q)."""
-    row = tl.program_id(0)
+    row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: B x C x L passes 2^31
     b = row // group
     c = c0 + row % group
     k = tl.arange(0, P1 * P2)
@@ -170,7 +170,7 @@ def _inner_tile(spec, row, k, R: tl.constexpr, N1: tl.constexpr, N2: tl.constexp
 def _inner_conv(spec, hspec, group, tables, R: tl.constexpr, N1: tl.constexpr, N2: tl.constexpr,
                 PRECISION: tl.constexpr):  # fmt: skip
     """In place: the size-Q DFT of row k, times the filter's spectrum, and back."""
-    row = tl.program_id(0)
+    row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: B x C x L passes 2^31
     k = tl.program_id(1)
     f1r, f1i, f2r, f2i, twr, twi = load_tables(tables, N1, N2)
     ptr = _inner_tile(spec, row, k, R, N1, N2)
@@ -187,7 +187,7 @@ def _inner_bwd(su, sg, sh, hspec, batch, group, tables, R: tl.constexpr, N1: tl.
                N2: tl.constexpr, PRECISION: tl.constexpr):  # fmt: skip
     """Channel i of the group, spectrum row k: over the batch in order, U H and G conj(H)
     transformed back in place, and the sum of G conj(U) transformed back into ``sh``."""
-    channel = tl.program_id(0)
+    channel = tl.program_id(0).to(tl.int64)
     k = tl.program_id(1)
     plane = R * N1 * N2
     f1r, f1i, f2r, f2i, twr, twi = load_tables(tables, N1, N2)
@@ -230,7 +230,7 @@ def _outer_inv(
     FORWARD: out = x0 (conv + D x1 v); GRAD_X0: out = dy (conv + D x1 v); GRAD_U: with
     du = conv + D dy x0, out = du v, out2 = du x1, and this tile's sum of dy x0 x1 v into
     ``dd_ptr``; GRAD_H: out = conv, float32, channel row c0 + i (no batch)."""
-    row = tl.program_id(0)
+    row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: B x C x L passes 2^31
     block = tl.program_id(1)
     k = tl.arange(0, P1 * P2)
     q = block * BQ + tl.arange(0, BQ)

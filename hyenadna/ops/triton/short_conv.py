@@ -32,9 +32,9 @@ BLOCK_C = 32
 @triton.jit
 def _short_conv_fwd(z, w, bias, u, length, channels, TAPS: tl.constexpr, HAS_BIAS: tl.constexpr,
                     BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):  # fmt: skip
-    batch = tl.program_id(2)
-    t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    batch = tl.program_id(2).to(tl.int64)  # 64-bit offsets: B x L x C passes 2^31 at 1M bases
+    t = tl.program_id(0).to(tl.int64) * BLOCK_T + tl.arange(0, BLOCK_T)
+    c = tl.program_id(1).to(tl.int64) * BLOCK_C + tl.arange(0, BLOCK_C)
     c_ok = c < channels
     acc = tl.zeros((BLOCK_T, BLOCK_C), dtype=tl.float32)
     if HAS_BIAS:
@@ -53,9 +53,9 @@ def _short_conv_fwd(z, w, bias, u, length, channels, TAPS: tl.constexpr, HAS_BIA
 @triton.jit
 def _short_conv_bwd(du, z, w, dz, dw_parts, dbias_parts, length, channels, TAPS: tl.constexpr,
                     BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):  # fmt: skip
-    batch = tl.program_id(2)
-    t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    batch = tl.program_id(2).to(tl.int64)  # 64-bit offsets: B x L x C passes 2^31 at 1M bases
+    t = tl.program_id(0).to(tl.int64) * BLOCK_T + tl.arange(0, BLOCK_T)
+    c = tl.program_id(1).to(tl.int64) * BLOCK_C + tl.arange(0, BLOCK_C)
     c_ok = c < channels
     t_ok = t < length
     du_row = du + batch * channels * length + c[None, :] * length
