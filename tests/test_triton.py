@@ -65,20 +65,53 @@ def assert_close(got, want, tolerance: float) -> None:
 
 @pytest.mark.parametrize("length", [MAX_LENGTH + 1, 3001, 4096, 5003])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_four_step_kernels_beyond_one_program_match_the_reference(length, dtype):
+def test_four_step_kernels_beyond_one_program_match_the_reference(length, dtype, monkeypatch):
     """Past MAX_LENGTH the four-step kernels take over (outer column DFT, inner row
-    convolution, outer inverse): lengths just past it, odd, a power of two, two batches."""
+    convolution, outer inverse): lengths just past it, odd, a power of two, two batches. The
+    forward is the persistent kernel here (3 programs for 6 rows: slots are reused)."""
+    from hyenadna.ops.triton import long_conv
+
+    fused = []
+    monkeypatch.setattr(long_conv, "_fused_fwd", KernelSpy(long_conv._fused_fwd, fused))
     got, want = gated_case(2, 3, length, dtype, seed=length)
-    assert got[0].dtype == dtype
+    assert got[0].dtype == dtype and len(fused) == 1
     assert_close(got, want, TOLERANCE[dtype])
 
 
-def test_four_step_kernels_with_a_two_round_column_transform(monkeypatch):
+class KernelSpy:
+    """A kernel wrapped to record its launches (grid indexing, then the call)."""
+
+    def __init__(self, kernel, calls: list):
+        self.kernel, self.calls = kernel, calls
+
+    def __getitem__(self, grid):
+        self.calls.append(grid)
+        return self.kernel[grid]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_four_step_forward_as_separate_kernels(dtype, monkeypatch):
+    """Past FUSED_MAX_SIZE the forward runs the three steps as three kernels with the
+    intermediate in a workspace; forced here at a small size."""
+    from hyenadna.ops.triton import long_conv
+
+    monkeypatch.setattr(long_conv, "FUSED_MAX_SIZE", 0)
+    fused = []
+    monkeypatch.setattr(long_conv, "_fused_fwd", KernelSpy(long_conv._fused_fwd, fused))
+    got, want = gated_case(2, 3, 3001, dtype, seed=4)
+    assert not fused
+    assert_close(got, want, TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("fused_max", [0, 1 << 16])
+def test_four_step_kernels_with_a_two_round_column_transform(fused_max, monkeypatch):
     """Transforms of 2^19 points and more need two rounds down the columns too (P = P1 P2);
-    with the inner row held to 256 points that happens at 2^16, within the interpreter's reach."""
+    with the inner row held to 256 points that happens at 2^16, within the interpreter's
+    reach (as separate kernels and as the persistent one)."""
     from hyenadna.ops.triton import long_conv
 
     monkeypatch.setattr(long_conv, "MAX_INNER", 256)
+    monkeypatch.setattr(long_conv, "FUSED_MAX_SIZE", fused_max)
     plan = long_conv.plan_for(16_500)
     assert (plan.n, plan.p1, plan.p2, plan.q) == (65_536, 16, 16, 256)
     got, want = gated_case(1, 2, 16_500, torch.float32, seed=1)
@@ -101,6 +134,7 @@ def test_four_step_kernels_in_channel_groups(monkeypatch):
     from hyenadna.ops.triton import long_conv
 
     monkeypatch.setattr(long_conv, "WORKSPACE_BYTES", 1)
+    monkeypatch.setattr(long_conv, "FUSED_MAX_SIZE", 0)  # the forward in groups too
     assert long_conv.channel_group(2, 3, long_conv.plan_for(3001), buffers=2) == 1
     got, want = gated_case(2, 3, 3001, torch.float32, seed=2)
     assert_close(got, want, TOLERANCE[torch.float32])

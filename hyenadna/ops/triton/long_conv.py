@@ -19,10 +19,13 @@ spectra are Hermitian: only the rows k <= P/2 are kept and transformed (the inte
 half the complex size, as large as an rfft's), and the outer inverse reads row k > P/2 as
 the conjugate of row P - k (after its twiddle the columns are Hermitian in k).
 
-The intermediate lives in HBM, float32, for a group of channels (all batch rows) at a time,
-so that its size is bounded by :data:`WORKSPACE_BYTES` whatever the length; the filter's
-spectrum is computed per group too (one torch FFT, unnormalised; the 1/n sits in the
-epilogue) and never held for the whole model.
+Up to :data:`FUSED_MAX_SIZE` points the forward is one persistent kernel
+(:func:`_fused_fwd`): each program owns a scratch slot small enough to stay in L2 and takes
+rows through all three steps, so HBM sees only the inputs and the output. Beyond it each step
+is its own kernel, and the intermediate lives in HBM, float32, for a group of channels (all
+batch rows) at a time, so that its size is bounded by :data:`WORKSPACE_BYTES` whatever the
+length; the filter's spectrum is computed per group too (one torch FFT, unnormalised; the 1/n
+sits in the epilogue) and never held for the whole model.
 
 Backward, per channel group: the outer step runs on u = x1 v and g = dy x0, then one inner
 program per (channel, k) loops over the batch in a fixed order (deterministic) and writes
@@ -56,6 +59,7 @@ WORKSPACE_BYTES = 1 << 30  # float32 intermediates held at once, per call
 TILE = 4096  # elements of an outer program's (P, BQ) tile, as many as an inner (64, 64) tile
 MAX_INNER = 4096  # the inner row transform: at most (64, 64)
 MAX_OUTER = 4096  # the outer column transform: at most (64, 64)
+FUSED_MAX_SIZE = 1 << 16  # transforms up to this size run the forward as one persistent kernel
 
 # epilogues of the outer inverse
 FORWARD, GRAD_X0, GRAD_U, GRAD_H = 0, 1, 2, 3
@@ -135,47 +139,43 @@ def _twiddled(xr, xi, k, q, N: tl.constexpr, CONJ: tl.constexpr):
 
 
 @triton.jit
-def _outer_fwd(
-    a_ptr, b_ptr, spec, tables,
-    length, channels, group, c0, a_stride_b, a_stride_c, b_stride_b, b_stride_c,
+def _outer_forward_tile(
+    a_row, b_row, dst, tables, block, length,
     N: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr, Q: tl.constexpr, R: tl.constexpr,
     BQ: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
-    """Row (b, c0 + i) of the group, columns of one block: the column DFT of a * b, twiddled,
-    rows k <= P/2 stored to ``spec`` (group rows, 2, R, Q)."""
-    row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: B x C x L passes 2^31
-    b = row // group
-    c = c0 + row % group
+    """Columns ``block`` of one row: the column DFT of a * b (``a_row``, ``b_row`` point at
+    the row's first position), twiddled, rows k <= P/2 stored to the row's intermediate
+    ``dst`` (2, R, Q)."""
     k = tl.arange(0, P1 * P2)
-    q = tl.program_id(1) * BQ + tl.arange(0, BQ)
+    q = block * BQ + tl.arange(0, BQ)
     pos = k[:, None] * Q + q[None, :]
     ok = pos < length
-    a = tl.load(a_ptr + b * a_stride_b + c * a_stride_c + pos, mask=ok, other=0.0).to(tl.float32)
-    x = a * tl.load(b_ptr + b * b_stride_b + c * b_stride_c + pos, mask=ok, other=0.0).to(tl.float32)
+    x = tl.load(a_row + pos, mask=ok, other=0.0).to(tl.float32)
+    x = x * tl.load(b_row + pos, mask=ok, other=0.0).to(tl.float32)
     xr, xi = column_dft(x, x, tables, P1, P2, BQ, True, False, PRECISION)
     xr, xi = _twiddled(xr, xi, k, q, N, False)
-    out = spec + row * 2 * R * Q + k[:, None] * Q + q[None, :]
+    out = dst + k[:, None] * Q + q[None, :]
     keep = (k[:, None] <= P1 * P2 // 2) & (q[None, :] < Q)
     tl.store(out, xr, mask=keep)
     tl.store(out + R * Q, xi, mask=keep)
 
 
 @triton.jit
-def _inner_tile(spec, row, k, R: tl.constexpr, N1: tl.constexpr, N2: tl.constexpr):
-    """Pointer to row ``k`` of intermediate row ``row``, as an (N1, N2) tile (real plane)."""
-    return spec + row * 2 * R * N1 * N2 + k * N1 * N2 + tl.arange(0, N1)[:, None] * N2 + tl.arange(0, N2)[None, :]
+def _inner_tile(row_ptr, k, R: tl.constexpr, N1: tl.constexpr, N2: tl.constexpr):
+    """Pointer to spectrum row ``k`` of one intermediate (2, R, Q), as an (N1, N2) tile (real
+    plane; the imaginary one is R Q further)."""
+    return row_ptr + k * N1 * N2 + tl.arange(0, N1)[:, None] * N2 + tl.arange(0, N2)[None, :]
 
 
 @triton.jit
-def _inner_conv(spec, hspec, group, tables, R: tl.constexpr, N1: tl.constexpr, N2: tl.constexpr,
-                PRECISION: tl.constexpr):  # fmt: skip
-    """In place: the size-Q DFT of row k, times the filter's spectrum, and back."""
-    row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: B x C x L passes 2^31
-    k = tl.program_id(1)
-    f1r, f1i, f2r, f2i, twr, twi = load_tables(tables, N1, N2)
-    ptr = _inner_tile(spec, row, k, R, N1, N2)
+def _inner_conv_row(src, h, k, f1r, f1i, f2r, f2i, twr, twi, R: tl.constexpr, N1: tl.constexpr,
+                    N2: tl.constexpr, PRECISION: tl.constexpr):  # fmt: skip
+    """In place: the size-Q DFT of spectrum row k of ``src``, times the filter's (``h``, the
+    channel's (2, R, Q) spectrum), and back."""
+    ptr = _inner_tile(src, k, R, N1, N2)
     xr, xi = row_dft(tl.load(ptr), tl.load(ptr + R * N1 * N2), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
-    hptr = _inner_tile(hspec, row % group, k, R, N1, N2)
+    hptr = _inner_tile(h, k, R, N1, N2)
     yr, yi = cmul(xr, xi, tl.load(hptr), tl.load(hptr + R * N1 * N2))
     zr, zi = row_idft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
     tl.store(ptr, zr)
@@ -183,7 +183,67 @@ def _inner_conv(spec, hspec, group, tables, R: tl.constexpr, N1: tl.constexpr, N
 
 
 @triton.jit
-def _inner_bwd(su, sg, sh, hspec, batch, group, tables, R: tl.constexpr, N1: tl.constexpr,
+def _outer_inverse_tile(
+    src, tables, block,
+    N: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr, Q: tl.constexpr, R: tl.constexpr,
+    BQ: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """Columns ``block`` of one row: the conjugate twiddle and the inverse column DFT of the
+    intermediate ``src``, rows k > P/2 read as the conjugates of rows P - k. Returns the
+    unnormalised real result (P, BQ) and its positions."""
+    k = tl.arange(0, P1 * P2)
+    q = block * BQ + tl.arange(0, BQ)
+    mirrored = k > P1 * P2 // 2
+    source = tl.where(mirrored, P1 * P2 - k, k)
+    ptr = src + source[:, None] * Q + q[None, :]
+    xr, xi = _twiddled(tl.load(ptr), tl.load(ptr + R * Q), source, q, N, True)
+    xi = tl.where(mirrored[:, None], -xi, xi)
+    conv, _ = column_dft(xr, xi, tables, P1, P2, BQ, False, True, PRECISION)
+    return conv, k[:, None] * Q + q[None, :]
+
+
+@triton.jit
+def _store_gated(conv, pos, ok, gate_row, x1_row, v_row, skip, out_row):
+    """out = gate * (conv + D x1 v): the forward's output (gate x0) and dx0 (gate dy)."""
+    x1 = tl.load(x1_row + pos, mask=ok, other=0.0).to(tl.float32)
+    v = tl.load(v_row + pos, mask=ok, other=0.0).to(tl.float32)
+    gate = tl.load(gate_row + pos, mask=ok, other=0.0).to(tl.float32)
+    tl.store(out_row + pos, (gate * (conv + skip * x1 * v)).to(out_row.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def _outer_fwd(
+    a_ptr, b_ptr, spec, tables,
+    length, batch, c0, a_stride_b, a_stride_c, b_stride_b, b_stride_c,
+    N: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr, Q: tl.constexpr, R: tl.constexpr,
+    BQ: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """Row i B + b of the group (channel c0 + i, batch b: rows of one channel are neighbours,
+    so programs running together share its filter spectrum in L2), one column block:
+    :func:`_outer_forward_tile` into ``spec`` (group rows, 2, R, Q)."""
+    row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: B x C x L passes 2^31
+    b = row % batch
+    c = c0 + row // batch
+    _outer_forward_tile(
+        a_ptr + b * a_stride_b + c * a_stride_c, b_ptr + b * b_stride_b + c * b_stride_c,
+        spec + row * 2 * R * Q, tables, tl.program_id(1), length, N, P1, P2, Q, R, BQ, PRECISION,
+    )  # fmt: skip
+
+
+@triton.jit
+def _inner_conv(spec, hspec, batch, tables, R: tl.constexpr, N1: tl.constexpr, N2: tl.constexpr,
+                PRECISION: tl.constexpr):  # fmt: skip
+    """Intermediate row i, spectrum row k: :func:`_inner_conv_row` with channel i // B's filter."""
+    row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: B x C x L passes 2^31
+    f1r, f1i, f2r, f2i, twr, twi = load_tables(tables, N1, N2)
+    _inner_conv_row(
+        spec + row * 2 * R * N1 * N2, hspec + (row // batch) * 2 * R * N1 * N2, tl.program_id(1),
+        f1r, f1i, f2r, f2i, twr, twi, R, N1, N2, PRECISION,
+    )  # fmt: skip
+
+
+@triton.jit
+def _inner_bwd(su, sg, sh, hspec, batch, tables, R: tl.constexpr, N1: tl.constexpr,
                N2: tl.constexpr, PRECISION: tl.constexpr):  # fmt: skip
     """Channel i of the group, spectrum row k: over the batch in order, U H and G conj(H)
     transformed back in place, and the sum of G conj(U) transformed back into ``sh``."""
@@ -191,14 +251,14 @@ def _inner_bwd(su, sg, sh, hspec, batch, group, tables, R: tl.constexpr, N1: tl.
     k = tl.program_id(1)
     plane = R * N1 * N2
     f1r, f1i, f2r, f2i, twr, twi = load_tables(tables, N1, N2)
-    hptr = _inner_tile(hspec, channel, k, R, N1, N2)
+    hptr = _inner_tile(hspec + channel * 2 * plane, k, R, N1, N2)
     hr = tl.load(hptr)
     hi = tl.load(hptr + plane)
     acc_r = tl.zeros((N1, N2), dtype=tl.float32)
     acc_i = tl.zeros((N1, N2), dtype=tl.float32)
     for b in range(batch):
-        uptr = _inner_tile(su, b * group + channel, k, R, N1, N2)
-        gptr = _inner_tile(sg, b * group + channel, k, R, N1, N2)
+        uptr = _inner_tile(su + (channel * batch + b) * 2 * plane, k, R, N1, N2)
+        gptr = _inner_tile(sg + (channel * batch + b) * 2 * plane, k, R, N1, N2)
         ur, ui = row_dft(tl.load(uptr), tl.load(uptr + plane), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
         gr, gi = row_dft(tl.load(gptr), tl.load(gptr + plane), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
         yr, yi = cmul(ur, ui, hr, hi)
@@ -213,7 +273,7 @@ def _inner_bwd(su, sg, sh, hspec, batch, group, tables, R: tl.constexpr, N1: tl.
         acc_r += yr
         acc_i += yi
     zr, zi = row_idft(acc_r, acc_i, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
-    sptr = _inner_tile(sh, channel, k, R, N1, N2)
+    sptr = _inner_tile(sh + channel * 2 * plane, k, R, N1, N2)
     tl.store(sptr, zr)
     tl.store(sptr + plane, zi)
 
@@ -221,51 +281,86 @@ def _inner_bwd(su, sg, sh, hspec, batch, group, tables, R: tl.constexpr, N1: tl.
 @triton.jit
 def _outer_inv(
     spec, tables, x0_ptr, x1_ptr, v_ptr, dy_ptr, d_ptr, out_ptr, out2_ptr, dd_ptr,
-    length, channels, group, c0, stride_b, stride_c, scale,
+    length, channels, batch, c0, stride_b, stride_c, scale,
     N: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr, Q: tl.constexpr, R: tl.constexpr,
     BQ: tl.constexpr, PRECISION: tl.constexpr, MODE: tl.constexpr,
 ):  # fmt: skip
-    """The inverse column transform of one (row, column block) and its epilogue:
+    """:func:`_outer_inverse_tile` of one (row, column block) and its epilogue:
 
     FORWARD: out = x0 (conv + D x1 v); GRAD_X0: out = dy (conv + D x1 v); GRAD_U: with
     du = conv + D dy x0, out = du v, out2 = du x1, and this tile's sum of dy x0 x1 v into
     ``dd_ptr``; GRAD_H: out = conv, float32, channel row c0 + i (no batch)."""
     row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: B x C x L passes 2^31
     block = tl.program_id(1)
-    k = tl.arange(0, P1 * P2)
-    q = block * BQ + tl.arange(0, BQ)
-    mirrored = k > P1 * P2 // 2
-    source = tl.where(mirrored, P1 * P2 - k, k)
-    ptr = spec + row * 2 * R * Q + source[:, None] * Q + q[None, :]
-    xr, xi = _twiddled(tl.load(ptr), tl.load(ptr + R * Q), source, q, N, True)
-    xi = tl.where(mirrored[:, None], -xi, xi)
-    conv, _ = column_dft(xr, xi, tables, P1, P2, BQ, False, True, PRECISION)
+    conv, pos = _outer_inverse_tile(spec + row * 2 * R * Q, tables, block, N, P1, P2, Q, R, BQ, PRECISION)
     conv = conv * scale
-    pos = k[:, None] * Q + q[None, :]
     ok = pos < length
     if MODE == GRAD_H:
         tl.store(out_ptr + (c0 + row) * length + pos, conv, mask=ok)
     else:
-        b = row // group
-        c = c0 + row % group
-        base = b * stride_b + c * stride_c + pos
-        out_at = (b * channels + c) * length + pos
+        b = row % batch
+        c = c0 + row // batch
+        base = b * stride_b + c * stride_c
+        out_at = (b * channels + c) * length
         skip = tl.load(d_ptr + c).to(tl.float32)
-        x1 = tl.load(x1_ptr + base, mask=ok, other=0.0).to(tl.float32)
-        v = tl.load(v_ptr + base, mask=ok, other=0.0).to(tl.float32)
         if MODE == FORWARD:
-            x0 = tl.load(x0_ptr + base, mask=ok, other=0.0).to(tl.float32)
-            tl.store(out_ptr + out_at, (x0 * (conv + skip * x1 * v)).to(out_ptr.dtype.element_ty), mask=ok)
+            _store_gated(conv, pos, ok, x0_ptr + base, x1_ptr + base, v_ptr + base, skip, out_ptr + out_at)
         elif MODE == GRAD_X0:
-            dy = tl.load(dy_ptr + out_at, mask=ok, other=0.0).to(tl.float32)
-            tl.store(out_ptr + out_at, (dy * (conv + skip * x1 * v)).to(out_ptr.dtype.element_ty), mask=ok)
+            _store_gated(conv, pos, ok, dy_ptr + out_at, x1_ptr + base, v_ptr + base, skip, out_ptr + out_at)
         else:
-            g = tl.load(dy_ptr + out_at, mask=ok, other=0.0).to(tl.float32)
-            g = g * tl.load(x0_ptr + base, mask=ok, other=0.0).to(tl.float32)
+            x1 = tl.load(x1_ptr + base + pos, mask=ok, other=0.0).to(tl.float32)
+            v = tl.load(v_ptr + base + pos, mask=ok, other=0.0).to(tl.float32)
+            g = tl.load(dy_ptr + out_at + pos, mask=ok, other=0.0).to(tl.float32)
+            g = g * tl.load(x0_ptr + base + pos, mask=ok, other=0.0).to(tl.float32)
             du = conv + skip * g
-            tl.store(out_ptr + out_at, (du * v).to(out_ptr.dtype.element_ty), mask=ok)
-            tl.store(out2_ptr + out_at, (du * x1).to(out2_ptr.dtype.element_ty), mask=ok)
+            tl.store(out_ptr + out_at + pos, (du * v).to(out_ptr.dtype.element_ty), mask=ok)
+            tl.store(out2_ptr + out_at + pos, (du * x1).to(out2_ptr.dtype.element_ty), mask=ok)
             tl.store(dd_ptr + (b * channels + c) * tl.num_programs(1) + block, tl.sum(tl.sum(g * x1 * v, 1), 0))
+
+
+@triton.jit
+def _fused_fwd(
+    x0_ptr, x1_ptr, v_ptr, out_ptr, hspec, d_ptr, outer_tables, inner_tables, scratch,
+    rows, length, channels, batch, stride_b, stride_c, scale,
+    N: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr, Q: tl.constexpr, R: tl.constexpr,
+    BQ: tl.constexpr, N1: tl.constexpr, N2: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """The whole forward in one persistent kernel, for transforms small enough that one
+    intermediate per program stays in L2: each program owns a scratch slot and takes rows
+    slot, slot + programs, ... through all three steps, with a barrier between steps (the
+    steps exchange data across the program's threads through the slot). HBM then sees only
+    the inputs and the output, as with the one-program kernel."""
+    slot = tl.program_id(0).to(tl.int64)  # a 64-bit loop: B x C x L passes 2^31
+    work = scratch + slot * 2 * R * Q
+    f1r, f1i, f2r, f2i, twr, twi = load_tables(inner_tables, N1, N2)
+    for row in range(slot, rows, tl.num_programs(0)):
+        b = row % batch
+        c = row // batch  # rows of one channel together: its spectrum stays in L2
+        base = b * stride_b + c * stride_c
+        for block in range(Q // BQ):
+            _outer_forward_tile(x1_ptr + base, v_ptr + base, work, outer_tables, block, length,
+                                N, P1, P2, Q, R, BQ, PRECISION)  # fmt: skip
+        tl.debug_barrier()
+        for k in range(R):
+            _inner_conv_row(work, hspec + c * 2 * R * Q, k, f1r, f1i, f2r, f2i, twr, twi, R, N1, N2, PRECISION)
+        tl.debug_barrier()
+        skip = tl.load(d_ptr + c).to(tl.float32)
+        for block in range(Q // BQ):
+            conv, pos = _outer_inverse_tile(work, outer_tables, block, N, P1, P2, Q, R, BQ, PRECISION)
+            _store_gated(conv * scale, pos, pos < length, x0_ptr + base, x1_ptr + base, v_ptr + base, skip,
+                         out_ptr + (b * channels + c) * length)  # fmt: skip
+        tl.debug_barrier()  # the slot is rewritten by the next row
+
+
+def persistent_programs(device: torch.device, plan: Plan) -> int:
+    """Programs (scratch slots) of the persistent forward: as many as keep the slots within
+    about half an H100's 50 MB L2 (one or more per multiprocessor); a few on the CPU
+    interpreter, so that its tests see slots reused from row to row."""
+    if device.type != "cuda":
+        return 3
+    slot_bytes = 2 * plan.rows * plan.q * 4
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    return sms * max(1, (24 << 20) // (slot_bytes * sms))
 
 
 def channel_group(batch: int, channels: int, plan: Plan, buffers: int) -> int:
@@ -299,21 +394,33 @@ class _Launcher:
 
     def outer_forward(self, a, b, spec, c0, group) -> None:
         _outer_fwd[(self.batch * group, self.plan.q // self.plan.block)](
-            a, b, spec, self.outer, self.length, self.channels, group, c0,
+            a, b, spec, self.outer, self.length, self.batch, c0,
             a.stride(0), a.stride(1), b.stride(0), b.stride(1), **self.shape, PRECISION=self.precision,
         )  # fmt: skip
 
-    def outer_inverse(self, spec, rows, mode, c0, group, x0, x1, v, d, dy=None, out=None, out2=None, dd=None):
+    def outer_inverse(self, spec, rows, mode, c0, x0, x1, v, d, dy=None, out=None, out2=None, dd=None):
         dummy = x1
         _outer_inv[(rows, self.plan.q // self.plan.block)](
             spec, self.outer, x0, x1, v, dummy if dy is None else dy, d, out,
             dummy if out2 is None else out2, dummy if dd is None else dd,
-            self.length, self.channels, group, c0, self.stride_b, self.stride_c, 1.0 / self.plan.n,
+            self.length, self.channels, self.batch, c0, self.stride_b, self.stride_c, 1.0 / self.plan.n,
             **self.shape, PRECISION=self.precision, MODE=mode,
         )  # fmt: skip
 
     def inner_args(self):
         return dict(R=self.plan.rows, N1=self.plan.n1, N2=self.plan.n2, PRECISION=self.precision)
+
+    def fused_forward(self, x0, x1, v, h, d, out) -> None:
+        """The persistent one-kernel forward (:func:`_fused_fwd`), every channel's spectrum
+        at once (C x 4n bytes, at most a few hundred MB at :data:`FUSED_MAX_SIZE`)."""
+        rows = self.batch * self.channels
+        slots = min(rows, persistent_programs(self.device, self.plan))
+        scratch = self.workspace(slots)
+        _fused_fwd[(slots,)](
+            x0, x1, v, out, filter_rows(h, self.plan), d, self.outer, self.inner, scratch,
+            rows, self.length, self.channels, self.batch, self.stride_b, self.stride_c, 1.0 / self.plan.n,
+            **self.shape, N1=self.plan.n1, N2=self.plan.n2, PRECISION=self.precision,
+        )  # fmt: skip
 
 
 class LongGatedFFTConv(torch.autograd.Function):
@@ -326,12 +433,16 @@ class LongGatedFFTConv(torch.autograd.Function):
         run = _Launcher(x1)
         d32 = d.detach().float().contiguous()
         out = output_buffer(x1.shape, x1.dtype, x1.device)
+        if run.plan.n <= FUSED_MAX_SIZE:
+            run.fused_forward(x0, x1, v, h.detach(), d32, out)
+            ctx.save_for_backward(x0, x1, v, h, d)
+            return out
         for c0, group in run.groups(buffers=1):
             hspec = filter_rows(h.detach()[c0 : c0 + group], run.plan)
             spec = run.workspace(run.batch * group)
             run.outer_forward(x1, v, spec, c0, group)
-            _inner_conv[(run.batch * group, run.plan.rows)](spec, hspec, group, run.inner, **run.inner_args())
-            run.outer_inverse(spec, run.batch * group, FORWARD, c0, group, x0, x1, v, d32, out=out)
+            _inner_conv[(run.batch * group, run.plan.rows)](spec, hspec, run.batch, run.inner, **run.inner_args())
+            run.outer_inverse(spec, run.batch * group, FORWARD, c0, x0, x1, v, d32, out=out)
         ctx.save_for_backward(x0, x1, v, h, d)
         return out
 
@@ -350,11 +461,11 @@ class LongGatedFFTConv(torch.autograd.Function):
             su, sg, sh = run.workspace(run.batch * group), run.workspace(run.batch * group), run.workspace(group)
             run.outer_forward(x1, v, su, c0, group)
             run.outer_forward(dy, x0, sg, c0, group)
-            _inner_bwd[(group, run.plan.rows)](su, sg, sh, hspec, run.batch, group, run.inner, **run.inner_args())
+            _inner_bwd[(group, run.plan.rows)](su, sg, sh, hspec, run.batch, run.inner, **run.inner_args())
             rows = run.batch * group
-            run.outer_inverse(su, rows, GRAD_X0, c0, group, x0, x1, v, d32, dy=dy, out=dx0)
-            run.outer_inverse(sg, rows, GRAD_U, c0, group, x0, x1, v, d32, dy=dy, out=dx1, out2=dv, dd=dd)
-            run.outer_inverse(sh, group, GRAD_H, c0, group, x0, x1, v, d32, out=dh)
+            run.outer_inverse(su, rows, GRAD_X0, c0, x0, x1, v, d32, dy=dy, out=dx0)
+            run.outer_inverse(sg, rows, GRAD_U, c0, x0, x1, v, d32, dy=dy, out=dx1, out2=dv, dd=dd)
+            run.outer_inverse(sh, group, GRAD_H, c0, x0, x1, v, d32, out=dh)
         return dx0, dx1, dv, dh.to(h.dtype), dd.sum((0, 2)).to(d.dtype)
 
 
