@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-data lint bench-long clean
+.PHONY: demo test test-fast test-data lint bench-long gpu-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ LENGTHS ?= 1024 4096 16384 32768
 bench-long: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[test,bench]'
 	$(BIN)/python benchmarks/long_context.py --lengths $(LENGTHS)
+
+# On a CUDA machine whose python3 has torch, triton and pytest (no .venv needed): the Triton
+# kernels' tests compiled, outputs poisoned, then the GPU benchmark (table, JSON and PNG in OUT).
+OUT ?= benchmarks/results
+gpu-check:
+	PYTHONPATH=. $(PYTHON) -m pytest -q -p no:cacheprovider tests/test_triton.py
+	PYTHONPATH=. $(PYTHON) benchmarks/triton_fftconv.py --end-to-end --out $(OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
