@@ -67,14 +67,16 @@ def assert_close(got, want, tolerance: float) -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_four_step_kernels_beyond_one_program_match_the_reference(length, dtype, monkeypatch):
     """Past MAX_LENGTH the four-step kernels take over (outer column DFT, inner row
-    convolution, outer inverse): lengths just past it, odd, a power of two, two batches. The
-    forward is the persistent kernel here (3 programs for 6 rows: slots are reused)."""
+    convolution, outer inverse): lengths just past it, odd, a power of two, two batches. Both
+    directions are the persistent kernels here, two programs for six rows and for three
+    channels: slots are reused."""
     from hyenadna.ops.triton import long_conv
 
     fused = []
-    monkeypatch.setattr(long_conv, "_fused_fwd", KernelSpy(long_conv._fused_fwd, fused))
+    for name in ("_fused_fwd", "_fused_bwd"):
+        monkeypatch.setattr(long_conv, name, KernelSpy(getattr(long_conv, name), fused))
     got, want = gated_case(2, 3, length, dtype, seed=length)
-    assert got[0].dtype == dtype and len(fused) == 1
+    assert got[0].dtype == dtype and fused == [(2,), (2,)]
     assert_close(got, want, TOLERANCE[dtype])
 
 
@@ -90,14 +92,15 @@ class KernelSpy:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_four_step_forward_as_separate_kernels(dtype, monkeypatch):
-    """Past FUSED_MAX_SIZE the forward runs the three steps as three kernels with the
-    intermediate in a workspace; forced here at a small size."""
+def test_four_step_as_separate_kernels(dtype, monkeypatch):
+    """Past FUSED_MAX_SIZE each direction runs its steps as separate kernels with the
+    intermediates in a workspace; forced here at a small size."""
     from hyenadna.ops.triton import long_conv
 
     monkeypatch.setattr(long_conv, "FUSED_MAX_SIZE", 0)
     fused = []
-    monkeypatch.setattr(long_conv, "_fused_fwd", KernelSpy(long_conv._fused_fwd, fused))
+    for name in ("_fused_fwd", "_fused_bwd"):
+        monkeypatch.setattr(long_conv, name, KernelSpy(getattr(long_conv, name), fused))
     got, want = gated_case(2, 3, 3001, dtype, seed=4)
     assert not fused
     assert_close(got, want, TOLERANCE[dtype])
@@ -134,7 +137,7 @@ def test_four_step_kernels_in_channel_groups(monkeypatch):
     from hyenadna.ops.triton import long_conv
 
     monkeypatch.setattr(long_conv, "WORKSPACE_BYTES", 1)
-    monkeypatch.setattr(long_conv, "FUSED_MAX_SIZE", 0)  # the forward in groups too
+    monkeypatch.setattr(long_conv, "FUSED_MAX_SIZE", 0)  # both directions in groups
     assert long_conv.channel_group(2, 3, long_conv.plan_for(3001), buffers=2) == 1
     got, want = gated_case(2, 3, 3001, torch.float32, seed=2)
     assert_close(got, want, TOLERANCE[torch.float32])

@@ -19,10 +19,10 @@ spectra are Hermitian: only the rows k <= P/2 are kept and transformed (the inte
 half the complex size, as large as an rfft's), and the outer inverse reads row k > P/2 as
 the conjugate of row P - k (after its twiddle the columns are Hermitian in k).
 
-Up to :data:`FUSED_MAX_SIZE` points the forward is one persistent kernel
-(:func:`_fused_fwd`): each program owns a scratch slot small enough to stay in L2 and takes
-rows through all three steps, so HBM sees only the inputs and the output. Beyond it each step
-is its own kernel, and the intermediate lives in HBM, float32, for a group of channels (all
+Up to :data:`FUSED_MAX_SIZE` points each direction is one persistent kernel
+(:func:`_fused_fwd`, :func:`_fused_bwd`): each program owns scratch slots small enough to stay
+in L2 and takes rows (channels, backward) through all the steps, so HBM sees only the inputs
+and the outputs. Beyond it each step is its own kernel, and the intermediate lives in HBM, float32, for a group of channels (all
 batch rows) at a time, so that its size is bounded by :data:`WORKSPACE_BYTES` whatever the
 length; the filter's spectrum is computed per group too (one torch FFT, unnormalised; the 1/n
 sits in the epilogue) and never held for the whole model.
@@ -59,7 +59,7 @@ WORKSPACE_BYTES = 1 << 30  # float32 intermediates held at once, per call
 TILE = 4096  # elements of an outer program's (P, BQ) tile, as many as an inner (64, 64) tile
 MAX_INNER = 4096  # the inner row transform: at most (64, 64)
 MAX_OUTER = 4096  # the outer column transform: at most (64, 64)
-FUSED_MAX_SIZE = 1 << 16  # transforms up to this size run the forward as one persistent kernel
+FUSED_MAX_SIZE = 1 << 16  # transforms up to this size run forward and backward as one persistent kernel each
 
 # epilogues of the outer inverse
 FORWARD, GRAD_X0, GRAD_U, GRAD_H = 0, 1, 2, 3
@@ -212,6 +212,51 @@ def _store_gated(conv, pos, ok, gate_row, x1_row, v_row, skip, out_row):
 
 
 @triton.jit
+def _store_grad_u(conv, pos, ok, dy_row, x0_row, x1_row, v_row, skip, dx1_row, dv_row):
+    """With g = dy x0 and du = conv + D g: dx1 = du v and dv = du x1; returns this tile's sum
+    of g x1 v (its part of dD)."""
+    x1 = tl.load(x1_row + pos, mask=ok, other=0.0).to(tl.float32)
+    v = tl.load(v_row + pos, mask=ok, other=0.0).to(tl.float32)
+    g = tl.load(dy_row + pos, mask=ok, other=0.0).to(tl.float32)
+    g = g * tl.load(x0_row + pos, mask=ok, other=0.0).to(tl.float32)
+    du = conv + skip * g
+    tl.store(dx1_row + pos, (du * v).to(dx1_row.dtype.element_ty), mask=ok)
+    tl.store(dv_row + pos, (du * x1).to(dv_row.dtype.element_ty), mask=ok)
+    return tl.sum(tl.sum(g * x1 * v, 1), 0)
+
+
+@triton.jit
+def _inner_bwd_row(su, sg, sh, h, k, index, f1r, f1i, f2r, f2i, twr, twi, R: tl.constexpr, N1: tl.constexpr,
+                   N2: tl.constexpr, PRECISION: tl.constexpr):  # fmt: skip
+    """Spectrum row k of one batch row: U H and G conj(H) transformed back in place (into
+    ``su``, ``sg``), and G conj(U) added to the channel's running sum in ``sh`` (set by batch
+    row ``index`` 0)."""
+    plane = R * N1 * N2
+    uptr = _inner_tile(su, k, R, N1, N2)
+    gptr = _inner_tile(sg, k, R, N1, N2)
+    hptr = _inner_tile(h, k, R, N1, N2)
+    sptr = _inner_tile(sh, k, R, N1, N2)
+    ur, ui = row_dft(tl.load(uptr), tl.load(uptr + plane), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    gr, gi = row_dft(tl.load(gptr), tl.load(gptr + plane), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    hr = tl.load(hptr)
+    hi = tl.load(hptr + plane)
+    yr, yi = cmul(ur, ui, hr, hi)
+    zr, zi = row_idft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    tl.store(uptr, zr)
+    tl.store(uptr + plane, zi)
+    yr, yi = cmul_conj(gr, gi, hr, hi)
+    zr, zi = row_idft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    tl.store(gptr, zr)
+    tl.store(gptr + plane, zi)
+    yr, yi = cmul_conj(gr, gi, ur, ui)
+    if index > 0:
+        yr += tl.load(sptr)
+        yi += tl.load(sptr + plane)
+    tl.store(sptr, yr)
+    tl.store(sptr + plane, yi)
+
+
+@triton.jit
 def _outer_fwd(
     a_ptr, b_ptr, spec, tables,
     length, batch, c0, a_stride_b, a_stride_c, b_stride_b, b_stride_c,
@@ -308,14 +353,9 @@ def _outer_inv(
         elif MODE == GRAD_X0:
             _store_gated(conv, pos, ok, dy_ptr + out_at, x1_ptr + base, v_ptr + base, skip, out_ptr + out_at)
         else:
-            x1 = tl.load(x1_ptr + base + pos, mask=ok, other=0.0).to(tl.float32)
-            v = tl.load(v_ptr + base + pos, mask=ok, other=0.0).to(tl.float32)
-            g = tl.load(dy_ptr + out_at + pos, mask=ok, other=0.0).to(tl.float32)
-            g = g * tl.load(x0_ptr + base + pos, mask=ok, other=0.0).to(tl.float32)
-            du = conv + skip * g
-            tl.store(out_ptr + out_at + pos, (du * v).to(out_ptr.dtype.element_ty), mask=ok)
-            tl.store(out2_ptr + out_at + pos, (du * x1).to(out2_ptr.dtype.element_ty), mask=ok)
-            tl.store(dd_ptr + (b * channels + c) * tl.num_programs(1) + block, tl.sum(tl.sum(g * x1 * v, 1), 0))
+            partial = _store_grad_u(conv, pos, ok, dy_ptr + out_at, x0_ptr + base, x1_ptr + base, v_ptr + base,
+                                    skip, out_ptr + out_at, out2_ptr + out_at)  # fmt: skip
+            tl.store(dd_ptr + (b * channels + c) * tl.num_programs(1) + block, partial)
 
 
 @triton.jit
@@ -352,13 +392,70 @@ def _fused_fwd(
         tl.debug_barrier()  # the slot is rewritten by the next row
 
 
-def persistent_programs(device: torch.device, plan: Plan) -> int:
-    """Programs (scratch slots) of the persistent forward: as many as keep the slots within
-    about half an H100's 50 MB L2 (one or more per multiprocessor); a few on the CPU
-    interpreter, so that its tests see slots reused from row to row."""
+@triton.jit
+def _fused_bwd(
+    x0_ptr, x1_ptr, v_ptr, dy_ptr, hspec, d_ptr, outer_tables, inner_tables, scratch,
+    dx0_ptr, dx1_ptr, dv_ptr, dh_ptr, dd_ptr,
+    length, channels, batch, stride_b, stride_c, scale,
+    N: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr, Q: tl.constexpr, R: tl.constexpr,
+    BQ: tl.constexpr, N1: tl.constexpr, N2: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """The whole backward in one persistent kernel (sizes as :func:`_fused_fwd`): each
+    program owns three scratch slots (u, g and the channel's running sum of G conj(U)) and
+    takes channels slot, slot + programs, ...; for each it walks the batch in order (the dh
+    sum is deterministic) through the outer, inner and outer-inverse steps, then turns the
+    sum into dh. HBM sees x0, x1, v and dy read once and the gradients written once."""
+    slot = tl.program_id(0).to(tl.int64)  # a 64-bit loop: B x C x L passes 2^31
+    plane = 2 * R * Q
+    su = scratch + slot * 3 * plane
+    sg = su + plane
+    sh = sg + plane
+    blocks = Q // BQ
+    f1r, f1i, f2r, f2i, twr, twi = load_tables(inner_tables, N1, N2)
+    for c in range(slot, channels, tl.num_programs(0)):
+        h = hspec + c * plane
+        skip = tl.load(d_ptr + c).to(tl.float32)
+        for b in range(slot * 0, batch):  # 64-bit, as the offsets
+            base = b * stride_b + c * stride_c
+            out_at = (b * channels + c) * length
+            for block in range(blocks):
+                _outer_forward_tile(x1_ptr + base, v_ptr + base, su, outer_tables, block, length,
+                                    N, P1, P2, Q, R, BQ, PRECISION)  # fmt: skip
+                _outer_forward_tile(dy_ptr + out_at, x0_ptr + base, sg, outer_tables, block, length,
+                                    N, P1, P2, Q, R, BQ, PRECISION)  # fmt: skip
+            tl.debug_barrier()
+            for k in range(R):
+                _inner_bwd_row(su, sg, sh, h, k, b, f1r, f1i, f2r, f2i, twr, twi, R, N1, N2, PRECISION)
+            tl.debug_barrier()
+            for block in range(blocks):
+                conv, pos = _outer_inverse_tile(su, outer_tables, block, N, P1, P2, Q, R, BQ, PRECISION)
+                ok = pos < length
+                _store_gated(conv * scale, pos, ok, dy_ptr + out_at, x1_ptr + base, v_ptr + base, skip,
+                             dx0_ptr + out_at)  # fmt: skip
+                conv, pos = _outer_inverse_tile(sg, outer_tables, block, N, P1, P2, Q, R, BQ, PRECISION)
+                partial = _store_grad_u(conv * scale, pos, ok, dy_ptr + out_at, x0_ptr + base, x1_ptr + base,
+                                        v_ptr + base, skip, dx1_ptr + out_at, dv_ptr + out_at)  # fmt: skip
+                tl.store(dd_ptr + (b * channels + c) * blocks + block, partial)
+            tl.debug_barrier()
+        for k in range(R):  # dh: the batch's summed spectrum back through both steps
+            ptr = _inner_tile(sh, k, R, N1, N2)
+            zr, zi = row_idft(tl.load(ptr), tl.load(ptr + R * Q), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+            tl.store(ptr, zr)
+            tl.store(ptr + R * Q, zi)
+        tl.debug_barrier()
+        for block in range(blocks):
+            conv, pos = _outer_inverse_tile(sh, outer_tables, block, N, P1, P2, Q, R, BQ, PRECISION)
+            tl.store(dh_ptr + c * length + pos, conv * scale, mask=pos < length)
+        tl.debug_barrier()
+
+
+def persistent_programs(device: torch.device, plan: Plan, buffers: int = 1) -> int:
+    """Programs of the persistent kernels, each with ``buffers`` scratch intermediates: as many
+    as keep the slots within about half an H100's 50 MB L2 (one or more per multiprocessor);
+    two on the CPU interpreter, so that its tests see slots reused from row to row."""
     if device.type != "cuda":
-        return 3
-    slot_bytes = 2 * plan.rows * plan.q * 4
+        return 2
+    slot_bytes = buffers * 2 * plan.rows * plan.q * 4
     sms = torch.cuda.get_device_properties(device).multi_processor_count
     return sms * max(1, (24 << 20) // (slot_bytes * sms))
 
@@ -422,6 +519,16 @@ class _Launcher:
             **self.shape, N1=self.plan.n1, N2=self.plan.n2, PRECISION=self.precision,
         )  # fmt: skip
 
+    def fused_backward(self, x0, x1, v, dy, h, d, grads, dh, dd) -> None:
+        """The persistent one-kernel backward (:func:`_fused_bwd`), a program per channel in turn."""
+        slots = min(self.channels, persistent_programs(self.device, self.plan, buffers=3))
+        scratch = output_buffer((slots, 3, 2, self.plan.rows, self.plan.q), torch.float32, self.device)
+        _fused_bwd[(slots,)](
+            x0, x1, v, dy, filter_rows(h, self.plan), d, self.outer, self.inner, scratch, *grads, dh, dd,
+            self.length, self.channels, self.batch, self.stride_b, self.stride_c, 1.0 / self.plan.n,
+            **self.shape, N1=self.plan.n1, N2=self.plan.n2, PRECISION=self.precision,
+        )  # fmt: skip
+
 
 class LongGatedFFTConv(torch.autograd.Function):
     """``x0 * (h * (x1 * v) + D * x1 * v)`` through the four-step kernels. x0, x1, v: (B, C, L)
@@ -456,6 +563,9 @@ class LongGatedFFTConv(torch.autograd.Function):
         dh = output_buffer((run.channels, run.length), torch.float32, x1.device)
         blocks = run.plan.q // run.plan.block
         dd = output_buffer((run.batch, run.channels, blocks), torch.float32, x1.device)
+        if run.plan.n <= FUSED_MAX_SIZE:
+            run.fused_backward(x0, x1, v, dy, h.detach(), d32, (dx0, dx1, dv), dh, dd)
+            return dx0, dx1, dv, dh.to(h.dtype), dd.sum((0, 2)).to(d.dtype)
         for c0, group in run.groups(buffers=2):
             hspec = filter_rows(h.detach()[c0 : c0 + group], run.plan)
             su, sg, sh = run.workspace(run.batch * group), run.workspace(run.batch * group), run.workspace(group)
