@@ -22,10 +22,10 @@ the conjugate of row P - k (after its twiddle the columns are Hermitian in k).
 Up to :data:`FUSED_MAX_SIZE` points each direction is one persistent kernel
 (:func:`_fused_fwd`, :func:`_fused_bwd`): each program owns scratch slots small enough to stay
 in L2 and takes rows (channels, backward) through all the steps, so HBM sees only the inputs
-and the outputs. Beyond it each step is its own kernel, and the intermediate lives in HBM, float32, for a group of channels (all
-batch rows) at a time, so that its size is bounded by :data:`WORKSPACE_BYTES` whatever the
-length; the filter's spectrum is computed per group too (one torch FFT, unnormalised; the 1/n
-sits in the epilogue) and never held for the whole model.
+and the outputs. Beyond it each step is its own kernel, and the intermediate lives in HBM,
+float32, for a group of channels (all batch rows) at a time, so that its size is bounded by
+:data:`WORKSPACE_BYTES` whatever the length; the filter's spectrum is computed per group too
+(one torch FFT, unnormalised; the 1/n sits in the epilogue) and never held for the whole model.
 
 Backward, per channel group: the outer step runs on u = x1 v and g = dy x0, then one inner
 program per (channel, k) loops over the batch in a fixed order (deterministic) and writes
@@ -226,6 +226,24 @@ def _store_grad_u(conv, pos, ok, dy_row, x0_row, x1_row, v_row, skip, dx1_row, d
 
 
 @triton.jit
+def _grad_spectra(uptr, gptr, hr, hi, plane, f1r, f1i, f2r, f2i, twr, twi, PRECISION: tl.constexpr):
+    """One spectrum row of one batch row, in place: the tiles at ``uptr`` (u's outer step) and
+    ``gptr`` (g's) become the inverses of U H (for dx0) and G conj(H) (for du); returns
+    G conj(U), this row's part of dh's spectrum."""
+    ur, ui = row_dft(tl.load(uptr), tl.load(uptr + plane), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    gr, gi = row_dft(tl.load(gptr), tl.load(gptr + plane), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    yr, yi = cmul(ur, ui, hr, hi)
+    zr, zi = row_idft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    tl.store(uptr, zr)
+    tl.store(uptr + plane, zi)
+    yr, yi = cmul_conj(gr, gi, hr, hi)
+    zr, zi = row_idft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
+    tl.store(gptr, zr)
+    tl.store(gptr + plane, zi)
+    return cmul_conj(gr, gi, ur, ui)
+
+
+@triton.jit
 def _inner_bwd_row(su, sg, sh, h, k, index, f1r, f1i, f2r, f2i, twr, twi, R: tl.constexpr, N1: tl.constexpr,
                    N2: tl.constexpr, PRECISION: tl.constexpr):  # fmt: skip
     """Spectrum row k of one batch row: U H and G conj(H) transformed back in place (into
@@ -236,19 +254,8 @@ def _inner_bwd_row(su, sg, sh, h, k, index, f1r, f1i, f2r, f2i, twr, twi, R: tl.
     gptr = _inner_tile(sg, k, R, N1, N2)
     hptr = _inner_tile(h, k, R, N1, N2)
     sptr = _inner_tile(sh, k, R, N1, N2)
-    ur, ui = row_dft(tl.load(uptr), tl.load(uptr + plane), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
-    gr, gi = row_dft(tl.load(gptr), tl.load(gptr + plane), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
-    hr = tl.load(hptr)
-    hi = tl.load(hptr + plane)
-    yr, yi = cmul(ur, ui, hr, hi)
-    zr, zi = row_idft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
-    tl.store(uptr, zr)
-    tl.store(uptr + plane, zi)
-    yr, yi = cmul_conj(gr, gi, hr, hi)
-    zr, zi = row_idft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
-    tl.store(gptr, zr)
-    tl.store(gptr + plane, zi)
-    yr, yi = cmul_conj(gr, gi, ur, ui)
+    yr, yi = _grad_spectra(uptr, gptr, tl.load(hptr), tl.load(hptr + plane), plane,
+                           f1r, f1i, f2r, f2i, twr, twi, PRECISION)  # fmt: skip
     if index > 0:
         yr += tl.load(sptr)
         yi += tl.load(sptr + plane)
@@ -304,17 +311,7 @@ def _inner_bwd(su, sg, sh, hspec, batch, tables, R: tl.constexpr, N1: tl.constex
     for b in range(batch):
         uptr = _inner_tile(su + (channel * batch + b) * 2 * plane, k, R, N1, N2)
         gptr = _inner_tile(sg + (channel * batch + b) * 2 * plane, k, R, N1, N2)
-        ur, ui = row_dft(tl.load(uptr), tl.load(uptr + plane), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
-        gr, gi = row_dft(tl.load(gptr), tl.load(gptr + plane), f1r, f1i, f2r, f2i, twr, twi, PRECISION)
-        yr, yi = cmul(ur, ui, hr, hi)
-        zr, zi = row_idft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
-        tl.store(uptr, zr)
-        tl.store(uptr + plane, zi)
-        yr, yi = cmul_conj(gr, gi, hr, hi)
-        zr, zi = row_idft(yr, yi, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
-        tl.store(gptr, zr)
-        tl.store(gptr + plane, zi)
-        yr, yi = cmul_conj(gr, gi, ur, ui)
+        yr, yi = _grad_spectra(uptr, gptr, hr, hi, plane, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
         acc_r += yr
         acc_i += yi
     zr, zi = row_idft(acc_r, acc_i, f1r, f1i, f2r, f2i, twr, twi, PRECISION)
