@@ -156,6 +156,22 @@ def test_four_step_plans_cover_every_length_to_the_limit():
         plan_for(max_length() + 1)
 
 
+@pytest.mark.parametrize("length", [3001, 131_073])
+def test_filter_spectrum_rows_gathered_from_a_real_fft_equal_the_full_fft(length):
+    """The kernels' filter layout, gathered from an rfft with conjugates past n/2, against the
+    definition: the full complex FFT, frequency k + P (k1 + N1 k2) at row k, tile (k1, k2)."""
+    from hyenadna.ops.triton.long_conv import filter_rows, plan_for
+
+    plan = plan_for(length)
+    h = torch.randn(3, length, dtype=torch.float64, device=DEVICE)
+    full = torch.fft.fft(h, n=plan.n)
+    k, k1, k2 = torch.meshgrid(torch.arange(plan.rows), torch.arange(plan.n1), torch.arange(plan.n2), indexing="ij")
+    want = full[:, (k + plan.p * (k1 + plan.n1 * k2)).flatten().to(full.device)].view(3, plan.rows, plan.q)
+    got = filter_rows(h, plan)
+    assert got.shape == (3, 2, plan.rows, plan.q) and got.dtype == torch.float32
+    assert rel_err(got[:, 0], want.real) <= 1e-6 and rel_err(got[:, 1], want.imag) <= 1e-6
+
+
 def test_dispatch_takes_the_kernels_to_their_limit_and_torch_beyond():
     from hyenadna.ops.triton.long_conv import max_length
 

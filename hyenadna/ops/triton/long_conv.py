@@ -35,6 +35,7 @@ batch sum of G conj(U) (dh), each then finished by the outer inverse with its ow
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -111,22 +112,39 @@ def plan_for(length: int) -> Plan:
     the one-program kernel cannot hold."""
     n = max(4096, 1 << (2 * length - 1).bit_length())
     for q_bits in range(MAX_INNER.bit_length() - 1, 7, -1):
-        split = _outer_split(n >> q_bits) if n >> q_bits else None
+        split = _outer_split(n >> q_bits)
         if split is not None:
             return Plan(n, *split, *split_power_of_two(1 << q_bits))
     raise HyenaDNAError(f"length {length} is beyond the Triton long convolution's {max_length():,} positions")
 
 
+@functools.lru_cache(maxsize=16)
+def _spectrum_gather(plan: Plan, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the kernels' spectrum layout (rows k <= P/2, frequency k + P (k1 + N1 k2) at
+    tile position (k1, k2)) reads an rfft of size n: the index into its n/2 + 1 values, and
+    whether the frequency is past n/2 (read as the conjugate of frequency n - m)."""
+    k = torch.arange(plan.rows, device=device)[:, None, None]
+    k1 = torch.arange(plan.n1, device=device)[None, :, None]
+    k2 = torch.arange(plan.n2, device=device)[None, None, :]
+    frequency = (k + plan.p * (k1 + plan.n1 * k2)).reshape(plan.rows, plan.q)
+    mirrored = frequency > plan.n // 2
+    return torch.where(mirrored, plan.n - frequency, frequency).flatten(), mirrored
+
+
 def filter_rows(h: torch.Tensor, plan: Plan) -> torch.Tensor:
     """The filters' (C, L) spectrum at n in the kernels' layout (C, 2, P/2 + 1, Q): real and
-    imaginary planes, row k holding frequencies k + P (k1 + N1 k2) at (k1, k2). Unnormalised;
-    float32 (float64 FFT for float64 filters)."""
+    imaginary planes, row k holding frequencies k + P (k1 + N1 k2) at (k1, k2). Gathered from
+    one real FFT (the filters are real: frequency m past n/2 is the conjugate of n - m).
+    Unnormalised; float32 (a float64 FFT for float64 filters)."""
     channels = h.shape[0]
     dtype = torch.float64 if h.dtype == torch.float64 else torch.float32
+    index, mirrored = _spectrum_gather(plan, h.device)
     with torch.autocast(h.device.type, enabled=False):
-        spectrum = torch.fft.fft(h.to(dtype), n=plan.n)  # index kq * P + k, kq = k1 + N1 k2
-    rows = spectrum.view(channels, plan.n2, plan.n1, plan.p)[..., : plan.rows].permute(0, 3, 2, 1)
-    return torch.stack([rows.real, rows.imag], dim=1).float().reshape(channels, 2, plan.rows, plan.q).contiguous()
+        values = torch.fft.rfft(h.to(dtype), n=plan.n)[:, index].view(channels, plan.rows, plan.q)
+    rows = torch.empty(channels, 2, plan.rows, plan.q, dtype=torch.float32, device=h.device)
+    rows[:, 0] = values.real
+    rows[:, 1] = torch.where(mirrored, -values.imag, values.imag)
+    return rows
 
 
 @triton.jit
