@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 
@@ -52,12 +50,43 @@ def test_chunked_equals_plain(order, chunk, layer):
 
 
 def test_chunked_equals_plain_in_float64_with_spectrum_cache_off(monkeypatch):
-    model = model_of().double()
+    model = model_of(residual_in_fp32=False).double()  # a float64 stream in both paths
     monkeypatch.setattr(type(model.blocks[0].mixer), "spectrum_cache_bytes", 0)
     monkeypatch.setattr(type(model.blocks[0].mixer), "conv_group_bytes", 1)  # groups of a few channels
     ids = torch.randint(0, 12, (3, 600))
     plain, fast = plain_and_chunked(model, ids, -1, 128)
     assert rel_err(fast, plain) <= 1e-12
+
+
+def test_chunked_keeps_a_wider_stream_than_the_plain_path_for_float64_with_fp32_residual():
+    """The plain path rounds a float64 model's stream to float32 between layers
+    (``residual_in_fp32``); the chunked path keeps it in float64: equal to float32 rounding."""
+    model = model_of().double()
+    ids = torch.randint(0, 12, (2, 500))
+    for layer in (1, -1):
+        plain, fast = plain_and_chunked(model, ids, layer, 64)
+        assert fast.dtype == plain.dtype == torch.float64
+        assert 0 < rel_err(fast, plain) <= 1e-6
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_chunked_equals_plain_in_half_precision(dtype):
+    model = model_of().to(dtype)
+    ids = torch.randint(0, 12, (2, 300))
+    plain, fast = plain_and_chunked(model, ids, -1, 64)
+    assert fast.dtype == plain.dtype == dtype and not fast.isnan().any()
+    assert rel_err(fast, plain) <= 2e-2
+
+
+@pytest.mark.parametrize("modulate", [True, False])
+def test_filter_channels_first_is_the_transposed_filter(modulate):
+    torch.manual_seed(0)
+    filt = ImplicitFilter(12, 300, modulate=modulate, modulation_shift=0.25).double().requires_grad_(False)
+    features = filt.features(257)
+    for index in (None, torch.tensor([1, 5, 7])):
+        rows = filt.channels(features, 257, index, channels_first=True)
+        assert rows.shape == (12 if index is None else 3, 257) and rows.is_contiguous()
+        assert rel_err(rows, filt.channels(features, 257, index).t()) <= 1e-13
 
 
 def test_chunked_path_is_taken_only_for_grad_free_eval_inputs_longer_than_the_chunk(monkeypatch):
@@ -95,30 +124,29 @@ def test_embed_of_a_long_sequence_is_the_same_chunked_or_not():
 
 @pytest.mark.parametrize("length", [1, 2, 33, 255])
 @pytest.mark.parametrize("with_skip", [True, False])
-@pytest.mark.parametrize("block", [16, 4096])
-def test_in_place_fftconv_on_a_column_slice_matches_the_reference(length, with_skip, block, monkeypatch):
-    """Also with the transposing copies in blocks of 16 positions: several blocks, a partial one."""
-    monkeypatch.setattr(sys.modules["hyenadna.ops.fftconv"], "TRANSPOSE_BLOCK", block)
-    wide = torch.randn(2, length, 11, dtype=torch.float64)
+def test_in_place_fftconv_on_a_row_slice_matches_the_reference(length, with_skip):
+    """The chunked path's call: a group of channel rows of a wider (B, C, L) buffer."""
+    wide = torch.randn(2, 11, length, dtype=torch.float64)
     k = torch.randn(4, length, dtype=torch.float64)
     d = torch.randn(4, dtype=torch.float64) if with_skip else None
-    expected = fftconv_ref(wide[..., 3:7].transpose(1, 2), k, d).transpose(1, 2)
+    expected = fftconv_ref(wide[:, 3:7], k, d)
     untouched = wide.clone()
-    out = fftconv_(wide[..., 3:7], filter_spectrum(k, length), d)
-    assert out.data_ptr() == wide[..., 3:7].data_ptr()
-    assert rel_err(wide[..., 3:7], expected) <= 1e-12
-    assert torch.equal(wide[..., :3], untouched[..., :3]) and torch.equal(wide[..., 7:], untouched[..., 7:])
-    # the filter as the operator passes it: a transposed view, padded through the workspace
-    spectrum = filter_spectrum(k.t().contiguous().t(), length, workspace={})
-    assert rel_err(torch.view_as_real(spectrum), torch.view_as_real(filter_spectrum(k, length))) <= 1e-12
-    single = torch.randn(1, length, 4)  # float32 against a float64 reference
-    expected32 = fftconv_ref(single.double().transpose(1, 2), k, d).transpose(1, 2)
+    workspace: dict = {}
+    out = fftconv_(wide[:, 3:7], filter_spectrum(k, length), d, workspace)
+    assert out.data_ptr() == wide[:, 3:7].data_ptr()
+    assert rel_err(wide[:, 3:7], expected) <= 1e-12
+    assert torch.equal(wide[:, :3], untouched[:, :3]) and torch.equal(wide[:, 7:], untouched[:, 7:])
+    again = untouched[:, 3:7].clone()  # the workspace's padded rows reused: the zeros past L kept
+    fftconv_(again, filter_spectrum(k, length, workspace=workspace), d, workspace)
+    assert rel_err(again, expected) <= 1e-12
+    single = torch.randn(1, 4, length)  # float32 against a float64 reference
+    expected32 = fftconv_ref(single.double(), k, d)
     fftconv_(single, filter_spectrum(k.float(), length), None if d is None else d.float())
     assert rel_err(single, expected32) <= 1e-5
 
 
 def test_in_place_fftconv_refuses_wrong_shapes_and_autograd():
-    u = torch.randn(1, 16, 4)
+    u = torch.randn(1, 4, 16)
     with pytest.raises(HyenaDNAError, match="k_f"):
         fftconv_(u, filter_spectrum(torch.randn(4, 8), 8))
     with pytest.raises(HyenaDNAError, match="autograd"):

@@ -5,6 +5,7 @@ import torch
 
 from hyenadna import HyenaDNAError
 from hyenadna.ops import fftconv, fftconv_ref, next_fast_fft_size
+from hyenadna.ops.fftconv import smallest_7_smooth
 
 
 def direct_causal_conv(u: torch.Tensor, k: torch.Tensor, d: torch.Tensor | None) -> torch.Tensor:
@@ -64,7 +65,7 @@ def test_fftconv_gradients_match_reference_and_gradcheck():
         assert rel_err(a, b) < 1e-10
 
 
-def test_next_fast_fft_size_is_smallest_7_smooth():
+def test_fft_sizes_are_smallest_7_smooth_or_a_cheaper_power_of_two():
     def smooth(n):
         for p in (2, 3, 5, 7):
             while n % p == 0:
@@ -72,10 +73,16 @@ def test_next_fast_fft_size_is_smallest_7_smooth():
         return n == 1
 
     for n in range(1, 3000):
-        m = next_fast_fft_size(n)
+        m = smallest_7_smooth(n)
         assert m >= n and smooth(m)
         assert not any(smooth(j) for j in range(n, m))
-    assert next_fast_fft_size(2 * 1_000_002 - 1) == 2_000_376  # 2L = 2^2 * 500001: no fast factors
+        assert next_fast_fft_size(n) == m  # small sizes: no allowance for powers of two
+    assert smallest_7_smooth(2 * 1_000_002 - 1) == 2_000_376  # 2L = 2^2 * 500001: no fast factors
+    assert next_fast_fft_size(2 * 160_000 - 1) == 320_000  # 2^9 * 5^4: as fast per point as 2^19
+    assert next_fast_fft_size(2 * 60_000 - 1) == 120_000
+    assert next_fast_fft_size(2 * 480_000 - 1) == 2**20  # 9% larger than 960,000 but faster
+    assert next_fast_fft_size(2 * 1_000_000 - 1) == 2**21  # 5% larger than 2,000,000, 20% faster
+    assert next_fast_fft_size(2 * 750_000 - 1) == 1_500_000  # 2^21 would be 40% larger
 
 
 def test_fftconv_rejects_bad_shapes():

@@ -90,17 +90,26 @@ class ImplicitFilter(nn.Module):
             h = torch.sin(self.freq * linear(h))
         return h
 
-    def channels(self, features: torch.Tensor, length: int, index: torch.Tensor | slice | None = None) -> torch.Tensor:
-        """Filters (L, channels) of the channels ``index`` (default: all) from :meth:`features`.
+    def channels(
+        self,
+        features: torch.Tensor,
+        length: int,
+        index: torch.Tensor | slice | None = None,
+        channels_first: bool = False,
+    ) -> torch.Tensor:
+        """Filters (L, channels) of the channels ``index`` (default: all) from :meth:`features`;
+        (channels, L) with ``channels_first``, the rows an FFT takes, computed in that layout
+        rather than transposed (a transposing copy of a long filter costs more than the product).
 
         Long inputs take the filter a few channels at a time: at 1M bases the whole
         (L, channels) filter is as large as an activation, its spectrum twice that.
         """
         weight = self.mlp[-1].weight if index is None else self.mlp[-1].weight[index]
-        h = torch.nn.functional.linear(features, weight)
+        h = torch.mm(weight, features.t()) if channels_first else torch.nn.functional.linear(features, weight)
         if self.modulate:
-            deltas = self.deltas if index is None else self.deltas[index]
-            window = torch.exp(-self.t[:length] * deltas.abs())
+            deltas = (self.deltas if index is None else self.deltas[index]).abs()
+            t = self.t[:length]
+            window = torch.exp(-t.t() * deltas[:, None] if channels_first else -t * deltas)
             h = h * (window + self.modulation_shift)
         return h
 

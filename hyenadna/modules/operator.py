@@ -200,31 +200,38 @@ class HyenaOperator(nn.Module):
     # ---- pieces of the chunked inference path (hyenadna.modules.chunked) ----
 
     def project(self, x: torch.Tensor, previous: torch.Tensor | None) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """In-projection and short convolution of one chunk of a longer input (B, n, d).
+        """In-projection and short convolution of one chunk of a longer input (B, n, d), in the
+        channel-major layout (B, channels, n) of the long convolution's rows: the product is
+        computed as ``W @ x^T``, so the layout costs no transposing copy, and the short
+        convolution's shifted multiply-adds run along contiguous rows.
 
-        ``previous`` (B, K-1, (order+1) d) holds the projected positions just before the chunk
+        ``previous`` (B, (order+1) d, K-1) holds the projected positions just before the chunk
         (``None``: the first chunk, zeros before it). Returns the ``order + 1`` gate and value
-        slices (B, n, d) and the ``previous`` of the next chunk.
+        slices (B, d, n) and the ``previous`` of the next chunk.
         """
-        z = self.in_proj(x)
+        weight, bias = self.in_proj.weight.expand(x.shape[0], -1, -1), self.in_proj.bias
+        if bias is None:
+            z = torch.bmm(weight, x.transpose(-1, -2))  # (B, (order+1) d, n)
+        else:
+            z = torch.baddbmm(bias.unsqueeze(-1), weight, x.transpose(-1, -2))
         if previous is None:
-            previous = z.new_zeros(z.shape[0], self.short_conv.weight.shape[-1] - 1, z.shape[-1])
-        u = short_conv(z, self.short_conv.weight, self.short_conv.bias, previous)
-        keep, n = previous.shape[1], z.shape[1]
-        following = z[:, n - keep :].clone() if n >= keep else torch.cat([previous[:, n:], z], dim=1)
-        return list(u.split(self.d_model, dim=-1)), following
+            previous = z.new_zeros(z.shape[0], z.shape[1], self.short_conv.weight.shape[-1] - 1)
+        # short_conv takes (B, n, C): transposed views of the channel-major rows
+        u = short_conv(z.transpose(-1, -2), self.short_conv.weight, self.short_conv.bias, previous.transpose(-1, -2))
+        keep, n = previous.shape[-1], z.shape[-1]
+        following = z[..., n - keep :].clone() if n >= keep else torch.cat([previous[..., n:], z], dim=-1)
+        return list(u.transpose(-1, -2).split(self.d_model, dim=-2)), following
 
     def long_conv_(self, value: torch.Tensor, step: int, workspace: dict | None = None) -> torch.Tensor:
-        """Recurrence step ``step``'s long convolution of the whole value (B, L, d), in place.
+        """Recurrence step ``step``'s long convolution of the whole value (B, d, L), in place.
 
         Channels go a group at a time, each group's filter spectrum computed from the filter
         MLP's shared features, unless the whole spectrum is small enough for the operator's
-        cache. Groups are whole multiples of 16 channels (a 64-byte cache line of float32:
-        the transposing copies in and out of a group then use every byte they fetch) and
-        otherwise about ``conv_group_bytes`` of float32 rows. ``workspace`` keeps the FFT
-        buffers from group to group (see :func:`fftconv_`).
+        cache. Groups are whole multiples of 16 channels (batched FFTs of fewer rows run
+        slower per point) and otherwise about ``conv_group_bytes`` of float32 rows.
+        ``workspace`` keeps the padded rows from group to group (see :func:`fftconv_`).
         """
-        batch, length = value.shape[0], value.shape[1]
+        batch, length = value.shape[0], value.shape[-1]
         n = next_fast_fft_size(2 * length - 1)
         steps = self.order - 1
         d_skip = self.d_skip.reshape(self.d_model, steps)[:, step] if self.use_skip else None
@@ -241,7 +248,7 @@ class HyenaOperator(nn.Module):
                 k_f = cached[step][:, cols].t()
             else:
                 index = torch.arange(cols.start, cols.stop, device=value.device) * steps + step
-                k = self.filter.channels(features, length, index).t()
+                k = self.filter.channels(features, length, index, channels_first=True)
                 k_f = filter_spectrum(k, length, workspace=workspace)
-            fftconv_(value[..., cols], k_f, None if d_skip is None else d_skip[cols], workspace)
+            fftconv_(value[:, cols], k_f, None if d_skip is None else d_skip[cols], workspace)
         return value

@@ -10,8 +10,9 @@ Two implementations share this contract:
 * :func:`fftconv_ref` is the plain reference, the same arithmetic as HyenaDNA's training code
   (real FFT of size exactly 2L, output cut to L). It is the yardstick for every fast path.
 * :func:`fftconv` is what the model calls. It picks an FFT size at least 2L-1 whose prime
-  factors are all small (2, 3, 5, 7), which is never slower and often much faster than 2L
-  when 2L has a large prime factor, and it dispatches on ``impl``.
+  factors are all small (2, 3, 5, 7), preferring a slightly larger power of two where that
+  runs faster (:func:`next_fast_fft_size`), which is much faster than 2L when 2L has a large
+  prime factor, and it dispatches on ``impl``.
 """
 
 from __future__ import annotations
@@ -24,11 +25,6 @@ import torch
 from hyenadna.errors import HyenaDNAError
 
 IMPLEMENTATIONS = ("auto", "torch", "ref", "triton")
-# Positions per block of a transposing copy on the CPU. A whole-column copy from a channels-last
-# buffer reads each cache line once per channel, long after it was evicted; blocks of 4,096
-# positions keep a group's lines in L2 (measured at 160k x 16 of 256 channels: 10.7 ms whole,
-# 7.7 ms in blocks of 1,024, 4.4 ms in blocks of 4,096 or 16,384).
-TRANSPOSE_BLOCK = 4096
 TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
@@ -62,8 +58,16 @@ def fftconv_ref(u: torch.Tensor, k: torch.Tensor, d: torch.Tensor | None = None)
     return y.to(u.dtype)
 
 
+# How much larger a power-of-two FFT may be than the smallest 7-smooth size and still be the
+# faster choice, by the smooth size in points. Measured with benchmarks/fft_sizes.py (torch's
+# CPU FFT, MKL; 2-core AMD EPYC, 32 MB L3): the same cost per point up to 2^19 points, but
+# towards and past the last-level cache the power of two is 1.1 to 1.9 times cheaper per
+# point (at 1M bases, 16 rows there and back take 127 ms at 2^21 points, 156 ms at 2,000,000).
+POWER_OF_TWO_ALLOWANCE = ((2**19, 1.0), (2**20, 1.1), (2**21, 1.3), (math.inf, 1.4))
+
+
 @functools.lru_cache(maxsize=4096)
-def next_fast_fft_size(n: int) -> int:
+def smallest_7_smooth(n: int) -> int:
     """The smallest integer >= n whose prime factors are all in {2, 3, 5, 7}."""
     if n < 1:
         raise HyenaDNAError(f"FFT size must be positive, got {n}")
@@ -85,6 +89,17 @@ def next_fast_fft_size(n: int) -> int:
     return best
 
 
+@functools.lru_cache(maxsize=4096)
+def next_fast_fft_size(n: int) -> int:
+    """The FFT size used for transforms of at least ``n`` points: the smallest 7-smooth size,
+    or the next power of two where that is expected to be faster (``POWER_OF_TWO_ALLOWANCE``).
+    A size with a large prime factor (2L often has one) can be many times slower than either."""
+    smooth = smallest_7_smooth(n)
+    power = 1 << (n - 1).bit_length()
+    allowance = next(factor for limit, factor in POWER_OF_TWO_ALLOWANCE if smooth <= limit)
+    return power if power <= smooth * allowance else smooth
+
+
 def filter_spectrum(
     k: torch.Tensor, length: int | None = None, channels_last: bool = False, workspace: dict | None = None
 ) -> torch.Tensor:
@@ -92,8 +107,7 @@ def filter_spectrum(
     the filter's length), (C, F). Computing it once and passing it as ``k_f`` saves one FFT per
     call when the filter does not change (inference, a frozen backbone). ``channels_last``
     gives the (F, C) layout that :func:`fftconv` takes with ``channels_last=True``.
-    ``workspace`` (see :func:`fftconv_`): pad and transform in reused buffers; the result is
-    then a view of the workspace, valid until its next use."""
+    ``workspace`` (see :func:`fftconv_`): pad in a reused buffer."""
     length = k.shape[-1] if length is None else length
     n = next_fast_fft_size(2 * length - 1)
     dtype = _fft_dtype(k)
@@ -101,10 +115,7 @@ def filter_spectrum(
         if workspace is None:
             k_f = torch.fft.rfft(k.to(dtype), n=n)
         else:
-            padded = _zero_padded(workspace, "filter", k, n, dtype)
-            complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-            k_f = workspace_buffer(workspace, "filter_spectrum", (*k.shape[:-1], n // 2 + 1), complex_dtype, k.device)
-            torch.fft.rfft(padded, out=k_f)
+            k_f = torch.fft.rfft(_zero_padded(workspace, "filter", k, n, dtype))
     return k_f.t().contiguous() if channels_last else k_f
 
 
@@ -144,40 +155,35 @@ def _fftconv_torch(
 def fftconv_(
     u: torch.Tensor, k_f: torch.Tensor, d: torch.Tensor | None = None, workspace: dict | None = None
 ) -> torch.Tensor:
-    """In place and grad-free: ``u <- k * u + D ⊙ u`` for a channels-last ``u`` (..., L, C).
+    """In place and grad-free: ``u <- k * u + D ⊙ u`` for channel rows ``u`` (..., C, L).
 
     ``k_f`` is the filters' spectrum (C, F) from :func:`filter_spectrum` for inputs of length L.
-    ``u`` may be a column slice of a wider buffer: the chunked inference path convolves a few
-    channels of a full-length activation at a time, so that the float32 rows, their spectrum
-    and the inverse transform exist for those channels only, and writes the result back into
-    the same memory. ``workspace``, a dict kept by the caller, holds those three buffers from
-    call to call: a fresh buffer of hundreds of MB is page-faulted in anew by the kernel at
-    every call, which at 1M bases costs as much as the FFT itself. Returns ``u``.
+    ``u`` may be a few channels of a wider buffer (``value[:, group]``, rows contiguous along
+    L): the chunked inference path convolves a group of channels of a full-length activation
+    at a time, so that the float32 rows, their spectrum and the inverse transform exist for
+    those channels only, and writes the result back into the same memory. ``workspace``, a
+    dict kept by the caller, holds the zero-padded rows from call to call: a fresh buffer of
+    hundreds of MB is page-faulted in anew by the kernel at every call. (The transforms
+    allocate their results: torch.fft's ``out=`` computes into a temporary and copies it,
+    15% slower than a fresh tensor.) Returns ``u``.
     """
-    length = u.shape[-2]
+    length = u.shape[-1]
     n = next_fast_fft_size(2 * length - 1)
-    if k_f.shape != (u.shape[-1], n // 2 + 1) or (d is not None and d.shape != k_f.shape[:1]):
+    if k_f.shape != (u.shape[-2], n // 2 + 1) or (d is not None and d.shape != k_f.shape[:1]):
         raise HyenaDNAError(
-            f"fftconv_ expects u (..., {length}, C), k_f (C, {n // 2 + 1}) and D (C,), got {tuple(u.shape)}, "
+            f"fftconv_ expects u (..., C, {length}), k_f (C, {n // 2 + 1}) and D (C,), got {tuple(u.shape)}, "
             f"{tuple(k_f.shape)} and {None if d is None else tuple(d.shape)}"
         )
     if torch.is_grad_enabled() and (u.requires_grad or k_f.requires_grad):
         raise HyenaDNAError("fftconv_ works in place and without autograd; use fftconv for training")
     workspace = {} if workspace is None else workspace
-    rows_shape = (*u.shape[:-2], u.shape[-1])
     dtype = _fft_dtype(u, k_f.real)
     with torch.autocast(u.device.type, enabled=False):
-        # FFTs along the contiguous axis, so the rows are transposed into the padded buffer
-        padded = _zero_padded(workspace, "padded", u.transpose(-1, -2), n, dtype)
-        rows = padded[..., :length]
-        spectrum = workspace_buffer(workspace, "spectrum", (*rows_shape, n // 2 + 1), k_f.dtype, u.device)
-        torch.fft.rfft(padded, out=spectrum).mul_(k_f)
-        y = workspace_buffer(workspace, "inverse", (*rows_shape, n), dtype, u.device)
-        torch.fft.irfft(spectrum, n=n, out=y)
-        y = y[..., :length]
+        padded = _zero_padded(workspace, "padded", u, n, dtype)
+        y = torch.fft.irfft(torch.fft.rfft(padded).mul_(k_f), n=n)[..., :length]
         if d is not None:
-            y.addcmul_(rows, d.to(dtype).unsqueeze(-1))
-        u.copy_(y.transpose(-1, -2))
+            y.addcmul_(padded[..., :length], d.to(dtype).unsqueeze(-1))
+        u.copy_(y)
     return u
 
 
@@ -199,12 +205,7 @@ def _zero_padded(workspace: dict, name: str, rows: torch.Tensor, n: int, dtype: 
     padded = workspace_buffer(workspace, name, (*rows.shape[:-1], n), dtype, rows.device)
     length = rows.shape[-1]
     padded[..., length:].zero_()
-    if rows.stride(-1) == 1 or rows.device.type != "cpu":
-        padded[..., :length].copy_(rows)
-    else:  # a transposing copy, in blocks whose source lines stay in cache (2.5x faster)
-        for start in range(0, length, TRANSPOSE_BLOCK):
-            stop = min(start + TRANSPOSE_BLOCK, length)
-            padded[..., start:stop].copy_(rows[..., start:stop])
+    padded[..., :length].copy_(rows)
     return padded
 
 
