@@ -21,9 +21,10 @@ tenth of a plain copy's bandwidth on a CPU).
    their own).
 2. Channel groups: the causal long convolution of ``value``, in place
    (:meth:`HyenaOperator.long_conv_`).
-3. Chunks of positions: ``residual += out_proj(value * gate)``; LayerNorm; MLP, whose output
-   is added to ``residual`` at once. The plain path keeps it apart and adds it at the start of
-   the next block; the sum is the same, and nothing else reads it.
+3. Chunks of positions: ``residual += out_proj(value * gate)``; LayerNorm; MLP (float32 GELU
+   through a sigmoid, hyenadna.ops.gelu), whose output is added to ``residual`` at once. The
+   plain path keeps it apart and adds it at the start of the next block; the sum is the same,
+   and nothing else reads it.
 
 Every position goes through the same operations as in the plain path, so the two agree to
 float rounding (tests/test_chunked.py). :meth:`hyenadna.HyenaDNA.hidden_states` takes this path
@@ -101,9 +102,9 @@ def chunked_hidden_states(model: HyenaDNA, input_ids: torch.Tensor, index: int, 
     if index == 0:
         return hidden
     chunks = spans(input_ids.shape[1], chunk)
+    residual = hidden  # the embedding's own buffer becomes the stream
     if config.residual_in_fp32:  # float64 activations keep a float64 stream (see _add_to_stream)
-        hidden = hidden.to(torch.promote_types(hidden.dtype, torch.float32))
-    residual = hidden
+        residual = hidden.to(torch.promote_types(hidden.dtype, torch.float32))
     buffers: dict = {}
     for block in model.blocks[:index]:
         _mixer_and_mlp(block, residual, chunks, buffers)
