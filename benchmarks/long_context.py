@@ -16,7 +16,9 @@ HyenaDNA code's arithmetic, filter recomputed each call, FFT at 2L, no chunking,
 ``attention`` (the same block shape with causal ``scaled_dot_product_attention``; skipped beyond
 ``--attention-max``). Each measurement runs in a fresh process so that its peak RSS
 (``ru_maxrss``, which includes the ~0.3 GB of torch itself) is its own; times are the best of
-``--repeat`` runs after a warm-up (for inputs up to ``--warmup-max``). Results are merged into
+``--repeat`` runs after a warm-up (for inputs up to ``--warmup-max``), and the first run's
+time is shown beside them: it includes one-off costs, such as ours filling its cache of the
+filters' spectra (``HyenaConfig.filter_cache_mb``), which later calls of the same length skip. Results are merged into
 the earlier JSON of the same machine unless ``--fresh``.
 
 Allocator: ours runs as the ``hyenadna`` command does, under jemalloc when it is installed
@@ -103,19 +105,19 @@ def measure_one(impl: str, mode: str, length: int, repeat: int, warmup: bool = T
             loss.backward()
             optimizer.step()
 
-    if warmup:
-        step()  # FFT plans, allocator
-    times = []
-    for _ in range(repeat):
+    times, skip = [], int(warmup)
+    for _ in range(repeat + skip):  # the first run also pays for FFT plans, allocator, filter cache
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
+    first, times = times[0], times[skip:]
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     best = min(times)
     from hyenadna.runtime import jemalloc_loaded
 
     return {"impl": impl, "mode": mode, "length": length, "seconds": best, "tokens_per_s": length / best,
-            "peak_rss_gb": peak_kb / 2**20, "allocator": "jemalloc" if jemalloc_loaded() else "system"}  # fmt: skip
+            "first_seconds": first, "peak_rss_gb": peak_kb / 2**20,
+            "allocator": "jemalloc" if jemalloc_loaded() else "system"}  # fmt: skip
 
 
 def allocator_of(impl: str) -> str:
@@ -192,7 +194,8 @@ def machine() -> str:
 
 
 def table(results: list[dict]) -> str:
-    lines = [f"{'mode':<10} {'length':>10} {'impl':<18} {'seconds':>9} {'tokens/s':>10} {'peak GB':>8} {'vs ref':>7}"]
+    lines = [f"{'mode':<10} {'length':>10} {'impl':<18} {'seconds':>9} {'1st call':>9} {'tokens/s':>10} "
+             f"{'peak GB':>8} {'vs ref':>7}"]  # fmt: skip
     ref = {(r["mode"], r["length"]): r for r in results if r["impl"] == "reference" and "seconds" in r}
     for r in sorted(results, key=lambda r: (MODES.index(r["mode"]), r["length"], r["impl"])):
         if "error" in r:
@@ -200,8 +203,9 @@ def table(results: list[dict]) -> str:
             continue
         base = ref.get((r["mode"], r["length"]))
         speedup = f"{base['seconds'] / r['seconds']:.2f}x" if base else ""
+        first = f"{r['first_seconds']:.2f}" if "first_seconds" in r else ""  # not kept by earlier runs
         lines.append(
-            f"{r['mode']:<10} {r['length']:>10,} {r['impl']:<18} {r['seconds']:>9.2f} "
+            f"{r['mode']:<10} {r['length']:>10,} {r['impl']:<18} {r['seconds']:>9.2f} {first:>9} "
             f"{r['tokens_per_s']:>10,.0f} {r['peak_rss_gb']:>8.2f} {speedup:>7}"
         )
     return "\n".join(lines)

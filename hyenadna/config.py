@@ -80,6 +80,13 @@ class HyenaConfig:
     """Grad-free eval-mode passes over inputs longer than this run their position-wise layers
     in chunks of this many positions and the long convolution a channel group at a time
     (hyenadna.modules.chunked): bounded memory, the same numbers. 0 turns chunking off."""
+    filter_cache_mb: int = 1024
+    """Memory for the long filters' spectra kept between grad-free calls (MiB, the whole model;
+    each layer gets an equal share, most recently used lengths first). With frozen weights the
+    filter MLP and its FFT give the same spectrum on every call of one length, so embedding many
+    inputs of one length computes it once: about 12% of a 32k-base pass of ``large-1m``, whose
+    spectra take 64 MiB per layer at that length (512 MiB in all). Lengths whose spectra exceed
+    a layer's share are recomputed on each call. 0 keeps nothing."""
 
     def __post_init__(self) -> None:
         if self.d_inner is None:
@@ -103,6 +110,8 @@ class HyenaConfig:
             raise HyenaDNAError(f"HyenaConfig.short_filter_order must be at least 1, got {self.short_filter_order!r}")
         if not isinstance(self.inference_chunk, int) or self.inference_chunk < 0:
             raise HyenaDNAError(f"HyenaConfig.inference_chunk must be an integer >= 0, got {self.inference_chunk!r}")
+        if not isinstance(self.filter_cache_mb, int) or self.filter_cache_mb < 0:
+            raise HyenaDNAError(f"HyenaConfig.filter_cache_mb must be an integer >= 0, got {self.filter_cache_mb!r}")
         if self.fftconv_impl not in IMPLEMENTATIONS:
             raise HyenaDNAError(f"HyenaConfig.fftconv_impl must be one of {IMPLEMENTATIONS}, got {self.fftconv_impl!r}")
 

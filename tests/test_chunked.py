@@ -50,12 +50,28 @@ def test_chunked_equals_plain(order, chunk, layer):
 
 
 def test_chunked_equals_plain_in_float64_with_spectrum_cache_off(monkeypatch):
-    model = model_of(residual_in_fp32=False).double()  # a float64 stream in both paths
-    monkeypatch.setattr(type(model.blocks[0].mixer), "spectrum_cache_bytes", 0)
+    model = model_of(residual_in_fp32=False, filter_cache_mb=0).double()  # a float64 stream in both paths
     monkeypatch.setattr(type(model.blocks[0].mixer), "conv_group_bytes", 1)  # groups of a few channels
     ids = torch.randint(0, 12, (3, 600))
     plain, fast = plain_and_chunked(model, ids, -1, 128)
     assert rel_err(fast, plain) <= 1e-12
+
+
+def test_chunked_path_keeps_the_spectra_only_and_gives_the_numbers_of_recomputing_them():
+    ids = torch.randint(0, 12, (2, 600))
+    results = {}
+    for budget in (0, 1):
+        model = model_of(filter_cache_mb=budget)
+        model.config.inference_chunk = 128
+        with torch.inference_mode():
+            results[budget] = [model.hidden_states(ids) for _ in range(2)]
+        held = [entry for block in model.blocks for entry in block.mixer._spectra.values()]
+        if budget:  # one entry a layer: no filters, the spectra of 600 bases (FFT size 1200)
+            assert len(held) == 3 and all(e[1] is None and e[3].shape == (1, 24, 601) for e in held)
+        else:
+            assert not held
+    assert torch.equal(results[1][0], results[1][1])
+    assert rel_err(results[1][0], results[0][0]) <= 1e-6
 
 
 def test_chunked_keeps_a_wider_stream_than_the_plain_path_for_float64_with_fp32_residual():

@@ -130,6 +130,36 @@ def test_operator_caches_filters_only_when_they_cannot_change():
         assert torch.equal(op(x), after) and not torch.equal(after, before)
 
 
+def test_filter_cache_keeps_the_most_recent_lengths_within_the_layers_share():
+    from hyenadna import HyenaConfig
+    from hyenadna.modules.operator import HyenaOperator
+
+    torch.manual_seed(0)
+    config = HyenaConfig(d_model=16, n_layer=2, l_max=4096, filter_order=8, filter_cache_mb=1)
+    op = HyenaOperator(config)
+    assert op.filter_cache_bytes == 2**19  # half of 1 MiB for each of two layers
+    # one length: filters 16 x L float32, skip terms, spectra 16 x (n/2 + 1) complex64 (n = 2000 at 1000)
+    entry_bytes = 16 * 1000 * 4 + 16 * 4 + 16 * 1001 * 8
+    with torch.no_grad():
+        for length in (1000, 1001, 1000, 1002):  # 1000 is used again, so 1001 is the oldest
+            op(torch.randn(1, length, 16))
+        assert [key[0] for key in op._spectra] == [1000, 1002]
+        oldest = next(iter(op._spectra.values()))
+        assert sum(t.numel() * t.element_size() for t in oldest[1:]) == entry_bytes
+        first = op(torch.randn(1, 4000, 16))  # about 0.8 MB: larger than the share, not kept
+        assert [key[0] for key in op._spectra] == [1000, 1002]
+        spectrum_only = op._filters_for(1500, spectrum_only=True)  # what the chunked path asks for
+        assert spectrum_only[0] is None and spectrum_only[2].shape == (1, 16, 1501)
+        assert op._spectra[next(reversed(op._spectra))][1] is None
+        op(torch.randn(1, 1500, 16))  # the plain path needs the filters too: computed again and kept
+    assert op._spectra[next(reversed(op._spectra))][1] is not None
+    assert first.shape == (1, 4000, 16)
+    off = HyenaOperator(HyenaConfig(d_model=16, n_layer=2, l_max=4096, filter_order=8, filter_cache_mb=0))
+    with torch.no_grad():
+        off(torch.randn(1, 100, 16))
+    assert not off._spectra
+
+
 @pytest.mark.parametrize("length", [1, 2, 97, 500])
 def test_channels_last_fftconv_and_gradients_match_the_reference(length):
     from hyenadna.ops.fftconv import filter_spectrum
@@ -145,7 +175,7 @@ def test_channels_last_fftconv_and_gradients_match_the_reference(length):
     expected_grads = torch.autograd.grad((expected * weights).sum(), (u, k, d))
     for g, e in zip(grads, expected_grads):
         assert (g - e).abs().max() <= 1e-10 * e.abs().max()
-    spectrum = filter_spectrum(k.detach(), channels_last=True)
+    spectrum = filter_spectrum(k.detach())
     assert torch.allclose(fftconv(u, k, d, k_f=spectrum, channels_last=True), expected, rtol=0, atol=1e-10)
 
 

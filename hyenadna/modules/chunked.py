@@ -76,11 +76,20 @@ def _mixer_and_mlp(block, residual: torch.Tensor, chunks: list[slice], buffers: 
             value.mul_(middle[-step])
         mixer.long_conv_(value, step, buffers.setdefault("fft", {}))
     for cols in chunks:
-        mixed = mixer.out_proj((value[..., cols] * gate[..., cols]).transpose(-1, -2))
+        mixed = _linear_of_rows(mixer.out_proj, value[..., cols].mul_(gate[..., cols]))
         stream = _add_to_stream(residual, cols, mixed)
         inner = block.mlp.fc1(block.norm2(stream.to(block.norm2.weight.dtype)))
         inner = gelu_tanh_(inner) if inner.dtype == torch.float32 else F.gelu(inner, approximate="tanh")
         _add_to_stream(residual, cols, block.mlp.fc2(inner))
+
+
+def _linear_of_rows(linear: torch.nn.Linear, rows: torch.Tensor) -> torch.Tensor:
+    """``linear(rows^T)`` for channel-major ``rows`` (B, d, n), the transposed operand read
+    in place by one fused product with the bias: (B, n, out)."""
+    weight = linear.weight.t().expand(rows.shape[0], -1, -1)
+    if linear.bias is None:
+        return torch.bmm(rows.transpose(-1, -2), weight)
+    return torch.baddbmm(linear.bias, rows.transpose(-1, -2), weight)
 
 
 def _add_to_stream(residual: torch.Tensor, cols: slice, update: torch.Tensor) -> torch.Tensor:
@@ -89,9 +98,7 @@ def _add_to_stream(residual: torch.Tensor, cols: slice, update: torch.Tensor) ->
     unrounded, and adding the MLP's output at once equals adding it at the next block. (With
     float64 activations and ``residual_in_fp32`` the plain path rounds its stream to float32
     between layers; this path keeps it in float64.)"""
-    total = residual[:, cols] + update
-    residual[:, cols] = total
-    return total
+    return residual[:, cols].add_(update)
 
 
 @torch.no_grad()

@@ -13,6 +13,9 @@ Every step is causal, so the output at position t depends only on inputs at posi
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,6 +23,7 @@ from torch.utils.checkpoint import checkpoint
 
 from hyenadna.config import HyenaConfig
 from hyenadna.errors import HyenaDNAError
+from hyenadna.modules.chunked import spans
 from hyenadna.modules.filter import ImplicitFilter
 from hyenadna.ops.fftconv import (
     fftconv,
@@ -36,7 +40,6 @@ from hyenadna.ops.short_conv import short_conv
 class HyenaOperator(nn.Module):
     """Sequence mixer of a HyenaDNA block, (B, L, d_model) -> (B, L, d_model)."""
 
-    spectrum_cache_bytes = 32 * 2**20  # per operator and length: d_model 256 up to ~10k bases
     conv_group_bytes = 16 * 2**20  # float32 rows per channel group in chunked inference
 
     def __init__(self, config: HyenaConfig) -> None:
@@ -70,7 +73,9 @@ class HyenaOperator(nn.Module):
         # the D skip term, one value per filter channel (``bias`` of the released filter)
         self.d_skip = nn.Parameter(torch.randn(config.filter_channels))
         self.out_proj = nn.Linear(d, d)
-        self._spectra: dict = {}  # inference cache of filters and their spectra, see _filters_for
+        # inference cache of filters and their spectra (see _filters_for), this layer's share
+        self.filter_cache_bytes = config.filter_cache_mb * 2**20 // config.n_layer
+        self._spectra: OrderedDict = OrderedDict()
 
     def long_filters(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Filters (order-1, d, L) and skip terms (order-1, d) for one forward pass.
@@ -79,19 +84,25 @@ class HyenaOperator(nn.Module):
         c % (order-1), the layout of the released weights.
         """
         steps = self.order - 1
-        k = self.filter(length)  # (L, d * steps)
-        k = k.t().reshape(self.d_model, steps, length).transpose(0, 1)
+        k = self.filter.channels(self.filter.features(length), length, channels_first=True)  # (d * steps, L)
+        k = k.unflatten(0, (self.d_model, steps)).transpose(0, 1)  # rows stay contiguous
         d_skip = self.d_skip.reshape(self.d_model, steps).t()
         return k, d_skip
 
-    def _filters_for(self, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Filters, skip terms and, when they cannot change, the filters' cached spectra.
+    def _filters_for(
+        self, length: int, spectrum_only: bool = False, workspace: dict | None = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """Filters (order-1, d, L), skip terms and, when they cannot change, the filters'
+        spectra (order-1, d, F), cached.
 
         Without gradients to the filter (inference, or a frozen filter), the implicit filter and
-        its FFT are the same on every call of the same length: they are computed once and kept
-        (for the last four lengths, up to ``spectrum_cache_bytes`` each), keyed by the
-        parameters' identity, storage and version counters, so an optimiser step,
-        ``load_state_dict`` or a move to another device invalidates them.
+        its FFT are the same on every call of the same length: they are computed once and kept,
+        the most recently used lengths first, within ``filter_cache_bytes`` (this layer's share
+        of ``HyenaConfig.filter_cache_mb``). Entries are keyed by the parameters' identity,
+        storage and version counters, so an optimiser step, ``load_state_dict`` or a move to
+        another device invalidates them. ``spectrum_only``: the caller needs the spectra alone
+        (the chunked path), so the filters are neither returned nor kept, and the spectra are
+        computed a channel group at a time, reusing ``workspace`` (see :func:`fftconv_`).
         """
         params = [*self.filter.parameters(), self.d_skip]
         if torch.is_grad_enabled() and any(p.requires_grad for p in params):
@@ -100,19 +111,70 @@ class HyenaOperator(nn.Module):
         version = tuple((id(t), t.data_ptr(), t._version) for t in [*params, *self.filter.buffers()])
         key = (length, self.d_skip.device, self.d_skip.dtype, torch.is_autocast_enabled(self.d_skip.device.type))
         cached = self._spectra.get(key)
-        if cached is not None and cached[0] == version:
+        if cached is not None and cached[0] == version and (spectrum_only or cached[1] is not None):
+            self._spectra.move_to_end(key)
             return cached[1:]
         with torch.no_grad():
-            k, d_skip = self.long_filters(length)
-            k_f = filter_spectrum(k.flatten(0, 1), length, channels_last=True) if self.fftconv_impl != "ref" else None
-            if k_f is not None:  # (F, steps * d) -> (steps, F, d)
-                k_f = k_f.reshape(k_f.shape[0], k.shape[0], k.shape[1]).transpose(0, 1).contiguous()
-        size = k.numel() * k.element_size() + (k_f.numel() * k_f.element_size() if k_f is not None else 0)
-        if size <= self.spectrum_cache_bytes:
-            if len(self._spectra) >= 4:
-                self._spectra.pop(next(iter(self._spectra)))
-            self._spectra[key] = (version, k, d_skip, k_f)
+            if spectrum_only and self.fftconv_impl != "ref":
+                k, d_skip = None, self.d_skip.reshape(self.d_model, self.order - 1).t()
+                k_f = self._spectra_by_group(length, workspace)
+            else:
+                k, d_skip = self.long_filters(length)
+                k_f = None
+                if self.fftconv_impl != "ref":
+                    k_f = filter_spectrum(k.flatten(0, 1), length).unflatten(0, k.shape[:2])
+                if spectrum_only:
+                    k = None
+        self._remember(key, (version, k, d_skip, k_f))
         return k, d_skip, k_f
+
+    def _group_size(self, length: int, batch: int) -> int:
+        """Channels convolved at a time: whole multiples of 16 (batched FFTs of fewer rows run
+        slower per point) of about ``conv_group_bytes`` of float32 rows in all."""
+        n = next_fast_fft_size(2 * length - 1)
+        return min(self.d_model * (self.order - 1), max(16, self.conv_group_bytes // (4 * batch * n) // 16 * 16))
+
+    def _spectra_by_group(self, length: int, workspace: dict | None = None) -> torch.Tensor:
+        """The spectra (order-1, d, F) of every filter, computed a channel group at a time
+        (:meth:`_group_spectra`) into the one tensor that is kept: the temporaries stay the
+        size of a group, and ``workspace`` (see :func:`fftconv_`) reuses their padded rows."""
+        steps = self.order - 1
+        channels = self.d_model * steps
+        features = self.filter.features(length)
+        index = torch.arange(channels, device=features.device)
+        out = None
+        for rows, k_f in self._group_spectra(features, length, index, workspace):
+            if out is None:
+                out = k_f.new_empty(channels, k_f.shape[-1])
+            out[rows] = k_f
+        return out.unflatten(0, (self.d_model, steps)).transpose(0, 1)  # filter channel c = d * steps + step
+
+    def _group_spectra(
+        self, features: torch.Tensor, length: int, index: torch.Tensor, workspace: dict | None, batch: int = 1
+    ) -> Iterator[tuple[slice, torch.Tensor]]:
+        """``(rows, spectra)`` of the filter channels ``index``, a group of rows at a time
+        (:meth:`_group_size`); ``rows`` slices ``index``."""
+        for rows in spans(len(index), self._group_size(length, batch)):
+            k = self.filter.channels(features, length, index[rows], channels_first=True)
+            yield rows, filter_spectrum(k, length, workspace=workspace)
+
+    def _remember(self, key: tuple, entry: tuple) -> None:
+        """Keep ``entry`` in the cache, dropping the least recently used lengths to make room;
+        an entry larger than the whole share is not kept."""
+        self._spectra.pop(key, None)
+        size = _nbytes(entry)
+        if size > self.filter_cache_bytes:
+            return
+        while self._spectra and size + sum(_nbytes(held) for held in self._spectra.values()) > self.filter_cache_bytes:
+            self._spectra.popitem(last=False)
+        self._spectra[key] = entry
+
+    def spectrum_fits_cache(self, length: int, dtype: torch.dtype) -> bool:
+        """Whether the spectra of every recurrence step at ``length`` fit this layer's cache
+        (for activations of ``dtype``: float64 ones take complex128 spectra)."""
+        n = next_fast_fft_size(2 * length - 1)
+        itemsize = 16 if dtype == torch.float64 else 8
+        return (self.order - 1) * self.d_model * (n // 2 + 1) * itemsize <= self.filter_cache_bytes
 
     def forward(self, x: torch.Tensor, recompute: bool = False) -> torch.Tensor:
         """(B, L, d_model) -> (B, L, d_model). ``recompute``: activation checkpointing, keep
@@ -225,30 +287,28 @@ class HyenaOperator(nn.Module):
     def long_conv_(self, value: torch.Tensor, step: int, workspace: dict | None = None) -> torch.Tensor:
         """Recurrence step ``step``'s long convolution of the whole value (B, d, L), in place.
 
-        Channels go a group at a time, each group's filter spectrum computed from the filter
-        MLP's shared features, unless the whole spectrum is small enough for the operator's
-        cache. Groups are whole multiples of 16 channels (batched FFTs of fewer rows run
-        slower per point) and otherwise about ``conv_group_bytes`` of float32 rows.
-        ``workspace`` keeps the padded rows from group to group (see :func:`fftconv_`).
+        Channels go a group at a time (:meth:`_group_size`). The filters' spectra come from the
+        layer's cache when the length's spectra fit it (:meth:`spectrum_fits_cache`: computed
+        once and kept); otherwise each group's are computed in turn from the filter MLP's
+        shared features. ``workspace`` keeps the padded rows from group to group (see
+        :func:`fftconv_`).
         """
         batch, length = value.shape[0], value.shape[-1]
-        n = next_fast_fft_size(2 * length - 1)
         steps = self.order - 1
         d_skip = self.d_skip.reshape(self.d_model, steps)[:, step] if self.use_skip else None
-        cached = None
-        if (n // 2 + 1) * steps * self.d_model * 8 <= self.spectrum_cache_bytes:
-            cached = self._filters_for(length)[2]
-        features = self.filter.features(length) if cached is None else None
-        group = self.conv_group_bytes // (4 * batch * n) // 16 * 16
-        group = min(self.d_model, max(16, group))
         workspace = {} if workspace is None else workspace
-        for start in range(0, self.d_model, group):
-            cols = slice(start, min(start + group, self.d_model))
-            if cached is not None:
-                k_f = cached[step][:, cols].t()
-            else:
-                index = torch.arange(cols.start, cols.stop, device=value.device) * steps + step
-                k = self.filter.channels(features, length, index, channels_first=True)
-                k_f = filter_spectrum(k, length, workspace=workspace)
-            fftconv_(value[:, cols], k_f, None if d_skip is None else d_skip[cols], workspace)
+        if self.spectrum_fits_cache(length, value.dtype):
+            k_f = self._filters_for(length, spectrum_only=True, workspace=workspace)[2][step]
+            group = self._group_size(length, batch)
+            spectra = ((cols, k_f[cols]) for cols in spans(self.d_model, group))
+        else:
+            index = torch.arange(self.d_model, device=value.device) * steps + step
+            spectra = self._group_spectra(self.filter.features(length), length, index, workspace, batch)
+        for cols, group_k_f in spectra:
+            fftconv_(value[:, cols], group_k_f, None if d_skip is None else d_skip[cols], workspace)
         return value
+
+
+def _nbytes(entry: tuple) -> int:
+    """Bytes held by the tensors of a cache entry."""
+    return sum(t.numel() * t.element_size() for t in entry[1:] if isinstance(t, torch.Tensor))

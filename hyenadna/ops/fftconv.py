@@ -100,14 +100,11 @@ def next_fast_fft_size(n: int) -> int:
     return power if power <= smooth * allowance else smooth
 
 
-def filter_spectrum(
-    k: torch.Tensor, length: int | None = None, channels_last: bool = False, workspace: dict | None = None
-) -> torch.Tensor:
+def filter_spectrum(k: torch.Tensor, length: int | None = None, workspace: dict | None = None) -> torch.Tensor:
     """The filter's real FFT at the size :func:`fftconv` uses for inputs of ``length`` (default:
     the filter's length), (C, F). Computing it once and passing it as ``k_f`` saves one FFT per
-    call when the filter does not change (inference, a frozen backbone). ``channels_last``
-    gives the (F, C) layout that :func:`fftconv` takes with ``channels_last=True``.
-    ``workspace`` (see :func:`fftconv_`): pad in a reused buffer."""
+    call when the filter does not change (inference, a frozen backbone). ``workspace`` (see
+    :func:`fftconv_`): pad in a reused buffer."""
     length = k.shape[-1] if length is None else length
     n = next_fast_fft_size(2 * length - 1)
     dtype = _fft_dtype(k)
@@ -116,7 +113,7 @@ def filter_spectrum(
             k_f = torch.fft.rfft(k.to(dtype), n=n)
         else:
             k_f = torch.fft.rfft(_zero_padded(workspace, "filter", k, n, dtype))
-    return k_f.t().contiguous() if channels_last else k_f
+    return k_f
 
 
 def _fftconv_torch(
@@ -133,8 +130,6 @@ def _fftconv_torch(
         rows = uf.transpose(-1, -2).contiguous() if channels_last else uf
         if k_f is None:
             k_f = torch.fft.rfft(k.to(dtype), n=n)
-        elif channels_last:
-            k_f = k_f.t()
         if k_f.shape[-1] != n // 2 + 1:
             raise HyenaDNAError(f"k_f has {k_f.shape[-1]} frequencies, expected {n // 2 + 1} for length {length}")
         spectrum = torch.fft.rfft(rows, n=n)
@@ -181,10 +176,11 @@ def fftconv_(
     with torch.autocast(u.device.type, enabled=False):
         padded = _zero_padded(workspace, "padded", u, n, dtype)
         y = torch.fft.irfft(torch.fft.rfft(padded).mul_(k_f), n=n)[..., :length]
-        if d is not None:
-            y.addcmul_(padded[..., :length], d.to(dtype).unsqueeze(-1))
-        u.copy_(y)
-    return u
+        if d is None or u.dtype != dtype:
+            if d is not None:
+                y.addcmul_(padded[..., :length], d.to(dtype).unsqueeze(-1))
+            return u.copy_(y)
+        return torch.addcmul(y, padded[..., :length], d.to(dtype).unsqueeze(-1), out=u)  # skip and write-back in one
 
 
 def workspace_buffer(
@@ -221,8 +217,8 @@ def fftconv(
 
     ``impl``: ``"auto"`` (the best available for the device), ``"torch"`` (torch.fft at a
     fast FFT size) or ``"ref"`` (:func:`fftconv_ref`); ``"triton"`` matters only to
-    :func:`gated_fftconv` and means ``"torch"`` here. ``k_f``: the filter's spectrum from
-    :func:`filter_spectrum` in the same layout, to skip recomputing it (ignored by ``ref``).
+    :func:`gated_fftconv` and means ``"torch"`` here. ``k_f``: the filter's spectrum (C, F)
+    from :func:`filter_spectrum`, to skip recomputing it (ignored by ``ref``).
     ``channels_last``: ``u`` is (..., L, C), the layout of the projections around the
     convolution, which then needs no transposes.
     """

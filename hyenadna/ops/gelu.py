@@ -19,7 +19,12 @@ _TWO_SQRT_2_OVER_PI = 2.0 * math.sqrt(2.0 / math.pi)
 
 def gelu_tanh_(x: torch.Tensor) -> torch.Tensor:
     """GELU (tanh approximation) of ``x``, overwriting ``x``; grad-free callers only."""
-    z = x * x
-    z.mul_(0.044715 * _TWO_SQRT_2_OVER_PI).add_(_TWO_SQRT_2_OVER_PI).mul_(x)
-    torch.sigmoid_(z)
+    # 2 z = x * (c + 0.044715 c x^2), c = 2 sqrt(2/pi): four passes over x in all
+    z = torch.addcmul(_constant(_TWO_SQRT_2_OVER_PI, x), x, x, value=0.044715 * _TWO_SQRT_2_OVER_PI)
+    torch.sigmoid_(z.mul_(x))
     return x.mul_(z)
+
+
+def _constant(value: float, like: torch.Tensor) -> torch.Tensor:
+    """A 0-d tensor of ``like``'s dtype and device, broadcast by addcmul as its first term."""
+    return torch.tensor(value, dtype=like.dtype, device=like.device)
