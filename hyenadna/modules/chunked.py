@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from hyenadna.ops.fftconv import workspace_buffer
 from hyenadna.ops.gelu import gelu_tanh_
+from hyenadna.ops.hyena_mixer import rows_product
 
 if TYPE_CHECKING:
     from hyenadna.model import HyenaDNA
@@ -76,20 +77,13 @@ def _mixer_and_mlp(block, residual: torch.Tensor, chunks: list[slice], buffers: 
             value.mul_(middle[-step])
         mixer.long_conv_(value, step, buffers.setdefault("fft", {}))
     for cols in chunks:
-        mixed = _linear_of_rows(mixer.out_proj, value[..., cols].mul_(gate[..., cols]))
+        gated = value[..., cols].mul_(gate[..., cols])  # (B, d, n), read by BLAS as a transposed operand
+        mixed = gated.new_empty(batch, gated.shape[-1], width)
+        rows_product(gated.transpose(-1, -2), mixer.out_proj.weight.t(), mixed, mixer.out_proj.bias)
         stream = _add_to_stream(residual, cols, mixed)
         inner = block.mlp.fc1(block.norm2(stream.to(block.norm2.weight.dtype)))
         inner = gelu_tanh_(inner) if inner.dtype == torch.float32 else F.gelu(inner, approximate="tanh")
         _add_to_stream(residual, cols, block.mlp.fc2(inner))
-
-
-def _linear_of_rows(linear: torch.nn.Linear, rows: torch.Tensor) -> torch.Tensor:
-    """``linear(rows^T)`` for channel-major ``rows`` (B, d, n), the transposed operand read
-    in place by one fused product with the bias: (B, n, out)."""
-    weight = linear.weight.t().expand(rows.shape[0], -1, -1)
-    if linear.bias is None:
-        return torch.bmm(rows.transpose(-1, -2), weight)
-    return torch.baddbmm(linear.bias, rows.transpose(-1, -2), weight)
 
 
 def _add_to_stream(residual: torch.Tensor, cols: slice, update: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ from hyenadna.ops.fftconv import (
     next_fast_fft_size,
     triton_supported,
 )
-from hyenadna.ops.hyena_mixer import hand_written_backward_applies, hyena_mixer
+from hyenadna.ops.hyena_mixer import hand_written_backward_applies, hyena_mixer, rows_product
 from hyenadna.ops.short_conv import short_conv
 
 
@@ -115,7 +115,7 @@ class HyenaOperator(nn.Module):
             self._spectra.move_to_end(key)
             return cached[1:]
         with torch.no_grad():
-            if spectrum_only and self.fftconv_impl != "ref":
+            if spectrum_only:
                 k, d_skip = None, self.d_skip.reshape(self.d_model, self.order - 1).t()
                 k_f = self._spectra_by_group(length, workspace)
             else:
@@ -123,8 +123,6 @@ class HyenaOperator(nn.Module):
                 k_f = None
                 if self.fftconv_impl != "ref":
                     k_f = filter_spectrum(k.flatten(0, 1), length).unflatten(0, k.shape[:2])
-                if spectrum_only:
-                    k = None
         self._remember(key, (version, k, d_skip, k_f))
         return k, d_skip, k_f
 
@@ -170,11 +168,14 @@ class HyenaOperator(nn.Module):
         self._spectra[key] = entry
 
     def spectrum_fits_cache(self, length: int, dtype: torch.dtype) -> bool:
-        """Whether the spectra of every recurrence step at ``length`` fit this layer's cache
-        (for activations of ``dtype``: float64 ones take complex128 spectra)."""
+        """Whether a spectra-only entry at ``length`` (the spectra of every recurrence step and
+        the skip terms, as :func:`_nbytes` counts them) fits this layer's cache, for
+        activations of ``dtype``: float64 ones take complex128 spectra."""
         n = next_fast_fft_size(2 * length - 1)
         itemsize = 16 if dtype == torch.float64 else 8
-        return (self.order - 1) * self.d_model * (n // 2 + 1) * itemsize <= self.filter_cache_bytes
+        channels = (self.order - 1) * self.d_model
+        size = channels * ((n // 2 + 1) * itemsize + self.d_skip.element_size())
+        return size <= self.filter_cache_bytes
 
     def forward(self, x: torch.Tensor, recompute: bool = False) -> torch.Tensor:
         """(B, L, d_model) -> (B, L, d_model). ``recompute``: activation checkpointing, keep
@@ -271,11 +272,9 @@ class HyenaOperator(nn.Module):
         (``None``: the first chunk, zeros before it). Returns the ``order + 1`` gate and value
         slices (B, d, n) and the ``previous`` of the next chunk.
         """
-        weight, bias = self.in_proj.weight.expand(x.shape[0], -1, -1), self.in_proj.bias
-        if bias is None:
-            z = torch.bmm(weight, x.transpose(-1, -2))  # (B, (order+1) d, n)
-        else:
-            z = torch.baddbmm(bias.unsqueeze(-1), weight, x.transpose(-1, -2))
+        weight, bias = self.in_proj.weight, self.in_proj.bias
+        z = x.new_empty(x.shape[0], weight.shape[0], x.shape[1])  # (B, (order+1) d, n)
+        rows_product(weight, x.transpose(-1, -2), z, None if bias is None else bias.unsqueeze(-1))
         if previous is None:
             previous = z.new_zeros(z.shape[0], z.shape[1], self.short_conv.weight.shape[-1] - 1)
         # short_conv takes (B, n, C): transposed views of the channel-major rows

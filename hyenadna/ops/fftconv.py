@@ -176,11 +176,10 @@ def fftconv_(
     with torch.autocast(u.device.type, enabled=False):
         padded = _zero_padded(workspace, "padded", u, n, dtype)
         y = torch.fft.irfft(torch.fft.rfft(padded).mul_(k_f), n=n)[..., :length]
-        if d is None or u.dtype != dtype:
-            if d is not None:
-                y.addcmul_(padded[..., :length], d.to(dtype).unsqueeze(-1))
+        if d is None:
             return u.copy_(y)
-        return torch.addcmul(y, padded[..., :length], d.to(dtype).unsqueeze(-1), out=u)  # skip and write-back in one
+        # skip term and write-back in one pass, rounded once to u's dtype
+        return torch.addcmul(y, padded[..., :length], d.to(dtype).unsqueeze(-1), out=u)
 
 
 def workspace_buffer(

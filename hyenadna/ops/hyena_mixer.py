@@ -29,7 +29,7 @@ from hyenadna.errors import HyenaDNAError
 from hyenadna.ops.fftconv import next_fast_fft_size
 
 
-def _rows_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+def rows_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None = None) -> None:
     """``out[i] = a[i] @ b[i] (+ bias)`` per batch entry; ``a`` or ``b`` may be a 2-D matrix
     shared by all entries, and any operand a transposed view (BLAS reads it as stored)."""
     for i in range(out.shape[0]):
@@ -89,7 +89,7 @@ def _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip, order:
     d = k.shape[1]
     n = next_fast_fft_size(2 * length - 1)
     z = x.new_empty(batch, in_weight.shape[0], length)
-    _rows_product(in_weight, x.transpose(1, 2), z, None if in_bias is None else in_bias[:, None])
+    rows_product(in_weight, x.transpose(1, 2), z, None if in_bias is None else in_bias[:, None])
     parts = _short_conv_rows(z, conv_weight, conv_bias).split(d, dim=1)
     *gates, value = parts
     k_f = torch.fft.rfft(k, n=n)  # (N-1, d, F)
@@ -111,7 +111,7 @@ class _HyenaMixer(torch.autograd.Function):
         gated = parts[0] * outputs[-1]
         del parts
         out = x.new_empty(*x.shape[:2], out_weight.shape[0])
-        _rows_product(gated.transpose(1, 2), out_weight.t(), out, out_bias)
+        rows_product(gated.transpose(1, 2), out_weight.t(), out, out_bias)
         ctx.order, ctx.recompute = order, recompute
         kept = (k,) if recompute else (k_f, z, *outputs)
         ctx.save_for_backward(x, in_weight, in_bias, conv_weight, conv_bias, d_skip, out_weight, *kept)
@@ -143,7 +143,7 @@ class _HyenaMixer(torch.autograd.Function):
         if needs[8]:
             grad_out_bias = grad_out.sum((0, 1))
         grad_gated = x.new_empty(batch, d, length)
-        _rows_product(out_weight.t(), grad_out.transpose(1, 2), grad_gated)
+        rows_product(out_weight.t(), grad_out.transpose(1, 2), grad_gated)
 
         grad_u = torch.empty_like(z)
         grad_gates = grad_u.split(d, dim=1)
@@ -186,7 +186,7 @@ class _HyenaMixer(torch.autograd.Function):
         grad_x = grad_in_weight = grad_in_bias = None
         if needs[0]:
             grad_x = torch.empty_like(x)
-            _rows_product(grad_z.transpose(1, 2), in_weight, grad_x)
+            rows_product(grad_z.transpose(1, 2), in_weight, grad_x)
         if needs[1]:
             grad_in_weight = torch.zeros_like(in_weight)
             for i in range(batch):
