@@ -11,8 +11,10 @@
 * training step: forward, next-base cross-entropy, backward and an AdamW step; ours also with
   activation checkpointing of mixer and MLP.
 
-Implementations: ``hyenadna`` (this package), ``reference`` (benchmarks/reference_hyena.py: the
-HyenaDNA code's arithmetic, filter recomputed each call, FFT at 2L, no chunking, same weights) and
+Implementations: ``hyenadna`` (this package), ``reference`` (the same model with
+``fftconv_impl="ref"``: the package's plain reference in every layer,
+:func:`hyenadna.ops.reference.hyena_operator_ref`, HyenaDNA's arithmetic, filter recomputed each
+call, FFT at 2L, nothing chunked or cached; tests/test_paths.py holds our paths to it) and
 ``attention`` (the same block shape with causal ``scaled_dot_product_attention``; skipped beyond
 ``--attention-max``). Each measurement runs in a fresh process so that its peak RSS
 (``ru_maxrss``, which includes the ~0.3 GB of torch itself) is its own; times are the best of
@@ -53,10 +55,12 @@ def _build(impl: str, mode: str):
 
     torch.manual_seed(0)
     if impl == "attention":
-        from reference_hyena import AttentionLM
+        from attention_lm import AttentionLM
 
         return AttentionLM(d_model=256, n_layer=8, d_inner=1024)
     overrides = {"embed_dropout": 0.0, "resid_dropout": 0.0}
+    if impl == "reference":  # the package's plain reference in every layer, nothing chunked or cached
+        overrides |= {"fftconv_impl": "ref", "inference_chunk": 0, "filter_cache_mb": 0}
     if impl == "hyenadna+ckpt":
         overrides |= {"checkpoint_mixer": True, "checkpoint_mlp": True}
     return hyenadna.load("large-1m", **overrides)
@@ -68,7 +72,6 @@ def measure_one(impl: str, mode: str, length: int, repeat: int, warmup: bool = T
     import torch.nn.functional as F
 
     sys.path.insert(0, str(HERE))
-    from reference_hyena import reference_hidden_states
 
     kind = impl.split("@", 1)[0]  # the allocator suffix was applied by run_isolated
     model = _build(kind, mode)
@@ -77,30 +80,18 @@ def measure_one(impl: str, mode: str, length: int, repeat: int, warmup: bool = T
 
     if mode == "inference":
         model.eval()
-        if kind == "reference":
+        context = torch.inference_mode if kind.startswith("hyenadna") else torch.no_grad
 
-            def step() -> None:
-                with torch.no_grad():
-                    reference_hidden_states(model, inputs)
-
-        else:
-            context = torch.no_grad if kind == "attention" else torch.inference_mode
-
-            def step() -> None:
-                with context():
-                    model.hidden_states(inputs)
+        def step() -> None:
+            with context():
+                model.hidden_states(inputs)
 
     else:
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-        def logits_of(x):
-            if kind == "reference":
-                return F.linear(reference_hidden_states(model, x), model.token_embedding.weight)
-            return model(x)
-
         def step() -> None:
-            loss = F.cross_entropy(logits_of(inputs).flatten(0, 1), targets.flatten())
+            loss = F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

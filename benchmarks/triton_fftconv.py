@@ -7,7 +7,7 @@
 What is timed, FlashFFTConv's table's setting: ``y = x0 * (h * (x1 * v) + D * x1 * v)``,
 batch 64, hidden 768 (the batch halves at long lengths until the inputs fit, and the table says
 so), in bf16 (``--dtype``), forward and forward + backward. The baseline is the same function
-through torch.fft (``ops.fftconv.gated_fftconv`` with ``impl="torch"``) in the same dtype.
+through torch.fft (``ops.operator_paths.gated_fftconv`` without ``triton``) in the same dtype.
 Columns: median time over ``--repeat`` CUDA-event-timed runs after a warm-up, the speed-up,
 peak memory above the inputs (``torch.cuda.max_memory_allocated``), and the bandwidth the
 kernel achieves counting only the bytes it must move (inputs read, outputs written), against
@@ -34,7 +34,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from hyenadna.ops.fftconv import gated_fftconv  # noqa: E402
+from hyenadna.ops.operator_paths import gated_fftconv  # noqa: E402
 from hyenadna.ops.triton.gated_conv import MAX_LENGTH  # noqa: E402
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -88,7 +88,7 @@ def measure(impl: str, mode: str, batch: int, channels: int, length: int, dtype,
     upstream = torch.randn(batch, channels, length, device=device, dtype=dtype)
 
     def run():
-        y = gated_fftconv(*args, impl=impl)
+        y = gated_fftconv(*args, triton=impl == "triton")
         if grad:
             torch.autograd.grad(y, [projected, args[3], args[4]], upstream)
 

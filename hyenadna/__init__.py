@@ -27,8 +27,6 @@ def load(name_or_path: str | os.PathLike, **overrides) -> HyenaDNA:
     if isinstance(name_or_path, str) and name_or_path in PRESETS:
         return HyenaDNA(HyenaConfig.from_preset(name_or_path, **overrides))
     if Path(name_or_path).exists():
-        from hyenadna.checkpoint import load_pretrained
-
-        return load_pretrained(name_or_path, **overrides)
+        return HyenaDNA.from_pretrained(name_or_path, **overrides)
     known = ", ".join(sorted(PRESETS))
     raise HyenaDNAError(f"unknown model {name_or_path!r}: neither a preset ({known}) nor an existing path")

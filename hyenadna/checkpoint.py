@@ -19,7 +19,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -28,9 +28,11 @@ from safetensors.torch import load_file, save_file
 from hyenadna.atomic import atomic_write
 from hyenadna.config import HyenaConfig
 from hyenadna.errors import HyenaDNAError
-from hyenadna.model import HyenaDNA
 from hyenadna.modules.filter import decay_rates, positional_embedding
 from hyenadna.safe_pickle import safe_torch_load
+
+if TYPE_CHECKING:  # the model imports this module: the loaders take its class as an argument
+    from hyenadna.model import HyenaDNA
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -51,8 +53,10 @@ def save_pretrained(model: HyenaDNA, path: str | os.PathLike) -> None:
     atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(config_text))
 
 
-def load_pretrained(path: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any) -> HyenaDNA:
-    """Load a model folder in our format or in the released HyenaDNA format.
+def load_pretrained(
+    model_class: type[HyenaDNA], path: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any
+) -> HyenaDNA:
+    """Load a model folder in our format or in the released HyenaDNA format as a ``model_class``.
 
     ``overrides`` replace config fields after reading (for example ``modulation_shift=0.05``
     to reproduce the hub's standalone port, or ``checkpoint_mixer=True``).
@@ -69,17 +73,17 @@ def load_pretrained(path: str | os.PathLike, map_location: str | torch.device = 
             state = load_file(folder / WEIGHTS_NAME, device=str(map_location))
         except (SafetensorError, OSError) as exc:
             raise HyenaDNAError(f"{folder / WEIGHTS_NAME}: cannot read weights: {exc}") from exc
-        return _build(config, state, folder / WEIGHTS_NAME)
+        return _build(model_class, config, state, folder / WEIGHTS_NAME)
     if (folder / RELEASED_WEIGHTS_NAME).exists():
-        return import_released(folder, map_location=map_location, **overrides)
+        return import_released(model_class, folder, map_location=map_location, **overrides)
     raise HyenaDNAError(
         f"{folder} holds neither {WEIGHTS_NAME} (our format) nor {RELEASED_WEIGHTS_NAME} (a released "
         "HyenaDNA checkpoint)"
     )
 
 
-def _build(config: HyenaConfig, state: dict[str, torch.Tensor], source: Path) -> HyenaDNA:
-    model = HyenaDNA(config)
+def _build(model_class: type[HyenaDNA], config: HyenaConfig, state: dict[str, torch.Tensor], source: Path) -> HyenaDNA:
+    model = model_class(config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise HyenaDNAError(
@@ -256,8 +260,10 @@ def translate_released_state(
     return ours
 
 
-def import_released(path: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any) -> HyenaDNA:
-    """Load a released HyenaDNA checkpoint folder (``config.json`` + ``weights.ckpt``).
+def import_released(
+    model_class: type[HyenaDNA], path: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any
+) -> HyenaDNA:
+    """Load a released HyenaDNA checkpoint folder (``config.json`` + ``weights.ckpt``) as a ``model_class``.
 
     The checkpoint is unpickled with a restricted unpickler (see :mod:`hyenadna.safe_pickle`).
     """
@@ -272,4 +278,4 @@ def import_released(path: str | os.PathLike, map_location: str | torch.device = 
     released = _released_state_dict(safe_torch_load(weights_path, map_location=map_location), weights_path)
     state = translate_released_state(released, config, weights_path)
     config = HyenaConfig.from_dict({**config.to_dict(), **overrides}, source="overrides")
-    return _build(config, state, weights_path)
+    return _build(model_class, config, state, weights_path)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from hyenadna.errors import HyenaDNAError
-from hyenadna.ops.fftconv import IMPLEMENTATIONS
+
+IMPLEMENTATIONS = ("auto", "torch", "ref", "triton")  # values of HyenaConfig.fftconv_impl
 
 
 @dataclass
@@ -74,12 +75,13 @@ class HyenaConfig:
     checkpoint_mlp: bool = False
     fftconv_impl: str = "auto"
     """Long-convolution kernel: ``auto`` (fused Triton kernels on CUDA when triton is installed
-    and the input fits them, else torch.fft), ``torch``, ``triton`` or ``ref`` (see
-    hyenadna.ops.fftconv)."""
+    and the input fits them, else torch.fft), ``torch``, ``triton`` or ``ref`` (the plain
+    reference, hyenadna.ops.reference); hyenadna.ops.dispatch tells which path each takes."""
     inference_chunk: int = 2048
     """Grad-free eval-mode passes over inputs longer than this run their position-wise layers
     in chunks of this many positions and the long convolution a channel group at a time
-    (hyenadna.modules.chunked): bounded memory, the same numbers. 0 turns chunking off."""
+    (hyenadna.modules.block.Block.forward_chunked_): bounded memory, the same numbers. 0 turns
+    chunking off."""
     filter_cache_mb: int = 1024
     """Memory for the long filters' spectra kept between grad-free calls (MiB, the whole model;
     each layer gets an equal share, most recently used lengths first). With frozen weights the

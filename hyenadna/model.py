@@ -16,9 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import hyenadna.checkpoint as checkpoint
 from hyenadna.config import HyenaConfig
+from hyenadna.embedding import embed_sequences
 from hyenadna.errors import HyenaDNAError
 from hyenadna.modules.block import Block
+from hyenadna.ops.dispatch import choose_path
+from hyenadna.ops.rows import spans
+from hyenadna.scoring import score_sequences
 
 
 class HyenaDNA(nn.Module):
@@ -100,22 +105,47 @@ class HyenaDNA(nn.Module):
         if not 0 <= index <= n:
             raise HyenaDNAError(f"layer {layer} out of range for a model with {n} layers (use -{n + 1}..{n})")
         if self._chunked(input_ids):
-            from hyenadna.modules.chunked import chunked_hidden_states
-
             self._check_input(input_ids)
-            return chunked_hidden_states(self, input_ids, index, self.config.inference_chunk)
+            return self._chunked_hidden_states(input_ids, index)
         return self.all_hidden_states(input_ids, upto=index)[index]
 
     def _chunked(self, input_ids: torch.Tensor) -> bool:
-        """Whether :meth:`hidden_states` takes the bounded-memory path of hyenadna.modules.chunked:
-        no gradients, eval mode (no dropout), an input longer than ``config.inference_chunk``."""
-        chunk = self.config.inference_chunk
-        return (
-            0 < chunk < input_ids.shape[-1]
-            and not torch.is_grad_enabled()
-            and not self.training
-            and self.config.fftconv_impl != "ref"
-        )
+        """Whether :meth:`hidden_states` runs the blocks chunk by chunk
+        (:meth:`Block.forward_chunked_`), as :func:`hyenadna.ops.dispatch.choose_path` decides
+        for the first block's input."""
+        if input_ids.dim() != 2:
+            return False
+        probe = self.token_embedding.weight[:1].expand(*input_ids.shape, -1)  # the input's shape, dtype and device
+        route = choose_path(probe, self.token_embedding.weight, self.config.fftconv_impl,
+                            self.config.inference_chunk, self.training)  # fmt: skip
+        return route.operator == "chunked"
+
+    @torch.no_grad()
+    def _chunked_hidden_states(self, input_ids: torch.Tensor, index: int) -> torch.Tensor:
+        """Hidden states of layer ``index`` (0 .. n_layer, as in :meth:`all_hidden_states`), the
+        blocks run in place on one residual stream, ``config.inference_chunk`` positions at a
+        time."""
+        hidden = self.token_embedding(input_ids)
+        if index == 0:
+            return hidden
+        chunks = spans(input_ids.shape[1], self.config.inference_chunk)
+        residual = hidden  # the embedding's own buffer becomes the stream
+        if self.config.residual_in_fp32:  # float64 activations keep a float64 stream
+            residual = hidden.to(torch.promote_types(hidden.dtype, torch.float32))
+        buffers: dict = {}
+        for block in self.blocks[:index]:
+            block.forward_chunked_(residual, chunks, buffers)
+        buffers.clear()
+        if index < self.config.n_layer:
+            return residual
+        norm, out = self.final_norm, None
+        for cols in chunks:  # the stream after the last block, normalised
+            state = norm(residual[:, cols].to(norm.weight.dtype))
+            if out is None:
+                same = state.dtype == residual.dtype
+                out = residual if same else residual.new_empty(residual.shape, dtype=state.dtype)
+            out[:, cols] = state
+        return out
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Next-token logits (B, L, padded vocabulary); the head is tied to the embedding."""
@@ -136,8 +166,6 @@ class HyenaDNA(nn.Module):
         state (-1: the final normalised one; 0: the embedding). ``rc_average`` averages in the
         reverse complement. Results do not depend on ``batch_size`` (see hyenadna.embedding).
         """
-        from hyenadna.embedding import embed_sequences
-
         return embed_sequences(self, seqs, pooling, layer, batch_size, rc_average)
 
     def score(
@@ -155,8 +183,6 @@ class HyenaDNA(nn.Module):
         are NaN and left out of sums and means. ``rc_average`` averages in the reverse strand;
         ``return_entropy`` also returns per-position entropies in bits (see hyenadna.scoring).
         """
-        from hyenadna.scoring import score_sequences
-
         return score_sequences(self, seqs, reduce, rc_average, batch_size, return_entropy)
 
     # ---- persistence (implemented in hyenadna.checkpoint) ----
@@ -168,15 +194,11 @@ class HyenaDNA(nn.Module):
         """Load our format (``model.safetensors`` + ``config.json``) or a released HyenaDNA
         checkpoint directory (``weights.ckpt`` + ``config.json``); ``overrides`` replace
         config fields (``modulation_shift=0.05`` reproduces the hub's standalone port)."""
-        from hyenadna.checkpoint import load_pretrained
-
-        return load_pretrained(path, map_location=map_location, **overrides)
+        return checkpoint.load_pretrained(cls, path, map_location=map_location, **overrides)
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
         """Write ``config.json`` and ``model.safetensors`` into the folder ``path``."""
-        from hyenadna.checkpoint import save_pretrained
-
-        save_pretrained(self, path)
+        checkpoint.save_pretrained(self, path)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

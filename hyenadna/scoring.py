@@ -1,11 +1,12 @@
 """Sequence likelihoods under a causal HyenaDNA model: the engine behind ``model.score``.
 
-Base i of a sequence gets ``log p(x_i | x_0 .. x_{i-1})``, with the model's next-token
-distribution renormalised over A, C, G and T (so probability the model puts on special tokens
-does not count against a base). The first base has no context and is not scored (NaN), nor are
-bases other than A/C/G/T (N, IUPAC codes). Sums and means run over the scored bases.
+Base i of a sequence gets ``log p(x_i | x_0 .. x_{i-1})`` as :mod:`hyenadna.likelihood` defines
+it (the next-token distribution renormalised over A, C, G and T). The first base has no context
+and is not scored (NaN), nor are bases other than A/C/G/T (N, IUPAC codes). Sums and means run
+over the scored bases.
 
-Batches are right-padded, so a base's score does not depend on what else is in its batch.
+Batches come from the batching engine (:mod:`hyenadna.batching`): right-padded, so a base's
+score does not depend on what else is in its batch.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
-from hyenadna.embedding import length_batches
+from hyenadna.batching import encode_sequences, run_batched
 from hyenadna.errors import HyenaDNAError
-from hyenadna.tokenizer import A_ID, T_ID, CharacterTokenizer, pad_ids, reverse_complement
+from hyenadna.likelihood import LN2, next_base_log_probs
+from hyenadna.tokenizer import CharacterTokenizer, pad_ids, reverse_complement
 
 if TYPE_CHECKING:
     from hyenadna.model import HyenaDNA
 
 Reduce = Literal["mean", "sum", "none"]
 REDUCTIONS = ("mean", "sum", "none")
-BASE_IDS = slice(A_ID, T_ID + 1)
 
 
 @torch.inference_mode()
@@ -37,13 +38,8 @@ def base_log_probs(model: HyenaDNA, rows: Sequence[np.ndarray]) -> tuple[list[np
     """
     device = next(model.parameters()).device
     ids = pad_ids(rows, side="right")["input_ids"].to(device)
-    logits = model(ids)[:, :-1, BASE_IDS].float()
-    logp = torch.log_softmax(logits, dim=-1)  # (B, L-1, 4): prediction for base t+1
-    targets = ids[:, 1:]
-    is_base = (targets >= A_ID) & (targets <= T_ID)
-    picked = logp.gather(-1, (targets - A_ID).clamp(0, 3).unsqueeze(-1)).squeeze(-1)
-    picked = torch.where(is_base, picked, torch.nan)
-    entropy = -(logp.exp() * logp).sum(-1) / np.log(2)
+    logp, picked = next_base_log_probs(model(ids)[:, :-1], ids[:, 1:])  # prediction for base t+1
+    entropy = -(logp.exp() * logp).sum(-1) / LN2
     scores, entropies = [], []
     nan = torch.full((ids.shape[0], 1), torch.nan, device=device)
     picked, entropy = torch.cat([nan, picked], 1).cpu().numpy(), torch.cat([nan, entropy], 1).cpu().numpy()
@@ -80,12 +76,7 @@ def score_sequences(
         raise HyenaDNAError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
     seqs = [seqs] if isinstance(seqs, str) else list(seqs)
     tokenizer = CharacterTokenizer()
-    rows = []
-    for i, seq in enumerate(seqs):
-        ids = tokenizer.encode_bases(seq, name=f"sequence {i}")
-        if not 2 <= len(ids) <= model.config.l_max:
-            raise HyenaDNAError(f"sequence {i} has {len(ids):,} bases; scoring takes 2 to {model.config.l_max:,}")
-        rows.append(ids)
+    rows = encode_sequences(seqs, model.config.l_max, min_bases=2, tokenizer=tokenizer, purpose="scoring")
     was_training = model.training
     model.eval()
     try:
@@ -113,10 +104,5 @@ def _average_strands(forward: np.ndarray, reverse: np.ndarray, reduce: str):
 
 
 def _score_rows(model: HyenaDNA, rows: list[np.ndarray], batch_size: int) -> tuple[list, list]:
-    scores: list = [None] * len(rows)
-    entropies: list = [None] * len(rows)
-    for batch in length_batches([len(r) for r in rows], batch_size):
-        got, ent = base_log_probs(model, [rows[i] for i in batch])
-        for k, i in enumerate(batch):
-            scores[i], entropies[i] = got[k], ent[k]
-    return scores, entropies
+    pairs = run_batched(rows, batch_size, lambda batch: list(zip(*base_log_probs(model, batch))))
+    return [p[0] for p in pairs], [p[1] for p in pairs]

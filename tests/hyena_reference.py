@@ -1,10 +1,12 @@
-"""An independent float64 HyenaDNA forward pass over a *released-format* state dict.
+"""A float64 HyenaDNA forward pass over a *released-format* state dict.
 
-Written from the HyenaDNA paper and training code's math, sharing no code with the package:
-it reads the released key names directly and computes the long convolution as a direct
-O(L^2) causal sum, so it checks the key translation, the channel layout and the FFT path at
-once. Also builds released-format fixtures (keys, shapes, shared Sin frequency) from random
-weights.
+It reads the released key names directly and computes the implicit filters, the channel
+layout, the norms and the MLP itself, written from the HyenaDNA paper and training code, so it
+checks the key translation and the layout independently of the package's loading code; the
+operator's own math is the package's one plain reference,
+:func:`hyenadna.ops.reference.hyena_operator_ref` (tests/test_paths.py checks that against a
+direct causal sum). Also builds released-format fixtures (keys, shapes, shared Sin frequency)
+from random weights.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from hyenadna.ops.reference import hyena_operator_ref
 
 
 def released_config(d_model=32, n_layer=2, l_max=130, order=2, lr_pos_emb=0.0, **layer_extra) -> dict:
@@ -124,14 +128,6 @@ def make_released_state(
     return sd
 
 
-def _direct_causal_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """y[..., c, t] = sum_{s <= t} k[c, t - s] u[..., c, s], as an explicit Toeplitz product."""
-    length = u.shape[-1]
-    lag = torch.arange(length)[:, None] - torch.arange(length)[None, :]  # t - s
-    toeplitz = k[:, lag.clamp(min=0)] * (lag >= 0)  # (C, t, s)
-    return torch.einsum("...cs,cts->...ct", u, toeplitz)
-
-
 def _layer_norm(x, w, b, eps=1e-5):
     mean = x.mean(-1, keepdim=True)
     var = ((x - mean) ** 2).mean(-1, keepdim=True)
@@ -151,15 +147,7 @@ def reference_hidden_states(sd: dict, config: dict, ids: torch.Tensor, shift: fl
         pre = f"backbone.layers.{i}"
         residual = hidden if residual is None else hidden + residual
         x = _layer_norm(residual, p[f"{pre}.norm1.weight"], p[f"{pre}.norm1.bias"])
-        m = f"{pre}.mixer"
-        u = (x @ p[f"{m}.in_proj.weight"].T + p[f"{m}.in_proj.bias"]).transpose(1, 2)  # (B, W, L)
-        w = p[f"{m}.short_filter.weight"][:, 0]  # (W, K)
-        kk = w.shape[1]
-        padded = F.pad(u, (kk - 1, 0))
-        u = sum(w[:, j, None] * padded[..., j : j + length] for j in range(kk)) + p[f"{m}.short_filter.bias"][:, None]
-        chunks = [u[:, j * d : (j + 1) * d] for j in range(order + 1)]
-        gates, v = chunks[:-1], chunks[-1]
-        f = f"{m}.filter_fn"
+        m, f = f"{pre}.mixer", f"{pre}.mixer.filter_fn"
         h = p[f"{f}.pos_emb.z"][0, :length]
         freq = p[f"{f}.implicit_filter.1.freq"]
         for j in (0, 2, 4):
@@ -167,11 +155,16 @@ def reference_hidden_states(sd: dict, config: dict, ids: torch.Tensor, shift: fl
         h = h @ p[f"{f}.implicit_filter.6.weight"].T  # (L, C)
         t = p[f"{f}.pos_emb.t"][0, :length]  # (L, 1)
         h = h * (torch.exp(-t * p[f"{f}.modulation.deltas"][0].abs()) + shift)
-        for step, gate in enumerate(reversed(gates[1:])):
-            cols = torch.arange(d) * (order - 1) + step  # released channel layout "(v o)"
-            v = v * gate
-            v = _direct_causal_conv(v, h[:, cols].T) + p[f"{f}.bias"][cols][:, None] * v
-        x = (v * gates[0]).transpose(1, 2) @ p[f"{m}.out_proj.weight"].T + p[f"{m}.out_proj.bias"]
+        steps = [torch.arange(d) * (order - 1) + step for step in range(order - 1)]  # released layout "(v o)"
+        x = hyena_operator_ref(
+            x,
+            (p[f"{m}.in_proj.weight"], p[f"{m}.in_proj.bias"]),
+            (p[f"{m}.short_filter.weight"], p[f"{m}.short_filter.bias"]),
+            torch.stack([h[:, cols].T for cols in steps]),
+            torch.stack([p[f"{f}.bias"][cols] for cols in steps]),
+            (p[f"{m}.out_proj.weight"], p[f"{m}.out_proj.bias"]),
+            order,
+        )
         residual = x + residual
         x = _layer_norm(residual, p[f"{pre}.norm2.weight"], p[f"{pre}.norm2.bias"])
         x = F.gelu(x @ p[f"{pre}.mlp.fc1.weight"].T + p[f"{pre}.mlp.fc1.bias"], approximate="tanh")

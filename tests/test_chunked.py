@@ -1,16 +1,16 @@
-"""The bounded-memory inference path (hyenadna.modules.chunked) against the plain forward pass."""
+"""The bounded-memory inference path (Block.forward_chunked_) against the plain forward pass."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-import hyenadna.modules.chunked as chunked
 from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
 from hyenadna.modules.filter import ImplicitFilter
-from hyenadna.ops import fftconv_ref
+from hyenadna.modules.filter_bank import FilterBank
+from hyenadna.ops import fftconv_ref, short_conv_ref
 from hyenadna.ops.fftconv import fftconv_, filter_spectrum
-from hyenadna.ops.short_conv import short_conv, short_conv_ref
+from hyenadna.ops.short_conv import short_conv
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -51,7 +51,7 @@ def test_chunked_equals_plain(order, chunk, layer):
 
 def test_chunked_equals_plain_in_float64_with_spectrum_cache_off(monkeypatch):
     model = model_of(residual_in_fp32=False, filter_cache_mb=0).double()  # a float64 stream in both paths
-    monkeypatch.setattr(type(model.blocks[0].mixer), "conv_group_bytes", 1)  # groups of a few channels
+    monkeypatch.setattr(FilterBank, "conv_group_bytes", 1)  # groups of a few channels
     ids = torch.randint(0, 12, (3, 600))
     plain, fast = plain_and_chunked(model, ids, -1, 128)
     assert rel_err(fast, plain) <= 1e-12
@@ -65,9 +65,9 @@ def test_chunked_path_keeps_the_spectra_only_and_gives_the_numbers_of_recomputin
         model.config.inference_chunk = 128
         with torch.inference_mode():
             results[budget] = [model.hidden_states(ids) for _ in range(2)]
-        held = [entry for block in model.blocks for entry in block.mixer._spectra.values()]
+        held = [entry for block in model.blocks for entry in block.mixer.filter._spectra.values()]
         if budget:  # one entry a layer: no filters, the spectra of 600 bases (FFT size 1200)
-            assert len(held) == 3 and all(e[1] is None and e[3].shape == (1, 24, 601) for e in held)
+            assert len(held) == 3 and all(e[1] is None and e[2].shape == (1, 24, 601) for e in held)
         else:
             assert not held
     assert torch.equal(results[1][0], results[1][1])
@@ -108,8 +108,8 @@ def test_filter_channels_first_is_the_transposed_filter(modulate):
 def test_chunked_path_is_taken_only_for_grad_free_eval_inputs_longer_than_the_chunk(monkeypatch):
     model = model_of(inference_chunk=100)
     calls = []
-    real = chunked.chunked_hidden_states
-    monkeypatch.setattr(chunked, "chunked_hidden_states", lambda *a: calls.append(a[2]) or real(*a))
+    real = HyenaDNA._chunked_hidden_states
+    monkeypatch.setattr(HyenaDNA, "_chunked_hidden_states", lambda self, ids, i: calls.append(i) or real(self, ids, i))
     with torch.no_grad():
         model.hidden_states(torch.randint(0, 12, (1, 100)))  # not longer than the chunk
         model.train()

@@ -37,11 +37,11 @@ def test_fasta_loss_equals_direct_cross_entropy(tmp_path):
     total, count = 0.0, 0
     for start in (0, 64, 128):
         window = ids[start : start + 64]
-        with torch.no_grad():
-            logp = torch.log_softmax(model(window[None]), -1)[0]
+        with torch.no_grad():  # hyenadna.likelihood: the next-base distribution over A/C/G/T (ids 7..10)
+            logp = torch.log_softmax(model(window[None])[0, :, 7:11], -1)
         for t in range(len(window) - 1):
             if 7 <= window[t + 1] <= 10:
-                total -= float(logp[t, window[t + 1]])
+                total -= float(logp[t, window[t + 1] - 7])
                 count += 1
     assert result.scored == count and math.isclose(result.nats_per_base, total / count, rel_tol=1e-5)
     assert window_loss_sum(model, ids[:64][None])[1] == sum(1 for b in seq[1:64] if b in "ACGT")

@@ -37,7 +37,7 @@ def test_fasta_to_hdf5_equals_model_embed(model_dir, tmp_path):
     genome = next(s for _, s in read_fasta(REPO / "data" / "lambda_virus.fa"))
     fasta.write_text("".join(f">part{i} lambda\n{genome[i * 700 : i * 700 + 300 + 50 * i]}\n" for i in range(9)))
     source = EmbedInput(fasta=str(fasta))
-    n = run_embed(str(model_dir), str(out), source, pooling="mean", batch_size=4, chunk=4, progress=False)
+    n = run_embed(str(model_dir), str(out), source, pooling="mean", batch_size=4, chunk=4, progress=False)["records"]
     assert n == 9 and not out.with_name("lambda.h5.partial").exists()
     model = HyenaDNA.from_pretrained(model_dir)
     records = list(read_fasta(fasta))

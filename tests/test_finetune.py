@@ -54,7 +54,7 @@ def test_finetuning_beats_chance_on_real_tf_binding(finetuned):
 def test_predict_writes_the_models_probabilities(finetuned, tmp_path):
     out, result = finetuned
     tsv = tmp_path / "pred.tsv"
-    assert run_predict(str(out / "model"), TEST, str(tsv)) == 200
+    assert run_predict(str(out / "model"), TEST, str(tsv))["rows"] == 200
     with open(tsv) as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     assert list(rows[0]) == ["name", "label", "p_MafK", "p_Oct4", "predicted"]
@@ -128,7 +128,7 @@ def test_finetune_starts_from_a_released_hyenadna_checkpoint(tmp_path):
     result = run_finetune(
         LabelledData(train=TRAIN, test=TEST, batch_size=16, val_fraction=0.02),
         ModelOptions(str(folder)),
-        finetune=FinetuneOptions(freeze_backbone=True, patience=0, baseline=False),
+        tuning=FinetuneOptions(freeze_backbone=True, patience=0, baseline=False),
         trainer=TrainerOptions(max_steps=5, accelerator="cpu", devices=1, progress_bar=False),
         output=str(tmp_path / "run"),
     )

@@ -1,4 +1,5 @@
-"""The fused training functions (hand-written backward passes) against plain autograd."""
+"""The fused training functions (hand-written backward passes) against plain autograd through
+the package's reference (:func:`hyenadna.ops.reference.hyena_operator_ref`)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,9 @@ import torch.nn.functional as F
 from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.errors import HyenaDNAError
 from hyenadna.ops import hyena_mixer as mixer_module
-from hyenadna.ops.fftconv import fftconv_ref
 from hyenadna.ops.hyena_mixer import hyena_mixer
 from hyenadna.ops.mlp import gelu_mlp
-from hyenadna.ops.short_conv import short_conv_ref
-
-
-def plain_mixer(x, in_proj, conv, k, d_skip, out_proj, order):
-    """The operator written out with torch ops and fftconv_ref; autograd differentiates it."""
-    u = short_conv_ref(F.linear(x, *in_proj), *conv)
-    *gates, v = u.split(x.shape[-1], dim=-1)
-    v = v.transpose(1, 2)
-    for step in range(order - 1):
-        v = fftconv_ref(v * gates[order - 1 - step].transpose(1, 2), k[step], None if d_skip is None else d_skip[step])
-    return F.linear((gates[0].transpose(1, 2) * v).transpose(1, 2), *out_proj)
+from hyenadna.ops.reference import hyena_operator_ref as plain_mixer
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -130,7 +120,7 @@ def test_gelu_mlp_matches_autograd(recompute):
 @pytest.mark.parametrize("checkpointing", [False, True])
 def test_model_training_path_equals_plain_autograd(order, checkpointing, monkeypatch):
     """A whole model's loss gradients through the fused functions equal those of the plain
-    path (``fftconv_impl="ref"``: autograd through fftconv_ref), every parameter, float64."""
+    path (``fftconv_impl="ref"``: autograd through the reference), every parameter, float64."""
     calls = []
     original = mixer_module._HyenaMixer.apply
     monkeypatch.setattr(mixer_module._HyenaMixer, "apply", lambda *a: calls.append(1) or original(*a))

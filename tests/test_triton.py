@@ -10,7 +10,7 @@ import torch
 
 from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
 from hyenadna.ops import fftconv_ref
-from hyenadna.ops.fftconv import triton_supported
+from hyenadna.ops.dispatch import triton_applies
 from hyenadna.ops.triton.gated_conv import MAX_LENGTH, gated_fftconv_triton, transform_shape
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -175,23 +175,23 @@ def test_filter_spectrum_rows_gathered_from_a_real_fft_equal_the_full_fft(length
 def test_dispatch_takes_the_kernels_to_their_limit_and_torch_beyond():
     from hyenadna.ops.triton.long_conv import max_length
 
-    longest = torch.empty(1, 1, 1, device=DEVICE).expand(1, 2, max_length())
-    assert triton_supported(longest, "triton")
-    assert not triton_supported(torch.empty(1, 1, 1, device=DEVICE).expand(1, 2, max_length() + 1), "triton")
+    device = torch.device(DEVICE)
+    assert triton_applies(device, torch.float32, max_length(), "triton")
+    assert not triton_applies(device, torch.float32, max_length() + 1, "triton")
 
 
 def test_float64_keeps_torch_under_auto_and_is_refused_by_triton():
-    x = torch.randn(1, 2, 8, dtype=torch.float64, device=DEVICE)
-    assert not triton_supported(x, "auto")
+    device = torch.device(DEVICE)
+    assert not triton_applies(device, torch.float64, 8, "auto")
     with pytest.raises(HyenaDNAError, match="float64"):
-        triton_supported(x, "triton")
+        triton_applies(device, torch.float64, 8, "triton")
 
 
 def test_triton_on_cpu_without_the_interpreter_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(HyenaDNAError, match="TRITON_INTERPRET"):
-        triton_supported(torch.randn(1, 2, 8), "triton")
-    assert not triton_supported(torch.randn(1, 2, 8), "auto")  # auto never picks it on the CPU
+        triton_applies(torch.device("cpu"), torch.float32, 8, "triton")
+    assert not triton_applies(torch.device("cpu"), torch.float32, 8, "auto")  # auto never picks it on the CPU
 
 
 @pytest.mark.parametrize(("order", "length", "width"), [(2, 257, 16), (3, 257, 16), (2, MAX_LENGTH + 100, 8)])
@@ -224,7 +224,7 @@ def test_model_with_triton_kernels_equals_the_torch_model(order, length, width):
 def test_short_conv_split_matches_conv1d(length, dtype, with_bias):
     """The fused short convolution + transpose + split against Conv1d in float64: outputs and
     gradients, tiles cut by the length and channel edges, a part without gradient."""
-    from hyenadna.ops.short_conv import short_conv_ref
+    from hyenadna.ops.reference import short_conv_ref
     from hyenadna.ops.triton.short_conv import short_conv_split_triton
 
     torch.manual_seed(length)

@@ -4,6 +4,10 @@ The block follows the reference's fused layout, ``dropout -> add -> LayerNorm ->
 dropout -> add -> LayerNorm -> MLP``, and returns both the MLP output and the residual
 stream; the next block (or the final norm) adds them. Keeping the residual stream in float32
 keeps many layers of small updates from rounding away under bf16.
+
+The block is the one place that runs norm -> mixer -> norm -> MLP, whole (:meth:`Block.forward`)
+or, for grad-free inference over long inputs, chunk by chunk in place
+(:meth:`Block.forward_chunked_`).
 """
 
 from __future__ import annotations
@@ -15,30 +19,40 @@ from torch.utils.checkpoint import checkpoint
 
 from hyenadna.config import HyenaConfig
 from hyenadna.modules.operator import HyenaOperator
-from hyenadna.ops.hyena_mixer import hand_written_backward_applies
+from hyenadna.ops.dispatch import choose_path
+from hyenadna.ops.gelu import gelu_tanh_
 from hyenadna.ops.mlp import gelu_mlp
+from hyenadna.ops.rows import workspace_buffer
 
 
 class Mlp(nn.Module):
     """Position-wise feed-forward layer with tanh-approximated GELU. In float32/float64
     training without autocast it runs as :func:`hyenadna.ops.mlp.gelu_mlp`, which saves less
-    for the backward pass and checkpoints without a wasted second ``fc2``."""
+    for the backward pass and checkpoints without a wasted second ``fc2``
+    (:func:`hyenadna.ops.dispatch.choose_path` decides)."""
 
-    def __init__(self, d_model: int, d_inner: int) -> None:
+    def __init__(self, d_model: int, d_inner: int, impl: str = "auto") -> None:
         super().__init__()
         self.fc1 = nn.Linear(d_model, d_inner)
         self.fc2 = nn.Linear(d_inner, d_model)
+        self.impl = impl
 
     def forward(self, x: torch.Tensor, recompute: bool = False) -> torch.Tensor:
-        if torch.is_grad_enabled() and hand_written_backward_applies(x, self.fc1.weight):
-            pairs = [(layer.weight, layer.bias) for layer in (self.fc1, self.fc2)]
-            return gelu_mlp(x, pairs[0], pairs[1], recompute)
+        if choose_path(x, self.fc1.weight, self.impl).mlp == "fused":
+            return gelu_mlp(x, (self.fc1.weight, self.fc1.bias), (self.fc2.weight, self.fc2.bias), recompute)
         if recompute and torch.is_grad_enabled():
             return checkpoint(self._forward_autograd, x, use_reentrant=False)
         return self._forward_autograd(x)
 
     def _forward_autograd(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+    def forward_inference_(self, x: torch.Tensor) -> torch.Tensor:
+        """Grad-free, the hidden layer's GELU in place (float32: the sigmoid form of
+        :func:`hyenadna.ops.gelu.gelu_tanh_`)."""
+        inner = self.fc1(x)
+        inner = gelu_tanh_(inner) if inner.dtype == torch.float32 else F.gelu(inner, approximate="tanh")
+        return self.fc2(inner)
 
 
 class Block(nn.Module):
@@ -55,7 +69,7 @@ class Block(nn.Module):
         self.mixer = HyenaOperator(config)
         self.dropout2 = nn.Dropout(config.resid_dropout)
         self.norm2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
-        self.mlp = Mlp(config.d_model, config.d_inner)
+        self.mlp = Mlp(config.d_model, config.d_inner, config.fftconv_impl)
 
     def _run(self, layer: nn.Module, x: torch.Tensor, recompute: bool) -> torch.Tensor:
         return layer(x, recompute=recompute and self.training)
@@ -76,3 +90,62 @@ class Block(nn.Module):
         normed, residual = self._add_norm(hidden, residual, self.dropout2, self.norm2)
         hidden = self._run(self.mlp, normed, self.checkpoint_mlp)
         return hidden, residual
+
+    @torch.no_grad()
+    def forward_chunked_(self, residual: torch.Tensor, chunks: list[slice], buffers: dict) -> None:
+        """The block on the whole residual stream (B, L, d) in place, grad-free and in eval
+        mode, in bounded memory: the way long inputs (up to a million bases and beyond) run.
+
+        The plain forward keeps each block's intermediates at full length: the (L, 3d)
+        in-projection, the (L, 4d) MLP hidden layer, and complex spectra of about 2L points for
+        every channel (over 20 GB at 1M bases with d_model 256); on a CPU every fresh buffer
+        above the allocator's reuse threshold is also page-faulted in anew. Here the block holds
+        three full buffers, kept in ``buffers`` from block to block, and chunk-sized temporaries:
+        the stream itself, ``value`` (B, d, L), the long convolution's operand, convolved in
+        place, and ``gate`` (B, d, L), the output gate. Both are channel-major, the FFT's rows:
+        the in-projection is computed as ``W @ x^T`` straight into them and the out-projection
+        reads them as a transposed operand, so no activation is transposed by a copy.
+
+        1. Chunks of positions: norm1; in-projection and short convolution
+           (:meth:`HyenaOperator.project`, carrying the last K-1 projected positions into the
+           next chunk); the output gate to ``gate``, the gated value to ``value`` (the gates of
+           further steps, for order > 2, to buffers of their own).
+        2. Channel groups: each long convolution of ``value`` in place
+           (:meth:`HyenaOperator.long_conv_`).
+        3. Chunks of positions: the stream += out-projection of ``value * gate``; norm2; MLP,
+           whose output is added to the stream at once. The plain path keeps it apart and adds
+           it at the start of the next block; the sum is the same, and nothing else reads it.
+
+        The stream is at least as wide as the activations (float32 with ``residual_in_fp32``,
+        else their dtype), so sums are stored unrounded. (With float64 activations and
+        ``residual_in_fp32`` the plain path rounds its stream to float32 between layers; this
+        one keeps float64.) Every position goes through the same operations as in
+        :meth:`forward`, so the two agree to float rounding.
+        """
+        mixer = self.mixer
+        batch, length, width = residual.shape
+        value = gate = None
+        middle: list[torch.Tensor] = []  # gates g_1 .. g_{order-2}, used between long convolutions
+        previous = None
+        for cols in chunks:
+            normed = self.norm1(residual[:, cols].to(self.norm1.weight.dtype))
+            (g0, *gates, v), previous = mixer.project(normed, previous)
+            if value is None:
+                shape = (batch, width, length)
+                value = workspace_buffer(buffers, "value", shape, v.dtype, v.device)
+                gate = workspace_buffer(buffers, "gate", shape, g0.dtype, g0.device)
+                middle = [
+                    workspace_buffer(buffers, f"gate{i}", shape, g.dtype, g.device) for i, g in enumerate(gates[:-1])
+                ]
+            torch.mul(v, gates[-1], out=value[..., cols])
+            for buffer, g in zip(middle, gates[:-1]):
+                buffer[..., cols] = g
+            gate[..., cols] = g0
+        for step in range(mixer.order - 1):
+            if step:
+                value.mul_(middle[-step])
+            mixer.long_conv_(value, step, buffers.setdefault("fft", {}))
+        for cols in chunks:
+            mixed = mixer.project_out(value[..., cols].mul_(gate[..., cols]))
+            stream = residual[:, cols].add_(mixed)
+            residual[:, cols].add_(self.mlp.forward_inference_(self.norm2(stream.to(self.norm2.weight.dtype))))

@@ -1,5 +1,20 @@
-"""Pure functions with autograd and no module state: the numerical kernels."""
+"""Pure functions with autograd and no module state: the numerical kernels.
 
-from hyenadna.ops.fftconv import fftconv, fftconv_ref, filter_spectrum, next_fast_fft_size
+:mod:`hyenadna.ops.reference` holds the plain reference of the whole operator,
+:mod:`hyenadna.ops.dispatch` the one function that picks the fast path.
+"""
 
-__all__ = ["fftconv", "fftconv_ref", "filter_spectrum", "next_fast_fft_size"]
+from hyenadna.ops.dispatch import Route, choose_path
+from hyenadna.ops.fftconv import fftconv, filter_spectrum, next_fast_fft_size
+from hyenadna.ops.reference import fftconv_ref, hyena_operator_ref, short_conv_ref
+
+__all__ = [
+    "Route",
+    "choose_path",
+    "fftconv",
+    "fftconv_ref",
+    "filter_spectrum",
+    "hyena_operator_ref",
+    "next_fast_fft_size",
+    "short_conv_ref",
+]

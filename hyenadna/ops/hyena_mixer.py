@@ -26,60 +26,9 @@ from __future__ import annotations
 import torch
 
 from hyenadna.errors import HyenaDNAError
-from hyenadna.ops.fftconv import next_fast_fft_size
-
-
-def rows_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None = None) -> None:
-    """``out[i] = a[i] @ b[i] (+ bias)`` per batch entry; ``a`` or ``b`` may be a 2-D matrix
-    shared by all entries, and any operand a transposed view (BLAS reads it as stored)."""
-    for i in range(out.shape[0]):
-        left = a if a.dim() == 2 else a[i]
-        right = b if b.dim() == 2 else b[i]
-        if bias is None:
-            torch.mm(left, right, out=out[i])
-        else:
-            torch.addmm(bias, left, right, out=out[i])
-
-
-def _short_conv_rows(z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Causal depthwise convolution of (B, C, L) rows: tap K-1 multiplies position t, tap
-    K-1-s position t-s (``Conv1d(..., padding=K-1)`` cut to L), as K shifted multiply-adds."""
-    taps, length = weight.shape[-1], z.shape[-1]
-    w = weight[:, 0, :, None]  # (C, K, 1)
-    u = z * w[:, taps - 1] if bias is None else torch.addcmul(bias[:, None], z, w[:, taps - 1])
-    for shift in range(1, min(taps, length)):
-        u[..., shift:].addcmul_(z[..., :-shift], w[:, taps - 1 - shift])
-    return u
-
-
-def _short_conv_rows_backward(
-    grad_u: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, needs: tuple[bool, bool, bool]
-) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-    """Gradients of :func:`_short_conv_rows` for (input, weight, bias): the input's is the
-    anti-causal convolution with the same taps; tap ``K-1-s``'s is the dot product of the
-    output gradient with the input shifted by s, over batch and positions."""
-    taps, length = weight.shape[-1], z.shape[-1]
-    w = weight[:, 0, :, None]
-    grad_z = grad_weight = grad_bias = None
-    if needs[0]:
-        grad_z = grad_u * w[:, taps - 1]
-        for shift in range(1, min(taps, length)):
-            grad_z[..., :-shift].addcmul_(grad_u[..., shift:], w[:, taps - 1 - shift])
-    if needs[1]:
-        grad_weight = torch.zeros_like(weight)
-        for shift in range(min(taps, length)):
-            dots = torch.linalg.vecdot(grad_u[..., shift:], z[..., : length - shift], dim=-1)
-            grad_weight[:, 0, taps - 1 - shift] = dots.sum(0)
-    if needs[2]:
-        grad_bias = grad_u.sum((0, 2))
-    return grad_z, grad_weight, grad_bias
-
-
-def _padded_rows(batch: int, channels: int, length: int, n: int, like: torch.Tensor) -> torch.Tensor:
-    """A (B, C, n) buffer whose positions L.. are zero; the caller fills the first L."""
-    padded = like.new_empty(batch, channels, n)
-    padded[..., length:].zero_()
-    return padded
+from hyenadna.ops.fftconv import next_fast_fft_size, spectral_conv
+from hyenadna.ops.rows import padded_rows, rows_product
+from hyenadna.ops.short_conv import short_conv, short_conv_backward
 
 
 def _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip, order: int):
@@ -90,16 +39,15 @@ def _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip, order:
     n = next_fast_fft_size(2 * length - 1)
     z = x.new_empty(batch, in_weight.shape[0], length)
     rows_product(in_weight, x.transpose(1, 2), z, None if in_bias is None else in_bias[:, None])
-    parts = _short_conv_rows(z, conv_weight, conv_bias).split(d, dim=1)
+    parts = short_conv(z, conv_weight, conv_bias, channels_last=False).split(d, dim=1)
     *gates, value = parts
     k_f = torch.fft.rfft(k, n=n)  # (N-1, d, F)
     outputs = []
     current = value
     for step in range(order - 1):
-        padded = _padded_rows(batch, d, length, n, x)
-        w = torch.mul(gates[order - 1 - step], current, out=padded[..., :length])
-        conv = torch.fft.irfft(torch.fft.rfft(padded).mul_(k_f[step]), n=n)[..., :length]
-        current = conv.clone() if d_skip is None else torch.addcmul(conv, w, d_skip[step, :, None])
+        padded = padded_rows((batch, d), length, n, x)
+        torch.mul(gates[order - 1 - step], current, out=padded[..., :length])
+        current = spectral_conv(padded, k_f[step], n, length, None if d_skip is None else d_skip[step])
         outputs.append(current)
     return z, k_f, outputs, parts
 
@@ -129,7 +77,7 @@ class _HyenaMixer(torch.autograd.Function):
             z, k_f, outputs, parts = _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, kept[0], d_skip, order)
         else:
             k_f, z, *outputs = kept
-            parts = _short_conv_rows(z, conv_weight, conv_bias).split(d, dim=1)  # recomputed, not stored
+            parts = short_conv(z, conv_weight, conv_bias, channels_last=False).split(d, dim=1)  # recomputed
         *gates, value = parts
         grad_out = grad_out.contiguous()
 
@@ -148,7 +96,7 @@ class _HyenaMixer(torch.autograd.Function):
         grad_u = torch.empty_like(z)
         grad_gates = grad_u.split(d, dim=1)
         torch.mul(grad_gated, outputs[-1], out=grad_gates[0])
-        grad_padded = _padded_rows(batch, d, length, n, x)  # gradient of the step's output, padded
+        grad_padded = padded_rows((batch, d), length, n, x)  # gradient of the step's output, padded
         torch.mul(grad_gated, gates[0], out=grad_padded[..., :length])
         del grad_gated
         grad_k = torch.zeros_like(k_f.real[..., :length]) if needs[5] else None
@@ -159,7 +107,7 @@ class _HyenaMixer(torch.autograd.Function):
             grad_step = grad_padded[..., :length]
             grad_spectrum = torch.fft.rfft(grad_padded)
             if grad_k is not None or grad_d is not None:
-                padded = _padded_rows(batch, d, length, n, x)
+                padded = padded_rows((batch, d), length, n, x)
                 w = torch.mul(gate, current, out=padded[..., :length])
                 if grad_d is not None:
                     grad_d[step] = torch.linalg.vecdot(grad_step, w, dim=-1).sum(0)
@@ -175,11 +123,11 @@ class _HyenaMixer(torch.autograd.Function):
             if step == 0:
                 torch.mul(grad_w, gate, out=grad_gates[-1])
             else:
-                grad_padded = _padded_rows(batch, d, length, n, x)
+                grad_padded = padded_rows((batch, d), length, n, x)
                 torch.mul(grad_w, gate, out=grad_padded[..., :length])
             del grad_w
 
-        grad_z, grad_conv_weight, grad_conv_bias = _short_conv_rows_backward(
+        grad_z, grad_conv_weight, grad_conv_bias = short_conv_backward(
             grad_u, z, conv_weight, (needs[0] or needs[1] or needs[2], needs[3], needs[4] and conv_bias is not None)
         )
         del grad_u
@@ -195,16 +143,6 @@ class _HyenaMixer(torch.autograd.Function):
             grad_in_bias = grad_z.sum((0, 2))
         return (grad_x, grad_in_weight, grad_in_bias, grad_conv_weight, grad_conv_bias, grad_k, grad_d,
                 grad_out_weight, grad_out_bias, None, None)  # fmt: skip
-
-
-def hand_written_backward_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether :func:`hyena_mixer` and :func:`hyenadna.ops.mlp.gelu_mlp` take an input like
-    ``x`` with weights like ``weight``: float32/float64, the same dtype, autocast off."""
-    return (
-        x.dtype in (torch.float32, torch.float64)
-        and weight.dtype == x.dtype
-        and not torch.is_autocast_enabled(x.device.type)
-    )
 
 
 def hyena_mixer(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -182,12 +183,30 @@ def run_embed(
     device: str = "cpu",
     seed: int = 0,
     progress: bool = True,
-) -> int:
-    """Embed every record of ``input`` into the HDF5 file ``output``; returns the record count.
+) -> dict:
+    """Embed sequences to HDF5 (pooled per sequence, optionally per base).
 
-    Memory stays bounded by one chunk of records whatever the input size. ``resume`` continues
-    ``OUTPUT.partial`` from a stopped run; ``overwrite`` replaces an existing ``OUTPUT``.
+    Memory stays bounded by one chunk of records whatever the input size. Returns the record
+    count, the output path and the seconds taken.
+
+    Args:
+        model: a preset, a model folder (ours, fine-tuned or released).
+        output: the .h5 file; written as OUTPUT.partial and renamed when complete.
+        input: a FASTA, a BED with its genome, or a BAM/CRAM.
+        pooling: mean, last, first or max over each sequence's bases.
+        layer: hidden state to use (-1: the final one; 0: the token embedding).
+        rc_average: average in the reverse complement.
+        per_token: also store every base's embedding (chunked, gzip-compressed).
+        dtype: float32 or float16 storage.
+        batch_size: sequences per forward pass (grouped by length).
+        chunk: records per write; a stopped run resumes after its last whole chunk.
+        resume: continue OUTPUT.partial left by a stopped run.
+        overwrite: replace an existing OUTPUT.
+        device: cpu or cuda.
+        seed: seed for a preset's random weights.
+        progress: show a progress bar.
     """
+    start = time.perf_counter()
     import h5py
     import torch
 
@@ -253,28 +272,21 @@ def run_embed(
             raise HyenaDNAError("no records to embed in the input")
         h5.attrs["complete"] = True
     os.replace(partial, out)
-    return done
+    return {"records": done, "output": output, "seconds": round(time.perf_counter() - start, 2)}
 
 
 def _write_chunk(h5, backbone, tokenizer, records: list[EmbedRecord], options: tuple, done: int) -> int:
-    pooling, layer, rc_average, per_token, batch_size = options
-    from hyenadna.embedding import embed_batch, length_batches
+    from hyenadna.batching import encode_sequences, run_batched
+    from hyenadna.embedding import embed_batch
 
-    l_max = backbone.config.l_max
-    rows = []
-    for r in records:
-        ids = tokenizer.encode_bases(r.sequence, name=r.name)
-        if not 1 <= len(ids) <= l_max:
-            raise HyenaDNAError(f"record {r.name!r} has {len(ids):,} bases; the model takes 1 to {l_max:,}")
-        rows.append(ids)
-    pooled: list[np.ndarray | None] = [None] * len(rows)
-    tokens: list[np.ndarray | None] = [None] * len(rows)
-    for batch in length_batches([len(r) for r in rows], batch_size):
-        vectors, states = embed_batch(backbone, [rows[i] for i in batch], pooling, layer, rc_average, per_token)
-        for k, i in enumerate(batch):
-            pooled[i] = vectors[k]
-            if per_token:
-                tokens[i] = states[k]
+    pooling, layer, rc_average, per_token, batch_size = options
+    names = [f"record {r.name!r}" for r in records]
+    rows = encode_sequences([r.sequence for r in records], backbone.config.l_max, names, tokenizer=tokenizer)
+    pairs = run_batched(
+        rows, batch_size, lambda batch: embed_batch(backbone, batch, pooling, layer, rc_average, per_token)
+    )
+    pooled = [vector for vector, _ in pairs]
+    tokens = [states for _, states in pairs]
     dtype = h5["embeddings"].dtype
     _append(h5, "embeddings", np.stack(pooled).astype(dtype))
     _append(h5, "names", [r.name for r in records])

@@ -123,23 +123,36 @@ def _sequences_and_targets(dataset) -> tuple[list[str], np.ndarray]:
     return [r.sequence for r in dataset.records], np.stack(dataset.targets)
 
 
+FINETUNE_OPTIM = OptimOptions(lr=1e-3, weight_decay=0.01, warmup_steps=20)
+
+
 def run_finetune(
     data: LabelledData,
-    model: ModelOptions | None = None,
-    head: HeadOptions | None = None,
-    finetune: FinetuneOptions | None = None,
-    optim: OptimOptions | None = None,
-    trainer: TrainerOptions | None = None,
+    model: ModelOptions = ModelOptions(),  # noqa: B008 (frozen-in defaults, shown by --print_config; never mutated)
+    head: HeadOptions = HeadOptions(),  # noqa: B008
+    tuning: FinetuneOptions = FinetuneOptions(),  # noqa: B008
+    optim: OptimOptions = FINETUNE_OPTIM,
+    trainer: TrainerOptions = TrainerOptions(),  # noqa: B008
     output: str = "runs/finetune",
     resume: bool | str = False,
     seed: int = 0,
 ) -> dict:
-    """Fine-tune, test the best checkpoint, save the model and write ``output/metrics.json``."""
-    model = model or ModelOptions()
-    head = head or HeadOptions()
-    finetune = finetune or FinetuneOptions()
-    optim = optim or OptimOptions(lr=1e-3, weight_decay=0.01, warmup_steps=20)
-    trainer = trainer or TrainerOptions()
+    """Fine-tune a model on labelled sequences; test metrics go to output/metrics.json.
+
+    Tests the best checkpoint and saves the fine-tuned model; returns the metrics.
+
+    Args:
+        data: labelled files and how to read and batch them.
+        model: the backbone: a model folder (ours or a released HyenaDNA checkpoint) or a preset.
+        head: pooling, layer and reverse-complement conjoining of the task head.
+        tuning: frozen or full fine-tuning, early stopping, the k-mer baseline.
+        optim: AdamW and schedule (the head's learning rate; the backbone's is scaled).
+        trainer: steps, devices, precision, validation interval.
+        output: run folder: checkpoints/, logs/, model/ (self-contained fine-tuned model), metrics.json.
+        resume: continue from output/checkpoints/last.ckpt.
+        seed: seed for initialisation, the validation split and shuffling.
+    """
+    finetune = tuning
     if not data.train:
         raise HyenaDNAError("fine-tuning needs labelled training data (data.train)")
     out = Path(output)
@@ -218,35 +231,36 @@ def run_predict(
     reader: dict[str, Any] | None = None,
     batch_size: int = 32,
     device: str = "cpu",
-) -> int:
-    """Write per-sequence probabilities (or values) of a fine-tuned model to a TSV; returns the row count.
+) -> dict:
+    """Write per-sequence class probabilities (or regression values) of a fine-tuned model to a TSV.
 
-    ``input`` may be labelled (any format fine-tuning reads; the true label is then a column) or
-    a plain FASTA. The file appears only when complete.
+    The input may be labelled (the true label is then a column) or a plain FASTA; the TSV
+    appears only when complete.
+
+    Args:
+        model: a fine-tuned model folder (output/model of ``hyenadna finetune``).
+        input: sequences: a FASTA (labelled or not), or any labelled format fine-tuning reads.
+        output: the TSV to write (it appears only when complete).
+        format: auto, table, fasta, bed or genomic_benchmarks.
+        reader: options of the labelled reader (sequence_col, label_cols, genome...).
+        batch_size: sequences per forward pass.
+        device: cpu or cuda.
     """
-    from hyenadna.data.datasets import PadCollator
-    from hyenadna.embedding import length_batches
-    from hyenadna.tokenizer import CharacterTokenizer
+    from hyenadna.batching import encode_sequences, run_batched
+    from hyenadna.tokenizer import pad_ids
 
     seq_model = SequenceModel.from_pretrained(model, map_location=device).eval()
     names, seqs, truths = _read_prediction_input(input, format, reader or {})
-    tokenizer = CharacterTokenizer()
-    collate = PadCollator("right")
     config = seq_model.head_config
-    rows: list[np.ndarray | None] = [None] * len(seqs)
-    with torch.inference_mode():
-        for batch_index in length_batches([len(s) for s in seqs], batch_size):
-            items = []
-            for i in batch_index:
-                ids = tokenizer.encode_bases(seqs[i], name=names[i])
-                l_max = seq_model.backbone.config.l_max
-                if len(ids) > l_max:
-                    raise HyenaDNAError(f"{names[i]}: {len(ids):,} bases, longer than the model's l_max {l_max:,}")
-                items.append({"input_ids": torch.from_numpy(ids)})
-            batch = collate(items)
-            logits = seq_model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-            for i, out in zip(batch_index, seq_model.predict_outputs(logits).cpu().numpy()):
-                rows[i] = out
+    ids = encode_sequences(seqs, seq_model.backbone.config.l_max, names)
+
+    @torch.inference_mode()
+    def predict_batch(rows: list[np.ndarray]) -> list[np.ndarray]:
+        batch = pad_ids(rows, side="right")
+        logits = seq_model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        return list(seq_model.predict_outputs(logits).cpu().numpy())
+
+    rows = run_batched(ids, batch_size, predict_batch)
     prefix = "value" if config.task == "regression" else "p"
     header = ["name"] + (["label"] if truths is not None else []) + [f"{prefix}_{c}" for c in config.labels]
     if config.task == "multiclass":
@@ -259,7 +273,7 @@ def run_predict(
             fields.append(config.labels[int(np.argmax(values))])
         lines.append("\t".join(fields))
     atomic_write(output, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
-    return len(rows)
+    return {"rows": len(rows), "output": output}
 
 
 def _read_prediction_input(

@@ -1,24 +1,24 @@
-"""Next-base loss of a model on the records of a FASTA file.
+"""``hyenadna loss``: bits per base of a model on the records of a FASTA file.
 
-The loss is the model's cross-entropy for each base given the bases before it in the same
-window, in nats and in bits per base. A model that knows nothing of DNA scores about
-log2(4) = 2 bits per base on a genome (log2 16 = 4 bits if it has not even learnt that only
-A, C, G, T occur); anything lower is something learnt.
+Each record is cut into consecutive windows; a base is scored given the bases before it in the
+same window, as :mod:`hyenadna.likelihood` defines it (the next-base distribution renormalised
+over A/C/G/T, A/C/G/T targets only), and reported in nats and bits per base. A model that knows
+nothing of DNA scores 2 bits per base; anything lower is something learnt.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 
 from hyenadna.data.fasta import read_fasta
 from hyenadna.errors import HyenaDNAError
+from hyenadna.likelihood import LN2, next_base_log_probs
 from hyenadna.model import HyenaDNA
-from hyenadna.tokenizer import A_ID, T_ID, CharacterTokenizer
+from hyenadna.tokenizer import CharacterTokenizer
 
 
 @dataclass
@@ -31,20 +31,16 @@ class RecordLoss:
 
     @property
     def bits_per_base(self) -> float:
-        return self.nats_per_base / math.log(2)
+        return self.nats_per_base / LN2
 
 
 @torch.no_grad()
 def window_loss_sum(model: HyenaDNA, ids: torch.Tensor) -> tuple[float, int]:
-    """Summed next-token cross-entropy (nats) over A/C/G/T targets, and their count.
-
-    ``ids`` is (B, W); position t predicts token t+1 of the same row.
-    """
-    logits = model(ids)[:, :-1].float()
-    targets = ids[:, 1:]
-    scored = (targets >= A_ID) & (targets <= T_ID)
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-    return float(loss[scored.reshape(-1)].sum()), int(scored.sum())
+    """Summed negative log-likelihood (nats) of the scored bases of ``ids`` (B, W), and their
+    count; position t predicts token t+1 of the same row."""
+    _, picked = next_base_log_probs(model(ids)[:, :-1], ids[:, 1:])
+    scored = ~picked.isnan()
+    return -float(picked[scored].sum()), int(scored.sum())
 
 
 def fasta_lm_loss(model: HyenaDNA, path: str | os.PathLike, window: int, batch_size: int = 8) -> list[RecordLoss]:
@@ -67,3 +63,42 @@ def fasta_lm_loss(model: HyenaDNA, path: str | os.PathLike, window: int, batch_s
             total, count = total + s, count + c
         results.append(RecordLoss(name, ids.numel(), count, total / count if count else float("nan")))
     return results
+
+
+def run_loss(fasta: str, model: str = "tiny-1k", window: int | None = None, batch_size: int = 8, seed: int = 0) -> dict:
+    """Print the next-base loss (nats and bits per base) of a model on each record of a FASTA file.
+
+    Args:
+        fasta: FASTA file (plain or gzip).
+        model: a preset (random weights) or a model folder.
+        window: bases per window (default: the model's l_max).
+        batch_size: windows per forward pass.
+        seed: seed for a preset's random weights.
+    """
+    from hyenadna import load
+
+    torch.manual_seed(seed)
+    net = load(model).eval()
+    window = window or net.config.l_max
+    start = time.perf_counter()
+    results = fasta_lm_loss(net, fasta, window=window, batch_size=batch_size)
+    seconds = time.perf_counter() - start
+    records = [{**asdict(r), "bits_per_base": r.bits_per_base} for r in results]
+    return {"model": model, "parameters": net.num_parameters(), "window": window, "records": records,
+            "bases": sum(r.bases for r in results), "seconds": seconds}  # fmt: skip
+
+
+def loss_table(result: dict) -> str:
+    """The result of :func:`run_loss` as the plain-text table the command prints."""
+    lines = [
+        f"model {result['model']} ({result['parameters']:,} parameters), window {result['window']}",
+        f"{'record':<32} {'bases':>10} {'scored':>10} {'nats/base':>10} {'bits/base':>10}",
+    ]
+    for r in result["records"]:
+        lines.append(
+            f"{r['name'][:32]:<32} {r['bases']:>10,} {r['scored']:>10,} {r['nats_per_base']:>10.4f} "
+            f"{r['bits_per_base']:>10.4f}"
+        )
+    bases, seconds = result["bases"], result["seconds"]
+    lines.append(f"{bases:,} bases in {seconds:.1f} s ({bases / seconds:,.0f} bases/s)")
+    return "\n".join(lines)

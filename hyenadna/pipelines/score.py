@@ -259,3 +259,59 @@ def run_score_fasta(
         lines.append("\t".join(fields))
     atomic_write(out, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
     return {"records": len(records), "output": str(out)}
+
+
+def run_score(
+    model: str,
+    output: str,
+    vcf: str | None = None,
+    genome: str | None = None,
+    fasta: str | None = None,
+    window: int = 1024,
+    rc_average: bool = False,
+    max_allele: int = 100,
+    batch_size: int = 8,
+    chunk: int = 64,
+    vcf_output: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Score variants of a VCF/BCF against a genome (log-likelihood ratio alt - ref), or every record of a FASTA.
+
+    Args:
+        model: a preset, a model folder (ours or released).
+        output: the TSV to write (OUTPUT.partial until complete).
+        vcf: variants (VCF, bgzip or gzip VCF, BCF); multi-allelic records are split per allele.
+        genome: the genome FASTA the VCF refers to (REF alleles are checked against it).
+        fasta: instead of a VCF: score every record of this FASTA.
+        window: bases per reference and alternate window, centred on the variant.
+        rc_average: average the score with the reverse strand's.
+        max_allele: longer REF or ALT alleles are reported, not scored.
+        batch_size: windows per forward pass.
+        chunk: alleles per write; a stopped run resumes after its last whole chunk.
+        vcf_output: also write the VCF with INFO/HYENADNA_LLR (.vcf, .vcf.gz or .bcf).
+        resume: continue OUTPUT.partial left by a stopped run.
+        overwrite: replace an existing OUTPUT.
+        device: cpu or cuda.
+        seed: seed for a preset's random weights.
+        progress: show a progress bar.
+    """
+    import torch
+
+    from hyenadna import load
+
+    if bool(vcf) == bool(fasta):
+        raise HyenaDNAError("give either --vcf (with --genome) or --fasta")
+    if vcf and not genome:
+        raise HyenaDNAError("--vcf needs the --genome FASTA its coordinates refer to")
+    torch.manual_seed(seed)
+    net = load(model).to(device).eval()
+    if fasta:
+        return run_score_fasta(net, fasta, output, rc_average, batch_size, overwrite)
+    return run_score_vcf(
+        net, vcf, genome, output, window, rc_average, max_allele, batch_size, chunk, vcf_output, resume, overwrite,
+        progress,
+    )  # fmt: skip

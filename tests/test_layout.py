@@ -1,0 +1,73 @@
+"""The package's shape as DESIGN.md states it: imports run one way, with no circle (lazy imports
+inside functions included, type-only imports excluded), and no module grows past ~400 lines."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "hyenadna"
+# lower layers that must never import the higher ones
+NEVER = {
+    "hyenadna.ops": ("hyenadna.modules", "hyenadna.model", "hyenadna.pipelines", "hyenadna.data"),
+    "hyenadna.modules": ("hyenadna.model", "hyenadna.pipelines", "hyenadna.data", "hyenadna.embedding"),
+    "hyenadna.model": ("hyenadna.pipelines", "hyenadna.data", "hyenadna.heads"),
+}
+
+
+def module_imports() -> dict[str, set[str]]:
+    """Each module of the package and the package modules it imports at run time."""
+    paths = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        tree = ast.parse(path.read_text())
+        type_only = {
+            id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }  # fmt: skip
+        targets = set()
+        for node in ast.walk(tree):
+            if id(node) in type_only:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hyenadna"):
+                targets |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+        graph[name] = {t for t in targets if t in paths and t != name}
+    return graph
+
+
+def test_no_import_circle():
+    graph = module_imports()
+    assert "hyenadna.model" in graph and "hyenadna.ops.dispatch" in graph["hyenadna.model"]
+
+    def reaches(start: str, goal: str) -> list[str] | None:
+        seen, frontier = {start}, [[start]]
+        while frontier:
+            path = frontier.pop()
+            for nxt in graph[path[-1]]:
+                if nxt == goal:
+                    return [*path, nxt]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    frontier.append([*path, nxt])
+        return None
+
+    circles = [reaches(name, name) for name in graph]
+    assert not any(circles), next(c for c in circles if c)
+
+
+def test_lower_layers_never_import_higher_ones():
+    for name, imported in module_imports().items():
+        for layer, forbidden in NEVER.items():
+            if name == layer or name.startswith(layer + "."):
+                bad = sorted(t for t in imported if t.startswith(forbidden))
+                assert not bad, f"{name} imports {bad}"
+
+
+def test_no_module_past_about_400_lines():
+    sizes = {path.relative_to(PACKAGE): len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
+    assert max(sizes.values()) <= 420, sorted(sizes.items(), key=lambda item: -item[1])[:3]
