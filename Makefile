@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-data lint bench-long gpu-check clean
+.PHONY: demo test test-fast test-data lint bench-long bench-throughput gpu-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ LENGTHS ?= 1024 4096 16384 32768
 bench-long: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[test,bench]'
 	$(BIN)/python benchmarks/long_context.py --lengths $(LENGTHS)
+
+# Training and inference tokens/s of the CPU-sized shapes against the matmul floor (about 10 minutes).
+bench-throughput: $(STAMP)
+	$(BIN)/python benchmarks/train_throughput.py --json benchmarks/results/train_throughput_cpu.json
 
 # On a CUDA machine whose python3 has torch, triton and pytest (no .venv needed): the Triton
 # kernels' tests compiled, outputs poisoned, then the GPU benchmark (table, JSON and PNG in OUT).

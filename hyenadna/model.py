@@ -70,10 +70,15 @@ class HyenaDNA(nn.Module):
         length = input_ids.shape[1]
         if length > self.config.l_max:
             raise HyenaDNAError(f"sequence of length {length} is longer than the model's l_max {self.config.l_max}")
-        if input_ids.numel():
-            lo, hi = int(input_ids.min()), int(input_ids.max())
-            if lo < 0 or hi >= self.config.padded_vocab_size:
-                raise HyenaDNAError(f"token ids must lie in [0, {self.config.padded_vocab_size}), got {lo}..{hi}")
+        vocab = self.config.padded_vocab_size
+        if not input_ids.numel():
+            return
+        if input_ids.is_cuda:  # checked on the device, without stopping the host for the answer
+            torch._assert_async(((input_ids >= 0) & (input_ids < vocab)).all(), f"token ids must lie in [0, {vocab})")
+            return
+        lo, hi = (int(v) for v in torch.aminmax(input_ids))
+        if lo < 0 or hi >= vocab:
+            raise HyenaDNAError(f"token ids must lie in [0, {vocab}), got {lo}..{hi}")
 
     def all_hidden_states(self, input_ids: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
         """Hidden states after each layer, as in Hugging Face's ``output_hidden_states``.

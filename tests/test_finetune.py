@@ -46,6 +46,8 @@ def test_finetuning_beats_chance_on_real_tf_binding(finetuned):
     assert result["kmer_baseline"]["auroc"] > 0.8  # the baseline is fitted on the same split
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["test"] == result["test"]
+    speed = saved["throughput"]  # steady-state steps: not the first three, none after a validation
+    assert 100 < speed["timed_steps"] < 147 and speed["tokens_per_s"] > 0
     task = json.loads((out / "model" / "task.json").read_text())
     assert task["labels"] == ["MafK", "Oct4"] and task["task"] == "multiclass"
 

@@ -66,6 +66,8 @@ def test_pretrain_on_human_chr20_and_resume(real, tmp_path):
     first = run_pretrain(data, trainer=trainer, output=str(out))
     assert first["steps"] == 10 and (out / "checkpoints" / "last.ckpt").is_file()
     assert 0.5 < first["val/bits_per_base"] < 4.1
+    # steps 4-10 timed, less step 6 (it follows the checkpoint save at step 5)
+    assert first["throughput"]["timed_steps"] == 6 and first["throughput"]["tokens_per_s"] > 0
     second = run_pretrain(data, trainer=replace(trainer, max_steps=20), output=str(out), resume=True)
     assert second["steps"] == 20
     before = [r for r in _csv_rows(out / "logs" / "csv" / "version_0" / "metrics.csv") if r.get("train/loss")]

@@ -29,6 +29,7 @@ from hyenadna.pipelines.metrics import DEFAULT_MONITOR, task_metrics
 from hyenadna.pipelines.optim import OptimOptions, build_adamw, decay_groups, warmup_cosine
 from hyenadna.pipelines.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
 from hyenadna.pipelines.pretrain import initial_model
+from hyenadna.pipelines.throughput import StepTimer
 
 
 class SequenceTaskModule(L.LightningModule):
@@ -190,7 +191,8 @@ def run_finetune(
         (finetune.monitor, DEFAULT_MONITOR[vocab.task][1]) if finetune.monitor else DEFAULT_MONITOR[vocab.task]
     )
     monitor = f"val/{metric}" if "val" in datamodule.datasets else None
-    callbacks = []
+    timer = StepTimer()
+    callbacks: list = [timer]
     if monitor and finetune.patience:
         from lightning.pytorch.callbacks import EarlyStopping
 
@@ -207,6 +209,7 @@ def run_finetune(
         module.load_state_dict(state)
     result: dict[str, Any] = {"task": vocab.task, "labels": vocab.names, "train_seconds": seconds}
     result["steps"] = lightning_trainer.global_step
+    result["throughput"] = timer.summary()
     if "test" in datamodule.datasets:
         lightning_trainer.test(module, datamodule=datamodule, verbose=False, weights_only=True)
         result["test"] = module.test_metrics

@@ -28,6 +28,7 @@ from hyenadna.model import HyenaDNA
 from hyenadna.pipelines.common import build_trainer, resume_checkpoint
 from hyenadna.pipelines.optim import OptimOptions, build_adamw, decay_groups, warmup_cosine
 from hyenadna.pipelines.options import ModelOptions, PretrainData, TrainerOptions
+from hyenadna.pipelines.throughput import StepTimer
 
 
 class CausalLMModule(L.LightningModule):
@@ -144,7 +145,8 @@ def run_pretrain(
     datamodule.setup("fit")
     if not datamodule.corpus.intervals("val"):
         trainer = replace(trainer, limit_val_batches=0)
-    lightning_trainer = build_trainer(trainer, out, [], optim.grad_clip, reload_dataloaders_every_n_epochs=1)
+    timer = StepTimer()
+    lightning_trainer = build_trainer(trainer, out, [timer], optim.grad_clip, reload_dataloaders_every_n_epochs=1)
     start = time.perf_counter()
     lightning_trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(out, resume), weights_only=True)
     summary = {
@@ -152,6 +154,7 @@ def run_pretrain(
         "epochs": lightning_trainer.current_epoch,
         "seconds": time.perf_counter() - start,
         **{k: float(v) for k, v in lightning_trainer.callback_metrics.items() if k.startswith(("val/", "train/loss"))},
+        "throughput": timer.summary(),
     }
     if lightning_trainer.is_global_zero:
         module.model.save_pretrained(out / "model")
