@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import numpy as np
@@ -168,6 +169,14 @@ def test_labelled_datamodule_splits_and_unknown_labels(tmp_path):
     assert len(dm.datasets["train"]) == 30 and len(dm.datasets["val"]) == 10 and len(dm.datasets["test"]) == 2
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape[0] == 8 and batch["attention_mask"][:, 0].all()
+    # evaluation takes the batching engine's length-sorted batches: every record once, longest first
+    val = list(dm.val_dataloader())
+    seen = torch.cat([b["index"] for b in val]).tolist()
+    assert sorted(seen) == list(range(10))
+    widths = [b["input_ids"].shape[1] for b in val]
+    assert widths == sorted(widths, reverse=True)
+    lengths = [b["attention_mask"].sum(1) for b in val]
+    assert all(int(n.min()) >= int(later.max()) for n, later in itertools.pairwise(lengths))
     bad = tmp_path / "bad_test.csv"
     bad.write_text("sequence,label\nACGT,pos\nGG,maybe\n")
     with pytest.raises(HyenaDNAError, match=rf"{bad}, line 3: unknown label 'maybe'"):

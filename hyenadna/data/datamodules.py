@@ -15,6 +15,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, DistributedSampler
 
+from hyenadna.batching import length_batches
 from hyenadna.data.corpus import Corpus, GenomeSource
 from hyenadna.data.datasets import LabelledDataset, PadCollator, Truncation
 from hyenadna.data.labels import LabelledRecord, LabelVocab, Task, read_labelled, stratified_split
@@ -274,14 +275,20 @@ class LabelledDataModule(L.LightningDataModule):
                 )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        """Training: shuffled batches. Evaluation in one process: the batching engine's
+        length-sorted batches (:func:`hyenadna.batching.length_batches`), so little compute goes
+        to padding; the metrics see every record once, whatever the order. Several processes
+        keep plain batches, which Lightning shards with its distributed sampler."""
         if split not in self.datasets:
             raise HyenaDNAError(f"no {split} records (give a {split} file or a split column)")
+        dataset = self.datasets[split]
+        trainer = self.trainer
+        if not shuffle and (trainer is None or trainer.world_size == 1):
+            lengths = [min(len(r.sequence), self.max_length or len(r.sequence)) for r in dataset.records]
+            batches = length_batches(lengths, self.batch_size)
+            return DataLoader(dataset, batch_sampler=batches, num_workers=self.num_workers, collate_fn=self.collate)
         return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=self.collate,
+            dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers, collate_fn=self.collate
         )
 
     def train_dataloader(self) -> DataLoader:
