@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from hyenadna.config import PRESETS, HyenaConfig
 from hyenadna.errors import HyenaDNAError
+from hyenadna.hub import hub_snapshot, is_hub_id
 from hyenadna.model import HyenaDNA
 from hyenadna.tokenizer import CharacterTokenizer
 
@@ -19,14 +22,34 @@ __version__ = "0.1.0"
 __all__ = ["PRESETS", "CharacterTokenizer", "HyenaConfig", "HyenaDNA", "HyenaDNAError", "load"]
 
 
-def load(name_or_path: str | os.PathLike, **overrides) -> HyenaDNA:
-    """A model from a preset name (random initialisation) or a folder (ours or released).
+def load(
+    name_or_path: str | os.PathLike,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    revision: str | None = None,
+    local_files_only: bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    **overrides,
+) -> HyenaDNA:
+    """A model, in eval mode, from a preset name (random initialisation), a folder (ours, a
+    released HyenaDNA checkpoint or the Hugging Face port's ``-hf`` layout), or a Hugging Face
+    hub id ``owner/name`` (needs ``pip install 'hyenadna[hub]'``; ``revision`` and
+    ``local_files_only`` and ``cache_dir`` as in ``huggingface_hub``, whose cache and
+    ``HF_HUB_OFFLINE`` apply).
 
-    ``overrides`` replace config fields, for example ``fftconv_impl="ref"``.
+    ``device`` and ``dtype`` move the model; ``overrides`` replace config fields, for example
+    ``fftconv_impl="ref"``. Training code sets train mode itself.
     """
     if isinstance(name_or_path, str) and name_or_path in PRESETS:
-        return HyenaDNA(HyenaConfig.from_preset(name_or_path, **overrides))
+        model = HyenaDNA(HyenaConfig.from_preset(name_or_path, **overrides))
+        return model.to(device=device, dtype=dtype).eval()
     if Path(name_or_path).exists():
-        return HyenaDNA.from_pretrained(name_or_path, **overrides)
+        return HyenaDNA.from_pretrained(name_or_path, device=device, dtype=dtype, **overrides)
+    if isinstance(name_or_path, str) and is_hub_id(name_or_path):
+        cache = None if cache_dir is None else str(cache_dir)
+        folder = hub_snapshot(name_or_path, revision=revision, local_files_only=local_files_only, cache_dir=cache)
+        return HyenaDNA.from_pretrained(folder, device=device, dtype=dtype, **overrides)
     known = ", ".join(sorted(PRESETS))
-    raise HyenaDNAError(f"unknown model {name_or_path!r}: neither a preset ({known}) nor an existing path")
+    raise HyenaDNAError(
+        f"unknown model {name_or_path!r}: neither a preset ({known}), an existing path, nor a hub id (owner/name)"
+    )

@@ -7,8 +7,10 @@ is whole (``os.replace`` is atomic on POSIX within one file system).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -20,10 +22,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())  # as open() would make it: mkstemp's is 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -47,3 +57,81 @@ def partial_output(output: str | os.PathLike, resume: bool, overwrite: bool) -> 
         raise HyenaDNAError(f"{partial} is left from a stopped run; pass --resume to continue it or delete it")
     out.parent.mkdir(parents=True, exist_ok=True)
     return out, partial
+
+
+RUN_ARTEFACTS = ("checkpoints", "logs", "model", "summary.json", "metrics.json", "config.yaml")
+"""What a training run writes into its folder: only a folder holding nothing else is cleared."""
+
+
+def prepare_run_folder(output: str | os.PathLike, resume: bool | str, overwrite: bool) -> Path:
+    """The run folder ``output``, made ready: a fresh or empty one is used as it is; a non-empty
+    one needs ``resume`` (continue it) or ``overwrite`` (clear the old run first, so that no
+    stale ``last.ckpt`` or summary survives). A folder holding anything a run does not write is
+    never cleared."""
+    from hyenadna.errors import HyenaDNAError
+
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise HyenaDNAError(f"{out} is a file; a run needs a folder")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if entries and resume:
+        return out
+    if entries and not overwrite:
+        raise HyenaDNAError(
+            f"{out} holds an earlier run ({', '.join(entries[:4])}); pass --resume to continue it, "
+            "--overwrite to replace it, or choose another --output"
+        )
+    if entries:
+        foreign = [name for name in entries if name not in RUN_ARTEFACTS]
+        if foreign:
+            raise HyenaDNAError(f"{out} holds files no run writes ({', '.join(foreign[:4])}); not clearing it")
+        for name in entries:
+            path = out / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_run_config(folder: Path, values: dict) -> Path:
+    """The run's resolved configuration as ``folder/config.yaml``, in the form ``--config``
+    reads back: the run function's arguments, option groups as nested mappings. ``resume`` and
+    ``overwrite`` are written false: the file describes the run, not how it was launched."""
+    import dataclasses
+
+    import yaml
+
+    def plain(value):
+        if dataclasses.is_dataclass(value):
+            return plain(dataclasses.asdict(value))
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    resolved = {**plain(values), "resume": False, "overwrite": False}
+    path = folder / "config.yaml"
+    atomic_write_text(path, yaml.safe_dump(resolved, sort_keys=False))
+    return path
+
+
+def launched_as_rank_zero() -> bool:
+    """Whether this process is the first of a (possibly distributed) launch: the process that
+    prepares the run folder. Lightning's and torchrun's other processes carry a rank > 0 in
+    ``RANK``, ``NODE_RANK`` or ``LOCAL_RANK``."""
+    return all(os.environ.get(name, "0") == "0" for name in ("RANK", "NODE_RANK", "LOCAL_RANK"))
+
+
+@contextmanager
+def removed_unless_written(partial: Path, fresh: bool, written: Callable[[], int]) -> Iterator[None]:
+    """Remove ``partial`` when the block fails before a record is in it and this run created it
+    (``fresh``): a typo in an input path must not leave a ``.partial`` that blocks the corrected
+    command. ``written()`` counts the records in the file when the failure happens."""
+    try:
+        yield
+    except BaseException:
+        if fresh and written() == 0:
+            partial.unlink(missing_ok=True)
+        raise

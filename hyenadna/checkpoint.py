@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from hyenadna.atomic import atomic_write
 from hyenadna.config import HyenaConfig
 from hyenadna.errors import HyenaDNAError
+from hyenadna.hf_port import config_from_hf, is_hf_config, released_keys
 from hyenadna.modules.filter import decay_rates, positional_embedding
 from hyenadna.safe_pickle import safe_torch_load
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # the model imports this module: the loaders take its class a
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 RELEASED_WEIGHTS_NAME = "weights.ckpt"
+HF_PICKLE_NAME = "pytorch_model.bin"  # the Hugging Face port's older weight file
 
 
 # ---------------------------------------------------------------- our format
@@ -66,6 +68,8 @@ def load_pretrained(
         folder = folder.parent
     if not folder.is_dir():
         raise HyenaDNAError(f"no model folder at {path}")
+    if (folder / CONFIG_NAME).is_file() and is_hf_config(_read_json(folder / CONFIG_NAME)):
+        return import_hf(model_class, folder, map_location=map_location, **overrides)
     if (folder / WEIGHTS_NAME).exists():
         config = HyenaConfig.from_json(folder / CONFIG_NAME)
         config = HyenaConfig.from_dict({**config.to_dict(), **overrides}, source="overrides")
@@ -77,9 +81,19 @@ def load_pretrained(
     if (folder / RELEASED_WEIGHTS_NAME).exists():
         return import_released(model_class, folder, map_location=map_location, **overrides)
     raise HyenaDNAError(
-        f"{folder} holds neither {WEIGHTS_NAME} (our format) nor {RELEASED_WEIGHTS_NAME} (a released "
-        "HyenaDNA checkpoint)"
+        f"{folder} holds neither {WEIGHTS_NAME} (our format or the Hugging Face port's) nor "
+        f"{RELEASED_WEIGHTS_NAME} (a released HyenaDNA checkpoint)"
     )
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HyenaDNAError(f"cannot read {path}: {exc}") from None
+    if not isinstance(values, dict):
+        raise HyenaDNAError(f"{path}: not a JSON object")
+    return values
 
 
 def _build(model_class: type[HyenaDNA], config: HyenaConfig, state: dict[str, torch.Tensor], source: Path) -> HyenaDNA:
@@ -279,3 +293,31 @@ def import_released(
     state = translate_released_state(released, config, weights_path)
     config = HyenaConfig.from_dict({**config.to_dict(), **overrides}, source="overrides")
     return _build(model_class, config, state, weights_path)
+
+
+def import_hf(
+    model_class: type[HyenaDNA], path: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any
+) -> HyenaDNA:
+    """Load a folder in the Hugging Face port's layout (``-hf`` repositories: flat
+    ``config.json`` and ``model.safetensors`` or ``pytorch_model.bin``, the latter through the
+    restricted unpickler) as a ``model_class``; see :mod:`hyenadna.hf_port`."""
+    folder = Path(path)
+    values = _read_json(folder / CONFIG_NAME)
+    config = config_from_hf(values, source=str(folder / CONFIG_NAME))
+    weights = folder / WEIGHTS_NAME
+    if weights.exists():
+        try:
+            state = load_file(weights, device=str(map_location))
+        except (SafetensorError, OSError) as exc:
+            raise HyenaDNAError(f"{weights}: cannot read weights: {exc}") from exc
+    elif (folder / HF_PICKLE_NAME).exists():
+        weights = folder / HF_PICKLE_NAME
+        state = safe_torch_load(weights, map_location=map_location)
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise HyenaDNAError(f"{weights}: not a state dict of tensors")
+    else:
+        raise HyenaDNAError(f"{folder}: a Hugging Face HyenaDNA folder needs {WEIGHTS_NAME} or {HF_PICKLE_NAME}")
+    released = released_keys(state, config, train_freq=values.get("train_freq", True))
+    ours = translate_released_state(released, config, weights)
+    config = HyenaConfig.from_dict({**config.to_dict(), **overrides}, source="overrides")
+    return _build(model_class, config, ours, weights)

@@ -13,16 +13,20 @@ option is declared once. Every option can come from YAML (``--config recipe.yaml
 * ``loss``: bits per base of a model on a FASTA file;
 * ``info``: a model's configuration and parameter count, and the runtime (allocator, threads).
 
-A command prints its result as JSON, or as a table where :data:`REPORTS` has one.
+A command prints its result to stdout as JSON, or as a table where :data:`REPORTS` has one;
+progress bars and logs go to stderr. Boolean options take ``true`` / ``false`` or stand alone
+(``--overwrite`` means ``--overwrite true``). ``--version`` prints the version.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from hyenadna.errors import HyenaDNAError
 from hyenadna.runtime import reexec_with_jemalloc
@@ -72,8 +76,11 @@ def build_parser(names: Sequence[str] = tuple(COMMANDS)):
     """The parser with the subcommands ``names`` (all for the top-level ``--help``)."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
+    from hyenadna import __version__
+
     parser = ArgumentParser(
         prog="hyenadna",
+        version=__version__,
         description="Long-context DNA language models (HyenaDNA).",
         epilog="Runs on jemalloc when installed (faster on CPUs); HYENADNA_ALLOCATOR=system keeps the system "
         "allocator. `hyenadna info` shows the runtime.",
@@ -89,6 +96,28 @@ def build_parser(names: Sequence[str] = tuple(COMMANDS)):
     return parser
 
 
+def boolean_options(parser: Any, name: str) -> set[str]:
+    """The option strings of subcommand ``name`` whose type is a boolean."""
+    sub = parser._subcommands_action._name_parser_map[name]
+    flags = set()
+    for action in sub._actions:
+        hint = getattr(action, "_typehint", None)
+        if hint is bool or (hint is not None and set(getattr(hint, "__args__", ())) == {bool, type(None)}):
+            flags |= set(action.option_strings)
+    return flags
+
+
+def with_bare_flags(args: list[str], flags: set[str]) -> list[str]:
+    """``args`` with ``true`` after each boolean flag given without a value."""
+    out = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        following = args[i + 1] if i + 1 < len(args) else None
+        if arg in flags and (following is None or following.startswith("--")):
+            out.append("true")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``hyenadna`` command. Run as a program (``argv`` None), it first re-executes itself
     with jemalloc as the allocator when installed (see :mod:`hyenadna.runtime`)."""
@@ -100,11 +129,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         args = list(sys.argv[1:] if argv is None else argv)
         chosen = [a for a in args[:1] if a in COMMANDS]  # only the subcommand in use is imported
         parser = build_parser(chosen or tuple(COMMANDS))
+        if chosen:
+            args = with_bare_flags(args, boolean_options(parser, chosen[0]))
         cfg = parser.parse_args(args)
         name = cfg.command
         init = parser.instantiate(cfg)[name]
         kwargs = {k: v for k, v in dict(init).items() if k not in ("config", "__path__")}
-        result = command(name)(**kwargs)
+        with contextlib.redirect_stdout(sys.stderr):  # progress bars and logs: stdout is for the result
+            result = command(name)(**kwargs)
     except HyenaDNAError as exc:
         print(f"hyenadna: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -20,6 +20,7 @@ import hyenadna.checkpoint as checkpoint
 from hyenadna.config import HyenaConfig
 from hyenadna.embedding import embed_sequences
 from hyenadna.errors import HyenaDNAError
+from hyenadna.masking import restore_positions, to_right_padding
 from hyenadna.modules.block import Block
 from hyenadna.ops.dispatch import choose_path
 from hyenadna.ops.rows import spans
@@ -103,12 +104,22 @@ class HyenaDNA(nn.Module):
             states.append(self.final_norm(residual.to(self.final_norm.weight.dtype)))
         return states
 
-    def hidden_states(self, input_ids: torch.Tensor, layer: int = -1) -> torch.Tensor:
-        """Hidden states (B, L, d_model) of one layer; -1 (default) is the final normalised one."""
+    def hidden_states(
+        self, input_ids: torch.Tensor, layer: int = -1, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Hidden states (B, L, d_model) of one layer; -1 (default) is the final normalised one.
+
+        ``attention_mask`` (B, L), True on real tokens, makes padded rows exact: each row gives
+        the states of its unpadded sequence, whichever side the padding is on, and zeros at
+        padding (see :mod:`hyenadna.masking`). Without it, padding is read as tokens.
+        """
         n = self.config.n_layer
         index = layer + n + 1 if layer < 0 else layer
         if not 0 <= index <= n:
             raise HyenaDNAError(f"layer {layer} out of range for a model with {n} layers (use -{n + 1}..{n})")
+        if attention_mask is not None:
+            aligned, shift = to_right_padding(input_ids, attention_mask)
+            return restore_positions(self.hidden_states(aligned, layer), shift, attention_mask)
         if self._chunked(input_ids):
             self._check_input(input_ids)
             return self._chunked_hidden_states(input_ids, index)
@@ -152,9 +163,20 @@ class HyenaDNA(nn.Module):
             out[:, cols] = state
         return out
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Next-token logits (B, L, padded vocabulary); the head is tied to the embedding."""
-        return F.linear(self.hidden_states(input_ids), self.token_embedding.weight)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-token logits (B, L, padded vocabulary); the head is tied to the embedding.
+        ``attention_mask``: as in :meth:`hidden_states` (zeros at padding)."""
+        return F.linear(self.hidden_states(input_ids, attention_mask=attention_mask), self.token_embedding.weight)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are."""
+        return self.token_embedding.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype."""
+        return self.token_embedding.weight.dtype
 
     def embed(
         self,
@@ -194,12 +216,20 @@ class HyenaDNA(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides
+        cls,
+        path: str | os.PathLike,
+        map_location: str | torch.device = "cpu",
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        **overrides,
     ) -> HyenaDNA:
         """Load our format (``model.safetensors`` + ``config.json``) or a released HyenaDNA
-        checkpoint directory (``weights.ckpt`` + ``config.json``); ``overrides`` replace
-        config fields (``modulation_shift=0.05`` reproduces the hub's standalone port)."""
-        return checkpoint.load_pretrained(cls, path, map_location=map_location, **overrides)
+        checkpoint directory (``weights.ckpt`` + ``config.json``), in eval mode (as Hugging
+        Face's ``from_pretrained``; training code sets train mode itself). ``device`` / ``dtype``
+        move it; ``overrides`` replace config fields (``modulation_shift=0.05`` reproduces the
+        hub's standalone port)."""
+        model = checkpoint.load_pretrained(cls, path, map_location=device or map_location, **overrides)
+        return model.to(device=device, dtype=dtype).eval()
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
         """Write ``config.json`` and ``model.safetensors`` into the folder ``path``."""

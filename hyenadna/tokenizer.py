@@ -16,7 +16,7 @@ Two choices differ from the reference tokenizer on purpose, each switchable:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -197,14 +197,20 @@ class CharacterTokenizer:
         truncation_side: Side = "right",
         padding_side: Side | None = None,
         special_tokens: SpecialTokens | None = None,
-    ) -> dict[str, torch.Tensor]:
+        return_tensors: Literal["pt", "np"] | None = "pt",
+    ) -> dict[str, Any]:
         """Encode and pad a batch.
 
         Returns ``input_ids`` (B, L) int64 and ``attention_mask`` (B, L) bool (True on real
-        tokens). Without ``truncation`` a sequence longer than ``max_length`` is an error naming
-        its index; with it the bases are cut from ``truncation_side`` and the special tokens
-        kept.
+        tokens): torch tensors (``return_tensors="pt"``, the default), numpy arrays (``"np"``) or
+        lists of Python ints and bools (``None``), as Hugging Face tokenizers do. Pass the mask to
+        the model (``model(ids, attention_mask=mask)``) and either padding side gives the
+        unpadded sequences' numbers. Without ``truncation`` a sequence longer than
+        ``max_length`` is an error naming its index; with it the bases are cut from
+        ``truncation_side`` and the special tokens kept.
         """
+        if return_tensors not in ("pt", "np", None):
+            raise HyenaDNAError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
         if padding not in ("longest", "max_length"):
             raise HyenaDNAError(f"padding must be 'longest' or 'max_length', got {padding!r}")
         side = self.padding_side if padding_side is None else padding_side
@@ -227,7 +233,11 @@ class CharacterTokenizer:
                 keep = max(max_length - n_special, 0)
                 ids = ids[:keep] if truncation_side == "right" else ids[ids.size - keep :]
             rows.append(np.concatenate([np.asarray(prefix, np.int64), ids, np.asarray(suffix, np.int64)]))
-        return pad_ids(rows, side, width=max_length if padding == "max_length" else None)
+        batch = pad_ids(rows, side, width=max_length if padding == "max_length" else None)
+        if return_tensors == "pt":
+            return batch
+        arrays = {key: value.numpy() for key, value in batch.items()}
+        return arrays if return_tensors == "np" else {key: value.tolist() for key, value in arrays.items()}
 
     __call__ = batch_encode
 

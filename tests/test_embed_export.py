@@ -93,8 +93,17 @@ def test_bad_inputs(model_dir, tmp_path):
     with pytest.raises(HyenaDNAError, match="record 'too_long' has 3,000 bases; the model takes 1 to 2,048"):
         run_embed(str(model_dir), str(tmp_path / "x.h5"), EmbedInput(fasta=str(long)), progress=False)
     assert not (tmp_path / "x.h5").exists()
+    assert not (tmp_path / "x.h5.partial").exists()  # nothing was written: nothing blocks the next run
+    with pytest.raises(HyenaDNAError, match="record 'too_long' has 3,000 bases"):  # one record written first
+        run_embed(str(model_dir), str(tmp_path / "x.h5"), EmbedInput(fasta=str(long)), chunk=1, progress=False)
+    assert (tmp_path / "x.h5.partial").exists()  # a partial with records stays, for --resume
     with pytest.raises(HyenaDNAError, match="is left from a stopped run; pass --resume"):
         run_embed(str(model_dir), str(tmp_path / "x.h5"), EmbedInput(fasta=str(long)), progress=False)
+    with pytest.raises(HyenaDNAError, match="No such file|cannot|not found|does not exist"):
+        run_embed(
+            str(model_dir), str(tmp_path / "typo.h5"), EmbedInput(fasta=str(tmp_path / "typo.fa")), progress=False
+        )
+    assert not (tmp_path / "typo.h5.partial").exists()
     with pytest.raises(HyenaDNAError, match="exactly one input"):
         run_embed(str(model_dir), str(tmp_path / "y.h5"), EmbedInput(), progress=False)
     with pytest.raises(HyenaDNAError, match="unknown model 'giant-9m'"):

@@ -71,3 +71,55 @@ def test_lower_layers_never_import_higher_ones():
 def test_no_module_past_about_400_lines():
     sizes = {path.relative_to(PACKAGE): len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
     assert max(sizes.values()) <= 420, sorted(sizes.items(), key=lambda item: -item[1])[:3]
+
+
+ROOT = PACKAGE.parent
+# import name -> distribution name, where they differ
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "yaml": "pyyaml", "huggingface_hub": "huggingface_hub"}
+
+
+def declared() -> tuple[set[str], dict[str, set[str]]]:
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[\[<>=;! ]", r, maxsplit=1)[0].lower().replace("-", "_") for r in requirements}
+
+    extras = {name: names(reqs) for name, reqs in project["optional-dependencies"].items()}
+    return names(project["dependencies"]), extras
+
+
+def test_every_imported_package_is_declared():
+    import sys
+
+    required, extras = declared()
+    optional = {"huggingface_hub": "hub", "triton": "triton"}  # imported lazily, behind a clear error
+    imported = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "hyenadna"}
+    for name in sorted(third_party):
+        dist = DISTRIBUTIONS.get(name, name).lower().replace("-", "_")
+        if name in optional:
+            assert dist in extras[optional[name]], f"{name} is not in the [{optional[name]}] extra"
+        else:
+            assert dist in required, f"{name} is imported but not declared in pyproject.toml"
+
+
+def test_license_type_marker_and_the_python_ci_runs():
+    import re
+    import sys
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0" and "Apache License" in (ROOT / "LICENSE").read_text()[:200]
+    assert (PACKAGE / "py.typed").is_file()
+    oldest = tuple(int(v) for v in re.fullmatch(r">=(\d+)\.(\d+)", project["requires-python"]).groups())
+    # CI runs this suite: on the oldest Python the package claims to support
+    assert sys.version_info[:2] == oldest, f"requires-python {project['requires-python']} but CI runs {sys.version}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,23 @@ import torch
 
 from hyenadna.errors import HyenaDNAError
 from hyenadna.pipelines.options import TrainerOptions
+
+
+class _NoTips(logging.Filter):
+    """Drops Lightning's advertising ("Tip: ... try installing ...") from its info log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: CUDA when torch sees a GPU, else the CPU; any other value as given."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -78,6 +96,7 @@ def build_trainer(
         enable_progress_bar=options.progress_bar,
         deterministic=options.deterministic,
         default_root_dir=output,
+        enable_model_summary=False,  # its FLOPs column reads 0 for our operators; the summary counts parameters
         callbacks=callbacks,
         logger=loggers,
         **val_kwargs,

@@ -29,7 +29,7 @@ from itertools import islice
 
 import numpy as np
 
-from hyenadna.atomic import partial_output
+from hyenadna.atomic import partial_output, removed_unless_written
 from hyenadna.errors import HyenaDNAError
 
 
@@ -41,8 +41,9 @@ class EmbedInput:
         fasta: a FASTA file; every record is embedded whole.
         bed: a BED or CSV/TSV region file, read against ``genome``.
         genome: the genome FASTA for ``bed``.
-        length / resize / flank: resize each region (``center``, ``extend``, ``truncate``) to
-            ``length`` and add ``flank`` bases each side (see hyenadna.data.intervals).
+        length: bases each region is resized to (with ``resize``; see hyenadna.data.intervals).
+        resize: how a region is resized to ``length``: ``none``, ``center``, ``extend`` or ``truncate``.
+        flank: bases added each side of each (resized) region.
         bam: a SAM/BAM/CRAM file; every read that passes the filters is embedded.
         region: restrict reads to ``chr:start-end`` (needs an index).
         reference: the reference FASTA of a CRAM.
@@ -128,6 +129,19 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+DESCRIPTIONS = {  # written into the file beside each dataset (attribute "description")
+    "embeddings": "pooled hidden states, one row per record in input order (N, d_model)",
+    "names": "record names (FASTA header, BED name or region, read name), UTF-8",
+    "contig": "contig of each record (the FASTA record's name for FASTA input)",
+    "start": "0-based start of each record on its contig, half-open with end",
+    "end": "0-based end (exclusive) of each record on its contig",
+    "strand": "+, - or . (unknown) for each record",
+    "token_embeddings": "per-base hidden states of all records, concatenated (sum of lengths, d_model); "
+    "record i is rows token_offsets[i]:token_offsets[i+1]",
+    "token_offsets": "row offsets of each record's bases in token_embeddings (N + 1), int64",
+}
+
+
 def _create(h5, d_model: int, dtype: str, per_token: bool, chunk: int) -> None:
     import h5py
 
@@ -149,6 +163,9 @@ def _create(h5, d_model: int, dtype: str, per_token: bool, chunk: int) -> None:
             shuffle=True,
         )
         h5.create_dataset("token_offsets", data=np.zeros(1, dtype=np.int64), maxshape=(None,), chunks=(chunk,))
+    for name, dataset in h5.items():
+        dataset.attrs["description"] = DESCRIPTIONS[name]
+    h5.attrs["format"] = "hyenadna embeddings; each dataset's 'description' attribute says what it holds"
 
 
 def _truncate(h5, n: int) -> None:
@@ -180,7 +197,7 @@ def run_embed(
     chunk: int = 256,
     resume: bool = False,
     overwrite: bool = False,
-    device: str = "cpu",
+    device: str = "auto",
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
@@ -202,7 +219,7 @@ def run_embed(
         chunk: records per write; a stopped run resumes after its last whole chunk.
         resume: continue OUTPUT.partial left by a stopped run.
         overwrite: replace an existing OUTPUT.
-        device: cpu or cuda.
+        device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
         seed: seed for a preset's random weights.
         progress: show a progress bar.
     """
@@ -212,6 +229,7 @@ def run_embed(
 
     from hyenadna import load
     from hyenadna.embedding import check_embed_options
+    from hyenadna.pipelines.common import resolve_device
     from hyenadna.tokenizer import CharacterTokenizer
 
     if dtype not in ("float32", "float16"):
@@ -222,7 +240,7 @@ def run_embed(
         raise HyenaDNAError("pooling 'none' is not stored; use per_token=True with a pooling for the pooled rows")
     out, partial = partial_output(output, resume, overwrite)
     torch.manual_seed(seed)
-    backbone = load(model).to(device).eval()
+    backbone = load(model, device=resolve_device(device))
     check_embed_options(backbone, pooling, layer)
     settings = {
         "model": str(model),
@@ -236,7 +254,12 @@ def run_embed(
     }
     tokenizer = CharacterTokenizer()
     done = 0
-    with _sigterm_as_interrupt(), h5py.File(partial, "a" if resume and partial.exists() else "w") as h5:
+    fresh = not (resume and partial.exists())
+    with (
+        removed_unless_written(partial, fresh, lambda: done),
+        _sigterm_as_interrupt(),
+        h5py.File(partial, "w" if fresh else "a") as h5,
+    ):
         if "embeddings" in h5:
             for key, value in settings.items():
                 if h5.attrs.get(key) != value:

@@ -18,13 +18,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hyenadna.atomic import atomic_write, atomic_write_text
+from hyenadna.atomic import (
+    atomic_write,
+    atomic_write_text,
+    launched_as_rank_zero,
+    prepare_run_folder,
+    write_run_config,
+)
 from hyenadna.config import HyenaConfig
 from hyenadna.data.datamodules import LabelledDataModule
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads import HeadConfig, SequenceModel
 from hyenadna.model import HyenaDNA
-from hyenadna.pipelines.common import build_trainer, resume_checkpoint
+from hyenadna.pipelines.common import build_trainer, resolve_device, resume_checkpoint
 from hyenadna.pipelines.metrics import DEFAULT_MONITOR, task_metrics
 from hyenadna.pipelines.optim import OptimOptions, build_adamw, decay_groups, warmup_cosine
 from hyenadna.pipelines.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
@@ -136,6 +142,7 @@ def run_finetune(
     trainer: TrainerOptions = TrainerOptions(),  # noqa: B008
     output: str = "runs/finetune",
     resume: bool | str = False,
+    overwrite: bool = False,
     seed: int = 0,
 ) -> dict:
     """Fine-tune a model on labelled sequences; test metrics go to output/metrics.json.
@@ -151,12 +158,15 @@ def run_finetune(
         trainer: steps, devices, precision, validation interval.
         output: run folder: checkpoints/, logs/, model/ (self-contained fine-tuned model), metrics.json.
         resume: continue from output/checkpoints/last.ckpt.
+        overwrite: replace an earlier run in output (a non-empty output needs resume or overwrite).
         seed: seed for initialisation, the validation split and shuffling.
     """
     finetune = tuning
     if not data.train:
         raise HyenaDNAError("fine-tuning needs labelled training data (data.train)")
     out = Path(output)
+    if launched_as_rank_zero():
+        prepare_run_folder(out, resume, overwrite)
     L.seed_everything(seed, workers=True, verbose=False)
     backbone = initial_model(model, seed)
     datamodule = LabelledDataModule(
@@ -200,6 +210,9 @@ def run_finetune(
     lightning_trainer = build_trainer(
         trainer, out, callbacks, optim.grad_clip, monitor=(monitor, mode) if monitor else None
     )
+    if launched_as_rank_zero():  # once the run is set up: a run that fails earlier leaves no config
+        write_run_config(out, {"data": data, "model": model, "head": head, "tuning": tuning, "optim": optim,
+                               "trainer": trainer, "output": output, "seed": seed})  # fmt: skip
     start = time.perf_counter()
     lightning_trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(out, resume), weights_only=True)
     seconds = time.perf_counter() - start
@@ -209,6 +222,7 @@ def run_finetune(
         module.load_state_dict(state)
     result: dict[str, Any] = {"task": vocab.task, "labels": vocab.names, "train_seconds": seconds}
     result["steps"] = lightning_trainer.global_step
+    result["parameters"] = sum(p.numel() for p in module.model.parameters())
     result["throughput"] = timer.summary()
     if "test" in datamodule.datasets:
         lightning_trainer.test(module, datamodule=datamodule, verbose=False, weights_only=True)
@@ -233,7 +247,8 @@ def run_predict(
     format: str = "auto",
     reader: dict[str, Any] | None = None,
     batch_size: int = 32,
-    device: str = "cpu",
+    device: str = "auto",
+    overwrite: bool = False,
 ) -> dict:
     """Write per-sequence class probabilities (or regression values) of a fine-tuned model to a TSV.
 
@@ -247,11 +262,15 @@ def run_predict(
         format: auto, table, fasta, bed or genomic_benchmarks.
         reader: options of the labelled reader (sequence_col, label_cols, genome...).
         batch_size: sequences per forward pass.
-        device: cpu or cuda.
+        device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
+        overwrite: replace an existing output.
     """
+    if Path(output).exists() and not overwrite:
+        raise HyenaDNAError(f"{output} exists; pass --overwrite to replace it")
     from hyenadna.batching import encode_sequences, run_batched
     from hyenadna.tokenizer import pad_ids
 
+    device = resolve_device(device)
     seq_model = SequenceModel.from_pretrained(model, map_location=device).eval()
     names, seqs, truths = _read_prediction_input(input, format, reader or {})
     config = seq_model.head_config

@@ -102,8 +102,10 @@ class LabelledData:
     Attributes:
         train: a file (CSV/TSV, FASTA with labels, BED), a Genomic Benchmarks folder, or a
             mapping ``{class: FASTA}`` with one file per class.
-        val / test: the same for the other splits (else a split column, the Genomic
-            Benchmarks test folder, or a stratified ``val_fraction`` of train).
+        val: the validation split in any of train's forms (else a split column, or a
+            stratified ``val_fraction`` of train).
+        test: the test split in any of train's forms (else a split column or the Genomic
+            Benchmarks test folder).
         task: ``multiclass``, ``multilabel`` or ``regression``.
         format: ``auto``, ``table``, ``fasta``, ``bed`` or ``genomic_benchmarks``.
         reader: options of the reader (``sequence_col``, ``label_cols``, ``split_col``,

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric, SumMetric
 
-from hyenadna.atomic import atomic_write_text
+from hyenadna.atomic import atomic_write_text, launched_as_rank_zero, prepare_run_folder, write_run_config
 from hyenadna.config import HyenaConfig
 from hyenadna.data.datamodules import PretrainDataModule
 from hyenadna.errors import HyenaDNAError
@@ -104,6 +104,7 @@ def run_pretrain(
     trainer: TrainerOptions = TrainerOptions(),  # noqa: B008
     output: str = "runs/pretrain",
     resume: bool | str = False,
+    overwrite: bool = False,
     seed: int = 0,
 ) -> dict:
     """Pretrain a HyenaDNA model to predict each base from the bases before it.
@@ -118,11 +119,14 @@ def run_pretrain(
         output: run folder: checkpoints/, logs/ (CSV and TensorBoard), model/ (the final model), summary.json.
         resume: continue from output/checkpoints/last.ckpt (true) or a given checkpoint: weights,
             optimiser, schedule, step count and the position in the epoch's windows.
+        overwrite: replace an earlier run in output (a non-empty output needs resume or overwrite).
         seed: seed for initialisation and for the windows.
     """
     if not data.genomes:
         raise HyenaDNAError("pretraining needs at least one genome (data.genomes)")
     out = Path(output)
+    if launched_as_rank_zero():
+        prepare_run_folder(out, resume, overwrite)
     L.seed_everything(seed, workers=True, verbose=False)
     backbone = initial_model(model, seed)
     if data.length > backbone.config.l_max:
@@ -147,9 +151,13 @@ def run_pretrain(
         trainer = replace(trainer, limit_val_batches=0)
     timer = StepTimer()
     lightning_trainer = build_trainer(trainer, out, [timer], optim.grad_clip, reload_dataloaders_every_n_epochs=1)
+    if launched_as_rank_zero():  # once the run is set up: a run that fails earlier leaves no config
+        write_run_config(out, {"data": data, "model": model, "optim": optim, "trainer": trainer, "output": output,
+                               "seed": seed})  # fmt: skip
     start = time.perf_counter()
     lightning_trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(out, resume), weights_only=True)
     summary = {
+        "parameters": module.model.num_parameters(),
         "steps": lightning_trainer.global_step,
         "epochs": lightning_trainer.current_epoch,
         "seconds": time.perf_counter() - start,

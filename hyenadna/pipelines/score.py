@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hyenadna.atomic import partial_output
+from hyenadna.atomic import partial_output, removed_unless_written
 from hyenadna.errors import HyenaDNAError
 
 TSV_HEADER = ("chrom", "pos", "id", "ref", "alt", "status", "ll_ref", "ll_alt", "llr")
@@ -172,11 +172,12 @@ def run_score_vcf(
     if not 2 <= window <= model.config.l_max:
         raise HyenaDNAError(f"window must lie in [2, l_max={model.config.l_max}], got {window}")
     header = "\t".join(TSV_HEADER)
+    fresh = not (resume and Path(str(output) + ".partial").exists())
     out, partial, done = _open_output(output, header, resume, overwrite)
-    jobs = variant_jobs(vcf, Genome(genome), window, max_allele)
     counts: dict[str, int] = {}
     bar = tqdm(initial=done, unit=" allele", desc="score", disable=not progress, mininterval=1.0)
-    with open(partial, "a") as fh:
+    with removed_unless_written(partial, fresh, lambda: done + sum(counts.values())), open(partial, "a") as fh:
+        jobs = variant_jobs(vcf, Genome(genome), window, max_allele)
         for _ in islice(jobs, done):
             pass
         while batch := list(islice(jobs, chunk)):
@@ -224,6 +225,21 @@ def annotate_vcf(vcf: str, scores_tsv: Path, output: str) -> None:
                     dst.write(record)
 
     atomic_write(output, write)
+    index_variants(output)
+
+
+def index_variants(path: str) -> str | None:
+    """Index a compressed VCF (``.tbi``, tabix) or a BCF (``.csi``) so that tools can query
+    regions of it; a plain ``.vcf`` gets none. Returns the index's path."""
+    import pysam
+
+    if path.endswith(".gz"):
+        pysam.tabix_index(path, preset="vcf", force=True)
+        return path + ".tbi"
+    if path.endswith(".bcf"):
+        pysam.bcftools.index(path, "--force")
+        return path + ".csi"
+    return None
 
 
 def run_score_fasta(
@@ -275,7 +291,7 @@ def run_score(
     vcf_output: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    device: str = "cpu",
+    device: str = "auto",
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
@@ -292,23 +308,25 @@ def run_score(
         max_allele: longer REF or ALT alleles are reported, not scored.
         batch_size: windows per forward pass.
         chunk: alleles per write; a stopped run resumes after its last whole chunk.
-        vcf_output: also write the VCF with INFO/HYENADNA_LLR (.vcf, .vcf.gz or .bcf).
+        vcf_output: also write the VCF with INFO/HYENADNA_LLR (.vcf; .vcf.gz, bgzipped with a tabix
+            index; .bcf, with a CSI index).
         resume: continue OUTPUT.partial left by a stopped run.
         overwrite: replace an existing OUTPUT.
-        device: cpu or cuda.
+        device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
         seed: seed for a preset's random weights.
         progress: show a progress bar.
     """
     import torch
 
     from hyenadna import load
+    from hyenadna.pipelines.common import resolve_device
 
     if bool(vcf) == bool(fasta):
         raise HyenaDNAError("give either --vcf (with --genome) or --fasta")
     if vcf and not genome:
         raise HyenaDNAError("--vcf needs the --genome FASTA its coordinates refer to")
     torch.manual_seed(seed)
-    net = load(model).to(device).eval()
+    net = load(model, device=resolve_device(device))
     if fasta:
         return run_score_fasta(net, fasta, output, rc_average, batch_size, overwrite)
     return run_score_vcf(
