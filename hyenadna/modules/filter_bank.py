@@ -23,6 +23,11 @@ from hyenadna.modules.filter import ImplicitFilter
 from hyenadna.ops.fftconv import filter_spectrum, next_fast_fft_size
 from hyenadna.ops.rows import spans
 
+FILTER_FIELDS = (  # the HyenaConfig fields that are ImplicitFilter's keyword arguments, by the same names
+    "emb_dim", "filter_order", "num_inner_mlps", "sin_freq", "modulate", "modulation_shift", "fast_decay_pct",
+    "slow_decay_pct", "decay_target", "learn_pos_emb", "store_pos_emb",
+)  # fmt: skip
+
 
 class FilterBank(ImplicitFilter):
     """Filters (order-1, d, L) for any length up to ``l_max``, with a spectrum cache.
@@ -35,19 +40,7 @@ class FilterBank(ImplicitFilter):
 
     def __init__(self, config: HyenaConfig) -> None:
         super().__init__(
-            config.filter_channels,
-            config.l_max,
-            emb_dim=config.emb_dim,
-            filter_order=config.filter_order,
-            num_inner_mlps=config.num_inner_mlps,
-            sin_freq=config.sin_freq,
-            modulate=config.modulate,
-            modulation_shift=config.modulation_shift,
-            fast_decay_pct=config.fast_decay_pct,
-            slow_decay_pct=config.slow_decay_pct,
-            decay_target=config.decay_target,
-            learn_pos_emb=config.learn_pos_emb,
-            store_pos_emb=config.store_pos_emb,
+            config.filter_channels, config.l_max, **{name: getattr(config, name) for name in FILTER_FIELDS}
         )
         self.d_model = config.d_model
         self.steps = config.order - 1
