@@ -102,6 +102,13 @@ class HyenaConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise HyenaDNAError(f"HyenaConfig.{name} must be a positive integer, got {value!r}")
+        if self.l_max > MAX_L_MAX:
+            raise HyenaDNAError(f"HyenaConfig.l_max must be at most {MAX_L_MAX:,}, got {self.l_max:,}")
+        if self.d_model > 65536 or self.n_layer > 4096 or self.d_inner > 1 << 20:
+            raise HyenaDNAError(
+                f"HyenaConfig: d_model {self.d_model:,}, n_layer {self.n_layer:,}, d_inner {self.d_inner:,} "
+                "are beyond any model this package can build"
+            )
         if self.order < 2:
             raise HyenaDNAError(f"HyenaConfig.order must be at least 2, got {self.order!r}")
         if self.emb_dim < 3 or self.emb_dim % 2 == 0:
@@ -136,7 +143,7 @@ class HyenaConfig:
         if name not in PRESETS:
             known = ", ".join(sorted(PRESETS))
             raise HyenaDNAError(f"unknown model preset {name!r}; known presets: {known}")
-        return cls(**{**PRESETS[name], **overrides})
+        return cls.from_dict({**PRESETS[name], **overrides}, source=f"overrides of {name}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -161,8 +168,18 @@ class HyenaConfig:
             raise HyenaDNAError(f"cannot read model config {path}: {exc}") from exc
         if not isinstance(values, dict):
             raise HyenaDNAError(f"{path}: a model config must be a JSON object")
-        return cls.from_dict(values, source=str(path))
+        config = cls.from_dict(values, source=str(path))
+        missing = [name for name in REQUIRED_FIELDS if name not in values]
+        if missing:  # a default would give other weights shapes or other numbers, silently
+            raise HyenaDNAError(f"{path}: the model config lacks {missing}, which the weights depend on")
+        return config
 
+
+REQUIRED_FIELDS = ("d_model", "n_layer", "l_max", "d_inner", "vocab_size", "order", "filter_order", "emb_dim")
+"""Fields a saved config.json must state: the weights' shapes and the filters' numbers depend on them."""
+MAX_L_MAX = 1 << 25
+"""Longest l_max accepted (33,554,432; 32 times the largest published model): the positional
+embedding alone is l_max x emb_dim floats, allocated when the model is built."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny-1k": {"d_model": 128, "n_layer": 2, "l_max": 1026},

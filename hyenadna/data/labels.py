@@ -49,6 +49,10 @@ class LabelledRecord:
     split: str | None = None
     where: str = ""
 
+    def __post_init__(self) -> None:
+        if not self.sequence:
+            raise HyenaDNAError(f"{self.where or self.name}: empty sequence")
+
 
 def _split_name(value: str | None, where: str) -> str | None:
     if value is None or value == "":
@@ -270,8 +274,12 @@ class LabelVocab:
     def fit(
         cls, records: Iterable[LabelledRecord], task: Task, target_names: Sequence[str] | None = None
     ) -> LabelVocab:
-        """Classes sorted naturally ("2" before "10"); regression targets named by ``target_names``."""
+        """Classes sorted naturally ("2" before "10"); regression targets named by ``target_names``.
+        An empty label (a blank cell, ``label=``) is an error naming its record, not a class."""
         records = list(records)
+        for r in records:
+            if task != "multilabel" and (not r.label or any(value == "" for value in r.label)):
+                raise HyenaDNAError(f"{r.where}: empty label")
         if task == "regression":
             width = {len(r.label) for r in records}
             if len(width) != 1:
@@ -300,9 +308,12 @@ class LabelVocab:
                     f"{record.where}: expected {len(self.names)} target values, got {len(record.label)}"
                 )
             try:
-                return np.asarray([float(v) for v in record.label], dtype=np.float32)
+                values = np.asarray([float(v) for v in record.label], dtype=np.float32)
             except ValueError:
                 raise HyenaDNAError(f"{record.where}: regression targets must be numbers, got {record.label}") from None
+            if not np.isfinite(values).all():
+                raise HyenaDNAError(f"{record.where}: regression targets must be finite numbers, got {record.label}")
+            return values
         unknown = [c for c in record.label if c not in self._index]
         if unknown:
             raise HyenaDNAError(f"{record.where}: unknown label {unknown[0]!r}; known labels are {self.names}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -114,4 +115,12 @@ def resume_checkpoint(output: Path, resume: bool | str) -> str | None:
     path = output / "checkpoints" / "last.ckpt" if resume is True else Path(resume)
     if not path.is_file():
         raise HyenaDNAError(f"cannot resume: no checkpoint at {path}")
+    try:  # torch checkpoints are zip archives: a torn one has no central directory
+        with zipfile.ZipFile(path) as archive:
+            archive.getinfo(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+    except (zipfile.BadZipFile, StopIteration, OSError) as exc:
+        raise HyenaDNAError(
+            f"cannot resume: {path} is not a complete checkpoint ({type(exc).__name__}); resume from another one "
+            "(--resume PATH, see checkpoints/) or start again with --overwrite"
+        ) from None
     return str(path)

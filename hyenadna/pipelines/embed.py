@@ -168,6 +168,18 @@ def _create(h5, d_model: int, dtype: str, per_token: bool, chunk: int) -> None:
     h5.attrs["format"] = "hyenadna embeddings; each dataset's 'description' attribute says what it holds"
 
 
+def _open_hdf5(path, mode: str):
+    """``h5py.File(path, mode)``, with a torn or foreign file refused by name."""
+    import h5py
+
+    try:
+        return h5py.File(path, mode)
+    except OSError as exc:
+        raise HyenaDNAError(
+            f"{path} cannot be read as HDF5 (torn or not ours: {exc}); delete it to start again"
+        ) from None
+
+
 def _truncate(h5, n: int) -> None:
     """Cut every per-record dataset to ``n`` rows (drops what a killed run wrote past its last chunk)."""
     for name in ("embeddings", "names", "contig", "strand", "start", "end"):
@@ -224,7 +236,6 @@ def run_embed(
         progress: show a progress bar.
     """
     start = time.perf_counter()
-    import h5py
     import torch
 
     from hyenadna import load
@@ -258,8 +269,10 @@ def run_embed(
     with (
         removed_unless_written(partial, fresh, lambda: done),
         _sigterm_as_interrupt(),
-        h5py.File(partial, "w" if fresh else "a") as h5,
+        _open_hdf5(partial, "w" if fresh else "a") as h5,
     ):
+        if not fresh and not ("embeddings" in h5 and "records_done" in h5.attrs):
+            raise HyenaDNAError(f"{partial} is not an embedding file a stopped run left; delete it to start again")
         if "embeddings" in h5:
             for key, value in settings.items():
                 if h5.attrs.get(key) != value:

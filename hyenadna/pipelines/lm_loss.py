@@ -54,7 +54,7 @@ def fasta_lm_loss(model: HyenaDNA, path: str | os.PathLike, window: int, batch_s
     for name, seq in read_fasta(path):
         ids = tokenizer.encode(seq, name=name)
         full = ids.numel() // window
-        batches = list(ids[: full * window].view(full, window).split(batch_size))
+        batches = list(ids[: full * window].view(full, window).split(batch_size)) if full else []
         if ids.numel() - full * window >= 2:
             batches.append(ids[full * window :].unsqueeze(0))
         total, count = 0.0, 0

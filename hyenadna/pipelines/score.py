@@ -32,6 +32,7 @@ from hyenadna.errors import HyenaDNAError
 
 TSV_HEADER = ("chrom", "pos", "id", "ref", "alt", "status", "ll_ref", "ll_alt", "llr")
 INFO_KEY = "HYENADNA_LLR"
+BASES = set("ACGT")
 
 
 @dataclass
@@ -70,15 +71,21 @@ def open_variants(path: str | os.PathLike):
 def variant_jobs(vcf: str | os.PathLike, genome, window: int, max_allele: int = 100) -> Iterator[VariantJob]:
     """ALT alleles of the VCF in file order, with reference and alternate windows."""
     handle = open_variants(vcf)
-    count = 0
+    records = iter(handle)
+    number = 0  # of the record being read, counted from 1
     try:
-        for count, record in enumerate(handle, start=1):  # noqa: B007 (count is read after the loop)
+        while True:
+            number += 1
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except (OSError, ValueError) as exc:
+                raise HyenaDNAError(f"{vcf}: cannot read record {number} ({exc})") from None
             for alt in record.alts or ():
                 job = VariantJob(record.chrom, record.pos, record.id or ".", record.ref, alt)
                 _build_windows(job, genome, window, max_allele)
                 yield job
-    except (OSError, ValueError) as exc:
-        raise HyenaDNAError(f"{vcf}: cannot read record {count + 1} ({exc})") from None
     finally:
         handle.close()
 
@@ -87,6 +94,9 @@ def _build_windows(job: VariantJob, genome, window: int, max_allele: int) -> Non
     if job.alt.startswith("<") or job.alt == "*" or "[" in job.alt or "]" in job.alt or job.alt == ".":
         job.status = "symbolic_allele"
         return
+    if not set(job.ref.upper()) <= BASES or not set(job.alt.upper()) <= BASES:
+        job.status = "invalid_allele"  # IUPAC codes, N or other letters: no base to score
+        return
     if max(len(job.ref), len(job.alt)) > max_allele:
         job.status = "allele_too_long"
         return
@@ -94,10 +104,14 @@ def _build_windows(job: VariantJob, genome, window: int, max_allele: int) -> Non
         job.status = "unknown_contig"
         return
     start0 = job.pos - 1
-    if start0 + len(job.ref) > genome.contigs[job.chrom]:
+    if start0 < 0 or start0 + len(job.ref) > genome.contigs[job.chrom]:
         job.status = "out_of_range"
         return
-    if genome.fetch(job.chrom, start0, start0 + len(job.ref)).upper() != job.ref.upper():
+    reference = genome.fetch(job.chrom, start0, start0 + len(job.ref)).upper()
+    if "N" in reference:
+        job.status = "n_region"  # the genome does not know the bases the variant changes
+        return
+    if reference != job.ref.upper():
         job.status = "ref_mismatch"
         return
     left_start = start0 - window // 2
@@ -193,12 +207,14 @@ def run_score_vcf(
     bar.close()
     os.replace(partial, out)
     if vcf_output:
-        annotate_vcf(vcf, out, vcf_output)
+        annotate_vcf(vcf, out, vcf_output, dict(Genome(genome).contigs))
     return {"alleles": sum(counts.values()) + done, "status": counts, "output": str(out)}
 
 
-def annotate_vcf(vcf: str, scores_tsv: Path, output: str) -> None:
-    """Write ``vcf`` with ``INFO/HYENADNA_LLR`` (Number=A) from the scores TSV, in one pass."""
+def annotate_vcf(vcf: str, scores_tsv: Path, output: str, contigs: dict[str, int] | None = None) -> None:
+    """Write ``vcf`` with ``INFO/HYENADNA_LLR`` (Number=A) from the scores TSV, in one pass.
+    ``contigs`` (the genome's names and lengths) are declared in the header where the VCF lacks
+    them: htslib cannot write a record whose contig the header does not name."""
     import csv
 
     import pysam
@@ -208,6 +224,9 @@ def annotate_vcf(vcf: str, scores_tsv: Path, output: str) -> None:
     def write(tmp: str) -> None:
         with open_variants(vcf) as src, open(scores_tsv) as fh:
             rows = csv.DictReader(fh, delimiter="\t")
+            for name, length in (contigs or {}).items():
+                if name not in src.header.contigs:  # before any record is read: records parse against it
+                    src.header.contigs.add(name, length=length)
             header = src.header.copy()
             header.info.add(INFO_KEY, "A", "Float", "HyenaDNA log-likelihood ratio, alt minus ref (nats per base)")
             mode = "wz" if output.endswith(".gz") else ("wb" if output.endswith(".bcf") else "w")
@@ -230,15 +249,21 @@ def annotate_vcf(vcf: str, scores_tsv: Path, output: str) -> None:
 
 def index_variants(path: str) -> str | None:
     """Index a compressed VCF (``.tbi``, tabix) or a BCF (``.csi``) so that tools can query
-    regions of it; a plain ``.vcf`` gets none. Returns the index's path."""
+    regions of it; a plain ``.vcf`` gets none, nor does a VCF whose records are not sorted (a
+    warning says so; the file itself is complete). Returns the index's path."""
+    import warnings
+
     import pysam
 
-    if path.endswith(".gz"):
-        pysam.tabix_index(path, preset="vcf", force=True)
-        return path + ".tbi"
-    if path.endswith(".bcf"):
-        pysam.bcftools.index(path, "--force")
-        return path + ".csi"
+    try:
+        if path.endswith(".gz"):
+            pysam.tabix_index(path, preset="vcf", force=True)
+            return path + ".tbi"
+        if path.endswith(".bcf"):
+            pysam.bcftools.index(path, "--force")
+            return path + ".csi"
+    except (OSError, pysam.utils.SamtoolsError) as exc:
+        warnings.warn(f"{path} is not indexed: its records are not sorted by position ({exc})", stacklevel=2)
     return None
 
 
