@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from hyenadna.batching import length_batches
@@ -25,7 +26,12 @@ from hyenadna.tokenizer import CharacterTokenizer, Side
 
 
 class ResumableSampler(DistributedSampler):
-    """Indices of this rank in order, optionally starting ``start`` indices into the epoch."""
+    """Indices of this rank in order, optionally starting ``start`` indices into the epoch.
+
+    Its length stays the whole epoch's: a resumed Lightning loop counts its restored batch index
+    against the loader's length, so a shortened length would end the epoch early (resuming
+    after 6 of 16 batches ran 4 more, not 10); the loop ends when the indices run out instead.
+    """
 
     def __init__(self, dataset, num_replicas: int = 1, rank: int = 0) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=True)
@@ -35,7 +41,7 @@ class ResumableSampler(DistributedSampler):
         return iter(list(super().__iter__())[self.start :])
 
     def __len__(self) -> int:
-        return self.num_samples - self.start
+        return self.num_samples
 
 
 def _completed_batches(trainer, batches_per_epoch: int) -> int:
@@ -151,6 +157,12 @@ class PretrainDataModule(L.LightningDataModule):
                 )
         return self._eval_sets[split]
 
+    def _generator(self) -> torch.Generator:
+        """A loader's own random generator: without one, every DataLoader iterator draws its
+        worker seed from torch's global generator, which dropout uses too, so a resumed run
+        (which makes an extra iterator) would draw other dropout masks than the straight one."""
+        return torch.Generator().manual_seed(self.seed)
+
     def _loader(self, dataset, shuffle: bool = False) -> DataLoader:
         return DataLoader(
             dataset,
@@ -159,6 +171,7 @@ class PretrainDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=False,
+            generator=self._generator(),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -183,6 +196,7 @@ class PretrainDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             drop_last=True,
+            generator=self._generator(),
         )
 
     def val_dataloader(self) -> DataLoader | list:

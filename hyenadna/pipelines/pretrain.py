@@ -83,6 +83,28 @@ class CausalLMModule(L.LightningModule):
             sync_dist=False,  # MeanMetric already reduced over ranks
         )
 
+    # ---- exact resumption: torch's random state travels with the checkpoint ----
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the random state dropout draws from (a checkpoint is written at the end of a step)."""
+        states = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            states["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+        checkpoint["hyenadna_rng"] = states
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._rng_to_restore = checkpoint.get("hyenadna_rng")
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        """The first step after a resume starts from the random state the checkpoint recorded,
+        so its dropout masks are the straight run's."""
+        states = getattr(self, "_rng_to_restore", None)
+        if states is not None:
+            torch.set_rng_state(states["cpu"])
+            if "cuda" in states and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(list(states["cuda"]))
+            self._rng_to_restore = None
+
     def configure_optimizers(self):
         optimizer = build_adamw(decay_groups(self.model, self.optim), self.optim)
         scheduler = warmup_cosine(optimizer, self.optim, self.total_steps)
