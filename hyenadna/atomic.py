@@ -135,3 +135,48 @@ def removed_unless_written(partial: Path, fresh: bool, written: Callable[[], int
         if fresh and written() == 0:
             partial.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def run_lock(output: Path) -> Iterator[None]:
+    """Hold ``OUTPUT.lock`` for the whole run: a second run writing the same output (a
+    ``--resume`` started while the first still runs, say) stops at once instead of appending
+    the same records twice. The lock is the kernel's (``flock``), so a killed run leaves none."""
+    import fcntl
+
+    from hyenadna.errors import HyenaDNAError
+
+    path = output.with_name(output.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HyenaDNAError(f"another run is writing {output} (it holds {path}); wait for it or stop it") from None
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def file_fingerprint(path: str | os.PathLike | None) -> dict | None:
+    """Where a file is, its size and modification time: what a resumed run checks to know its
+    input is the one the stopped run read."""
+    if path is None:
+        return None
+    target = Path(path)
+    if not target.exists():
+        return {"path": str(target)}
+    info = target.stat()
+    return {"path": str(target.resolve()), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def files_fingerprint(model: str, inputs: list) -> dict:
+    """Fingerprints of a run's input files and of the model's weights (a preset has none):
+    stored in a resumable output and compared on ``--resume``."""
+    weights = [Path(model) / name for name in ("model.safetensors", "weights.ckpt", "pytorch_model.bin")]
+    return {
+        "model": [file_fingerprint(w) for w in weights if w.is_file()],
+        "inputs": [file_fingerprint(p) for p in inputs if p],
+    }

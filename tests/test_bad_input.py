@@ -127,3 +127,32 @@ def test_score_statuses_for_n_regions_odd_alleles_and_pos_0_and_a_vcf_without_co
     with pysam.VariantFile(str(annotated)) as variants:
         assert variants.header.contigs["chrT"].length == len(seq)
         assert [r.id for r in variants.fetch("chrT", 10, 60)] == ["ok", "bad_alt", "in_n", "n_ref"]
+
+
+def test_a_failing_checkpoint_write_leaves_no_file_under_its_final_name(tmp_path, monkeypatch):
+    """Fault injection: the disk fills while a checkpoint is written; the run stops naming the
+    file, and no truncated checkpoint is left where --resume would take it."""
+    import errno
+
+    from hyenadna.data.corpus import GenomeSource
+    from hyenadna.pipelines.options import PretrainData, TrainerOptions
+    from hyenadna.pipelines.pretrain import run_pretrain
+
+    real_save, calls = torch.save, []
+
+    def disk_full_on_the_second_checkpoint(obj, f, *args, **kwargs):
+        calls.append(str(f))
+        if len(calls) == 2:
+            Path(f).write_bytes(b"PK\x03\x04 half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_full_on_the_second_checkpoint)
+    data = PretrainData(genomes=[GenomeSource(str(REPO / "data" / "lambda_virus.fa"))], length=64, batch_size=2,
+                        samples_per_epoch=16)  # fmt: skip
+    trainer = TrainerOptions(max_steps=6, accelerator="cpu", devices=1, progress_bar=False, checkpoint_every_n_steps=2)
+    with pytest.raises(HyenaDNAError, match="cannot write checkpoint .*No space left on device"):
+        run_pretrain(data, trainer=trainer, output=str(tmp_path / "run"))
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert names == ["step2.ckpt"]  # the complete one; nothing torn, no temporary left
+    assert resume_checkpoint(tmp_path / "run", str(tmp_path / "run" / "checkpoints" / "step2.ckpt"))

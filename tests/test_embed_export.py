@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -150,4 +151,39 @@ def test_stopped_run_resumes_to_the_same_file(model_dir, tmp_path):
     with h5py.File(out) as a, h5py.File(fresh) as b:
         assert a.attrs["complete"] and a["embeddings"].shape == (len(records), 32)
         assert np.array_equal(a["names"][:], b["names"][:])
+        assert np.array_equal(a["embeddings"][:], b["embeddings"][:])
+
+
+def test_stopped_embed_resumes_exactly_and_refuses_an_edited_input(model_dir, tmp_path, monkeypatch):
+    """Fault injection: the run is killed after its first chunk; the resumed run gives the
+    straight run's file, every record once; an input edited meanwhile is refused."""
+    import hyenadna.pipelines.embed as embed_module
+
+    fasta = tmp_path / "s.fa"
+    fasta.write_text("".join(f">r{i}\n{'ACGT' * (3 + i)}\n" for i in range(10)))
+    straight = tmp_path / "straight.h5"
+    run_embed(str(model_dir), str(straight), EmbedInput(fasta=str(fasta)), chunk=4, progress=False)
+    real_write, calls = embed_module._write_chunk, []
+
+    def killed_on_the_second_chunk(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real_write(*args)
+
+    out = tmp_path / "out.h5"
+    monkeypatch.setattr(embed_module, "_write_chunk", killed_on_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        run_embed(str(model_dir), str(out), EmbedInput(fasta=str(fasta)), chunk=4, progress=False)
+    monkeypatch.setattr(embed_module, "_write_chunk", real_write)
+    assert not out.exists() and (tmp_path / "out.h5.partial").exists()
+    original, stamp = fasta.read_text(), fasta.stat()
+    fasta.write_text(original + ">extra\nACGTACGT\n")
+    with pytest.raises(HyenaDNAError, match="an input or model file changed since the stopped run"):
+        run_embed(str(model_dir), str(out), EmbedInput(fasta=str(fasta)), chunk=4, resume=True, progress=False)
+    fasta.write_text(original)  # put back as it was, time stamp included
+    os.utime(fasta, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    run_embed(str(model_dir), str(out), EmbedInput(fasta=str(fasta)), chunk=4, resume=True, progress=False)
+    with h5py.File(straight) as a, h5py.File(out) as b:
+        assert [n.decode() for n in b["names"][:]] == [f"r{i}" for i in range(10)]
         assert np.array_equal(a["embeddings"][:], b["embeddings"][:])

@@ -133,20 +133,59 @@ def test_pysam_example_vcf_mismatches_are_reported_not_fatal(model, real, tmp_pa
     assert summary["status"] == expected and summary["alleles"] == alleles == len(rows(out))
 
 
-def test_stopped_run_resumes(model, real, tmp_path):
+def test_stopped_run_resumes(model, real, tmp_path, monkeypatch):
+    import hyenadna.pipelines.score as score_module
+
     full = tmp_path / "full.tsv"
     run_score_vcf(model, str(VT_NORMALIZE), str(real.chr20), str(full), window=128, chunk=32, progress=False)
     text = full.read_text()
-    lines = text.splitlines(keepends=True)
     out = tmp_path / "part.tsv"
     partial = tmp_path / "part.tsv.partial"
-    partial.write_text("".join(lines[:65]) + lines[65][:10])  # header, 64 rows and a torn line
+    real_score, calls = score_module.score_windows, []
+
+    def stopped_on_the_third_chunk(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return real_score(*args)
+
+    monkeypatch.setattr(score_module, "score_windows", stopped_on_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        run_score_vcf(model, str(VT_NORMALIZE), str(real.chr20), str(out), window=128, chunk=32, progress=False)
+    monkeypatch.setattr(score_module, "score_windows", real_score)
+    assert not out.exists() and len(partial.read_text().splitlines()) == 65  # header and two chunks
+    with partial.open("a") as fh:
+        fh.write(text.splitlines(keepends=True)[65][:10])  # and a torn line
+    with pytest.raises(HyenaDNAError, match="cannot resume, its options differ"):
+        run_score_vcf(model, str(VT_NORMALIZE), str(real.chr20), str(out), window=64, resume=True, progress=False)
     summary = run_score_vcf(
         model, str(VT_NORMALIZE), str(real.chr20), str(out), window=128, chunk=32, resume=True, progress=False
     )
     assert summary["alleles"] == 194 and out.read_text() == text and not partial.exists()
+    assert not (tmp_path / "part.tsv.partial.json").exists() and not (tmp_path / "part.tsv.lock").exists()
     with pytest.raises(HyenaDNAError, match="exists; pass overwrite"):
         run_score_vcf(model, str(VT_NORMALIZE), str(real.chr20), str(out), window=128, progress=False)
+
+
+def test_a_second_run_on_the_same_output_stops_at_once(model, real, tmp_path):
+    from hyenadna.atomic import run_lock
+
+    out = tmp_path / "s.tsv"
+    with run_lock(out), pytest.raises(HyenaDNAError, match="another run is writing"):
+        run_score_vcf(model, str(VT_NORMALIZE), str(real.chr20), str(out), window=128, progress=False)
+    assert not (tmp_path / "s.tsv.partial").exists()
+
+
+def test_resume_with_another_model_or_an_edited_input_is_refused(model, real, tmp_path):
+    import shutil
+
+    vcf = tmp_path / "v.vcf.gz"
+    shutil.copy(VT_NORMALIZE, vcf)
+    out = tmp_path / "s.tsv"
+    (tmp_path / "s.tsv.partial").write_text("x\n")
+    (tmp_path / "s.tsv.partial.json").write_text("{}")
+    with pytest.raises(HyenaDNAError, match="cannot resume, its files, model, options, weights differ"):
+        run_score_vcf(model, str(vcf), str(real.chr20), str(out), window=128, resume=True, progress=False)
 
 
 def test_fasta_mode(model, tmp_path):

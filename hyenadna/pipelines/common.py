@@ -24,6 +24,25 @@ class _NoTips(logging.Filter):
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
 
 
+def atomic_checkpoint_io():
+    """Lightning's checkpoint writer, writing each checkpoint to a temporary name and renaming it
+    when whole: a full disk or a kill never leaves a truncated ``stepN.ckpt`` or ``last.ckpt``
+    under its final name (Lightning's own writes the final file directly). A failed write
+    stops the run with the file and the reason named."""
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    from hyenadna.atomic import atomic_write
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+            try:
+                atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+            except OSError as exc:
+                raise HyenaDNAError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
+
+    return AtomicCheckpointIO()
+
+
 def resolve_device(device: str) -> str:
     """``auto``: CUDA when torch sees a GPU, else the CPU; any other value as given."""
     if device == "auto":
@@ -100,6 +119,7 @@ def build_trainer(
         enable_model_summary=False,  # its FLOPs column reads 0 for our operators; the summary counts parameters
         callbacks=callbacks,
         logger=loggers,
+        plugins=[atomic_checkpoint_io()],
         **val_kwargs,
         **extra,
     )

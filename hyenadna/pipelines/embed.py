@@ -29,7 +29,7 @@ from itertools import islice
 
 import numpy as np
 
-from hyenadna.atomic import partial_output, removed_unless_written
+from hyenadna.atomic import files_fingerprint, partial_output, removed_unless_written, run_lock
 from hyenadna.errors import HyenaDNAError
 
 
@@ -262,11 +262,15 @@ def run_embed(
         "dtype": dtype,
         "per_token": per_token,
         "input": json.dumps(asdict(input), sort_keys=True),
+        "files": json.dumps(
+            files_fingerprint(model, [input.fasta, input.bed, input.genome, input.bam, input.reference])
+        ),
     }
     tokenizer = CharacterTokenizer()
     done = 0
     fresh = not (resume and partial.exists())
     with (
+        run_lock(out),
         removed_unless_written(partial, fresh, lambda: done),
         _sigterm_as_interrupt(),
         _open_hdf5(partial, "w" if fresh else "a") as h5,
@@ -276,7 +280,8 @@ def run_embed(
         if "embeddings" in h5:
             for key, value in settings.items():
                 if h5.attrs.get(key) != value:
-                    raise HyenaDNAError(f"{partial}: cannot resume, {key} differs from the stopped run's")
+                    what = "an input or model file changed since" if key == "files" else f"{key} differs from"
+                    raise HyenaDNAError(f"{partial}: cannot resume, {what} the stopped run's")
             done = int(h5.attrs["records_done"])
             _truncate(h5, done)
         else:

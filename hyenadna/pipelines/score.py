@@ -19,6 +19,7 @@ after the last whole chunk. ``vcf_output`` also writes the input VCF with an INF
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hyenadna.atomic import partial_output, removed_unless_written
+from hyenadna.atomic import atomic_write_text, files_fingerprint, partial_output, removed_unless_written, run_lock
 from hyenadna.errors import HyenaDNAError
 
 TSV_HEADER = ("chrom", "pos", "id", "ref", "alt", "status", "ll_ref", "ll_alt", "llr")
@@ -155,12 +156,38 @@ def _resume_partial(partial: Path, header: str) -> int:
     return len(lines) - 1
 
 
-def _open_output(output: str, header: str, resume: bool, overwrite: bool) -> tuple[Path, Path, int]:
+def _open_output(output: str, header: str, resume: bool, overwrite: bool, settings: dict) -> tuple[Path, Path, int]:
+    """The output, its ``.partial`` and the rows already in it. The run's settings and input
+    fingerprints go to ``OUTPUT.partial.json`` beside it; a resume with others is refused."""
     out, partial = partial_output(output, resume, overwrite)
+    recorded = partial.with_name(partial.name + ".json")
     if resume and partial.exists():
+        try:
+            before = json.loads(recorded.read_text())
+        except (OSError, ValueError):
+            message = f"{partial}: cannot resume, its settings ({recorded.name}) are missing or torn"
+            raise HyenaDNAError(message) from None
+        changed = sorted(k for k in settings.keys() | before.keys() if settings.get(k) != before.get(k))
+        if changed:
+            raise HyenaDNAError(f"{partial}: cannot resume, its {', '.join(changed)} differ from this run's")
         return out, partial, _resume_partial(partial, header)
+    atomic_write_text(recorded, json.dumps(settings, sort_keys=True))
     partial.write_text(header + "\n")
     return out, partial, 0
+
+
+def _weights_digest(model) -> str:
+    """A digest of the model's weights (the first 4 KB of each tensor, with the names): a
+    resume with another model, or other weights under the same name, is refused."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8)[:4096].numpy().tobytes())
+    return digest.hexdigest()
 
 
 def run_score_vcf(
@@ -187,28 +214,41 @@ def run_score_vcf(
         raise HyenaDNAError(f"window must lie in [2, l_max={model.config.l_max}], got {window}")
     header = "\t".join(TSV_HEADER)
     fresh = not (resume and Path(str(output) + ".partial").exists())
-    out, partial, done = _open_output(output, header, resume, overwrite)
+    settings = {
+        "model": json.dumps(model.config.to_dict(), sort_keys=True),
+        "weights": _weights_digest(model),
+        "files": files_fingerprint("", [vcf, genome]),
+        "options": {"window": window, "rc_average": rc_average, "max_allele": max_allele},
+    }
     counts: dict[str, int] = {}
-    bar = tqdm(initial=done, unit=" allele", desc="score", disable=not progress, mininterval=1.0)
-    with removed_unless_written(partial, fresh, lambda: done + sum(counts.values())), open(partial, "a") as fh:
-        jobs = variant_jobs(vcf, Genome(genome), window, max_allele)
-        for _ in islice(jobs, done):
-            pass
-        while batch := list(islice(jobs, chunk)):
-            lines = []
-            for job, scores in zip(batch, score_windows(model, batch, rc_average, batch_size)):
-                counts[job.status] = counts.get(job.status, 0) + 1
-                fields = [job.chrom, str(job.pos), job.id, job.ref, job.alt, job.status]
-                fields += [_format(v) for v in (scores or (None, None, None))]
-                lines.append("\t".join(fields) + "\n")
-            fh.write("".join(lines))
-            fh.flush()
-            bar.update(len(batch))
-    bar.close()
-    os.replace(partial, out)
+    with run_lock(Path(output)):
+        out, partial, done = _open_output(output, header, resume, overwrite, settings)
+        bar = tqdm(initial=done, unit=" allele", desc="score", disable=not progress, mininterval=1.0)
+        with removed_unless_written(partial, fresh, lambda: done + sum(counts.values())), open(partial, "a") as fh:
+            jobs = variant_jobs(vcf, Genome(genome), window, max_allele)
+            for _ in islice(jobs, done):
+                pass
+            while batch := list(islice(jobs, chunk)):
+                fh.write("".join(_rows(batch, score_windows(model, batch, rc_average, batch_size), counts)))
+                fh.flush()
+                bar.update(len(batch))
+        bar.close()
+        os.replace(partial, out)
+        partial.with_name(partial.name + ".json").unlink(missing_ok=True)
     if vcf_output:
         annotate_vcf(vcf, out, vcf_output, dict(Genome(genome).contigs))
     return {"alleles": sum(counts.values()) + done, "status": counts, "output": str(out)}
+
+
+def _rows(batch: list[VariantJob], scores: list, counts: dict[str, int]) -> list[str]:
+    """TSV lines of one chunk of alleles, counting their statuses into ``counts``."""
+    lines = []
+    for job, score in zip(batch, scores):
+        counts[job.status] = counts.get(job.status, 0) + 1
+        fields = [job.chrom, str(job.pos), job.id, job.ref, job.alt, job.status]
+        fields += [_format(v) for v in (score or (None, None, None))]
+        lines.append("\t".join(fields) + "\n")
+    return lines
 
 
 def annotate_vcf(vcf: str, scores_tsv: Path, output: str, contigs: dict[str, int] | None = None) -> None:
