@@ -98,6 +98,11 @@ def _read_json(path: Path) -> dict:
 
 def _build(model_class: type[HyenaDNA], config: HyenaConfig, state: dict[str, torch.Tensor], source: Path) -> HyenaDNA:
     model = model_class(config)
+    expected = model.state_dict()
+    wrong = [f"{k} {tuple(v.shape)} (the config makes {tuple(expected[k].shape)})"
+             for k, v in state.items() if k in expected and v.shape != expected[k].shape]  # fmt: skip
+    if wrong:
+        raise HyenaDNAError(f"{source}: weights do not match the config: {'; '.join(wrong[:3])}")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise HyenaDNAError(

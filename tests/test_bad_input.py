@@ -156,3 +156,44 @@ def test_a_failing_checkpoint_write_leaves_no_file_under_its_final_name(tmp_path
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert names == ["step2.ckpt"]  # the complete one; nothing torn, no temporary left
     assert resume_checkpoint(tmp_path / "run", str(tmp_path / "run" / "checkpoints" / "step2.ckpt"))
+
+
+def test_undecodable_and_truncated_tables_and_mismatched_weights_are_named(tmp_path):
+    import gzip
+
+    from hyenadna.data.intervals import read_regions
+
+    binary = tmp_path / "bin.bed"
+    binary.write_bytes(b"chr1\t1\t5\n\xff\xfe\x00binary")
+    with pytest.raises(HyenaDNAError, match=r"bin.bed: not UTF-8 text after line \d \(byte 0xff\)"):
+        list(read_regions(binary))
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("sequence,label\nACGT,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(HyenaDNAError, match="latin.csv: not UTF-8 text"):
+        list(read_labelled_table(latin))
+    data = gzip.compress(b"chr1\t10\t20\n" * 2000)
+    cut = tmp_path / "cut.bed.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(HyenaDNAError, match="cut.bed.gz: the compressed file is cut short"):
+        list(read_regions(cut))
+    hyenadna.load("tiny-1k").save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "d_inner": 256}))
+    with pytest.raises(HyenaDNAError, match=r"model.safetensors: weights do not match the config: .*fc1.* \(512,"):
+        hyenadna.load(tmp_path / "m")
+
+
+def test_a_bam_index_older_than_its_bam_is_refused_for_regions(real, tmp_path):
+    import os
+    import shutil
+
+    from hyenadna.data.bam import iter_reads
+
+    bam = tmp_path / "ex1.bam"
+    shutil.copy(real.ex1_bam, bam)
+    shutil.copy(str(real.ex1_bam) + ".bai", str(bam) + ".bai")
+    assert list(iter_reads(bam, "chr1:100-200"))
+    stamp = bam.stat()
+    os.utime(str(bam) + ".bai", ns=(stamp.st_atime_ns, stamp.st_mtime_ns - 10**9))  # the BAM rewritten since
+    with pytest.raises(HyenaDNAError, match=r"ex1.bam.bai is older than .*ex1.bam.*samtools index"):
+        list(iter_reads(bam, "chr1:100-200"))

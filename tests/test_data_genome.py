@@ -148,3 +148,26 @@ def test_corpus_splits_by_contig_and_fraction(real):
     assert "CHROMOSOME_II" not in train_ce and "CHROMOSOME_III" not in train_ce
     with pytest.raises(HyenaDNAError, match="val_contigs names contigs not selected"):
         Corpus([GenomeSource(real.ce_fa, exclude=["CHROMOSOME_II"], val_contigs=["CHROMOSOME_II"])])
+
+
+def test_a_stale_fai_is_detected_and_rebuilt(real, tmp_path):
+    """An index left from before the FASTA was edited (the edit kept the index's time stamp
+    newer) would read every later record shifted; it is detected and rebuilt."""
+    import os
+    import warnings
+
+    from hyenadna.data.fasta import read_fasta
+
+    fasta = tmp_path / "ex1.fa"
+    records = list(read_fasta(real.ex1_fa))
+    fasta.write_text("".join(f">{name}\n{seq}\n" for name, seq in records))
+    Genome(fasta)  # builds g.fa.fai
+    (name0, seq0), (name1, seq1) = records[:2]
+    fasta.write_text(f">{name0}\n{seq0[100:]}\n>{name1}\n{seq1}\n")  # the first record 100 bases shorter
+    stamp = fasta.stat()
+    os.utime(fasta.with_name("ex1.fa.fai"), ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        genome = Genome(fasta)
+    assert any("does not match" in str(w.message) for w in caught)
+    assert genome.fetch(name1, 100, 300) == seq1[100:300] and genome.contigs[name0] == len(seq0) - 100

@@ -108,11 +108,20 @@ def open_alignments(path: str | os.PathLike, reference: str | os.PathLike | None
 
 
 def _require_index(handle, path: Path) -> None:
+    """A region needs an index, and one written after the file: an index older than its BAM
+    (the BAM was rewritten) points at the wrong blocks, and htslib reads garbage or fails."""
+    kind = "crai" if handle.is_cram else "bai"
     if not handle.has_index():
-        kind = "crai" if handle.is_cram else "bai"
         raise HyenaDNAError(
             f"{path}: a region was asked for but the file has no index (.{kind}); "
             f"sort and index it with `samtools sort -o sorted.bam {path.name} && samtools index sorted.bam`"
+        )
+    candidates = (Path(f"{path}.{kind}"), path.with_suffix(f".{kind}"), Path(f"{path}.csi"))
+    index = next((p for p in candidates if p.is_file()), None)
+    if index is not None and index.stat().st_mtime_ns < path.stat().st_mtime_ns:
+        raise HyenaDNAError(
+            f"{index} is older than {path}: the file changed after it was indexed; rebuild the index with "
+            f"`samtools index {path}`"
         )
 
 

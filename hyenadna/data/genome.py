@@ -76,16 +76,60 @@ def _check_no_empty_records(fasta: Path, fai: Path) -> None:
         raise HyenaDNAError(f"{fasta}: {headers} headers but {indexed} indexed records (duplicate names?)")
 
 
+def stale_index(fasta: Path, fai: Path) -> str | None:
+    """Why ``fai`` no longer describes ``fasta`` (None when it does): older than the FASTA, or,
+    for a plain file, a record whose header or lines are not where the index puts them (an
+    index trusted after its FASTA was edited reads every later record shifted)."""
+    if fai.stat().st_mtime_ns < fasta.stat().st_mtime_ns:
+        return "it is older than the FASTA"
+    if compression(fasta) != "plain":
+        return None
+    size = fasta.stat().st_size
+    with open(fai, "rb") as index, open(fasta, "rb") as fh:
+        records = [line.split(b"\t") for line in index if line.strip()]
+        step = max(1, len(records) // 500)  # at most about 500 records checked, evenly spread
+        for fields in records[::step] + records[-1:]:
+            try:
+                name, length, offset, bases, width = fields[0], *(int(v) for v in fields[1:5])
+            except ValueError:
+                return "it is not a faidx index"
+            end = offset + (length // bases) * width + length % bases if bases else offset
+            fh.seek(max(0, offset - len(name) - 2 - 1024))
+            before = fh.read(offset - fh.tell())
+            header = before[before.rfind(b"\n>", 0, len(before) - 1) + 1 :] if b"\n>" in before else before
+            if end > size or not before.endswith(b"\n") or not header.startswith(b">" + name):
+                return f"record {name.decode(errors='replace')!r} is not where it says"
+    return None
+
+
+def _current(fasta: Path, fai: Path, gzi: Path | None) -> bool:
+    """Whether an existing index can be used; a stale one is removed (it is rebuilt)."""
+    if not fai.is_file() or (gzi is not None and not gzi.is_file()):
+        return False
+    reason = stale_index(fasta, fai)
+    if reason is None:
+        return True
+    import warnings
+
+    warnings.warn(f"{fai} does not match {fasta} ({reason}); rebuilding it", stacklevel=3)
+    try:
+        fai.unlink()
+    except OSError as exc:
+        raise HyenaDNAError(f"{fai} does not match {fasta} ({reason}) and cannot be removed ({exc})") from None
+    return False
+
+
 def _locate_index(fasta: Path, compressed: bool) -> tuple[Path, Path | None]:
-    """Return (fai, gzi) paths that exist, building them beside the file or in the cache."""
+    """Return (fai, gzi) paths that exist and match the FASTA, building them beside the file or
+    in the cache (a stale index is rebuilt, see :func:`stale_index`)."""
     beside_fai = fasta.with_name(fasta.name + ".fai")
     beside_gzi = fasta.with_name(fasta.name + ".gzi") if compressed else None
-    if beside_fai.is_file() and (beside_gzi is None or beside_gzi.is_file()):
+    if _current(fasta, beside_fai, beside_gzi):
         return beside_fai, beside_gzi
     slot = cache_slot(fasta)
     cached_fai = slot / (fasta.name + ".fai")
     cached_gzi = slot / (fasta.name + ".gzi") if compressed else None
-    if cached_fai.is_file() and (cached_gzi is None or cached_gzi.is_file()):
+    if _current(fasta, cached_fai, cached_gzi):
         return cached_fai, cached_gzi
     if _writable(fasta.parent):
         _build_index(fasta, beside_fai, beside_gzi)

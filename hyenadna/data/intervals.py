@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,6 +56,25 @@ def _open_lines(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if gz else open(path, encoding="utf-8")
 
 
+def text_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file, plain or gzip; a binary or otherwise-encoded file, or a
+    gzip file cut short, is an error naming the file and line instead of a decoder's traceback."""
+    lineno = 0
+    with _open_lines(path) as fh:
+        try:
+            for lineno, line in enumerate(fh, start=1):  # noqa: B007 (read in the handlers)
+                yield line
+        except UnicodeDecodeError as exc:
+            raise HyenaDNAError(
+                f"{path}: not UTF-8 text after line {lineno} (byte {exc.object[exc.start]:#04x}); is it a binary file, "
+                "or saved in another encoding?"
+            ) from None
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise HyenaDNAError(
+                f"{path}: the compressed file is cut short or corrupt after line {lineno} ({exc})"
+            ) from None
+
+
 def _parse_coords(where: str, contig: str, start: str, end: str, strand: str) -> tuple[int, int, str]:
     try:
         lo, hi = int(start), int(end)
@@ -74,29 +94,28 @@ def read_bed(path: str | os.PathLike) -> Iterator[Region]:
     if not path.is_file():
         raise HyenaDNAError(f"BED file not found: {path}")
     seen = False
-    with _open_lines(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            fields = line.rstrip("\r\n").split("\t")
-            if len(fields) < 3:
-                fields = line.split()
-            where = f"{path}, line {lineno}"
-            if len(fields) < 3:
-                raise HyenaDNAError(f"{where}: a BED line needs at least 3 columns (contig, start, end)")
-            strand = fields[5] if len(fields) > 5 else "."
-            start, end, strand = _parse_coords(where, fields[0], fields[1], fields[2], strand)
-            seen = True
-            yield Region(
-                contig=fields[0],
-                start=start,
-                end=end,
-                name=fields[3] if len(fields) > 3 else None,
-                score=fields[4] if len(fields) > 4 else None,
-                strand=strand,
-                extra=tuple(fields[6:]),
-                where=where,
-            )
+    for lineno, line in enumerate(text_lines(path), start=1):
+        if not line.strip() or line.startswith(("#", "track", "browser")):
+            continue
+        fields = line.rstrip("\r\n").split("\t")
+        if len(fields) < 3:
+            fields = line.split()
+        where = f"{path}, line {lineno}"
+        if len(fields) < 3:
+            raise HyenaDNAError(f"{where}: a BED line needs at least 3 columns (contig, start, end)")
+        strand = fields[5] if len(fields) > 5 else "."
+        start, end, strand = _parse_coords(where, fields[0], fields[1], fields[2], strand)
+        seen = True
+        yield Region(
+            contig=fields[0],
+            start=start,
+            end=end,
+            name=fields[3] if len(fields) > 3 else None,
+            score=fields[4] if len(fields) > 4 else None,
+            strand=strand,
+            extra=tuple(fields[6:]),
+            where=where,
+        )
     if not seen:
         raise HyenaDNAError(f"{path}: no regions in the file")
 
@@ -112,22 +131,21 @@ def read_table_rows(path: str | os.PathLike, required: list[str]) -> Iterator[tu
     path = Path(path)
     if not path.is_file():
         raise HyenaDNAError(f"table not found: {path}")
-    with _open_lines(path) as fh:
-        reader = csv.DictReader(fh, delimiter=sniff_delimiter(path))
-        if reader.fieldnames is None:
-            raise HyenaDNAError(f"{path}: empty file, expected a header line")
-        missing = [c for c in required if c not in reader.fieldnames]
-        if missing:
-            raise HyenaDNAError(f"{path}: no column(s) {missing}; the header has {reader.fieldnames}")
-        rows = 0
-        for row in reader:
-            rows += 1
-            where = f"{path}, line {reader.line_num}"
-            if None in row or any(v is None for v in row.values()):
-                raise HyenaDNAError(f"{where}: expected {len(reader.fieldnames)} fields")
-            yield where, row
-        if rows == 0:
-            raise HyenaDNAError(f"{path}: a header but no rows")
+    reader = csv.DictReader(text_lines(path), delimiter=sniff_delimiter(path))
+    if reader.fieldnames is None:
+        raise HyenaDNAError(f"{path}: empty file, expected a header line")
+    missing = [c for c in required if c not in reader.fieldnames]
+    if missing:
+        raise HyenaDNAError(f"{path}: no column(s) {missing}; the header has {reader.fieldnames}")
+    rows = 0
+    for row in reader:
+        rows += 1
+        where = f"{path}, line {reader.line_num}"
+        if None in row or any(v is None for v in row.values()):
+            raise HyenaDNAError(f"{where}: expected {len(reader.fieldnames)} fields")
+        yield where, row
+    if rows == 0:
+        raise HyenaDNAError(f"{path}: a header but no rows")
 
 
 def read_region_table(

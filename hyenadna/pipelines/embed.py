@@ -329,20 +329,26 @@ def _write_chunk(h5, backbone, tokenizer, records: list[EmbedRecord], options: t
     pooled = [vector for vector, _ in pairs]
     tokens = [states for _, states in pairs]
     dtype = h5["embeddings"].dtype
-    _append(h5, "embeddings", np.stack(pooled).astype(dtype))
-    _append(h5, "names", [r.name for r in records])
-    _append(h5, "contig", [r.contig for r in records])
-    _append(h5, "strand", [r.strand for r in records])
-    _append(h5, "start", np.asarray([r.start for r in records], dtype=np.int64))
-    _append(h5, "end", np.asarray([r.end for r in records], dtype=np.int64))
-    if per_token:
-        offsets = int(h5["token_offsets"][-1]) + np.cumsum([len(t) for t in tokens])
-        _append(h5, "token_embeddings", np.concatenate(tokens).astype(dtype))
-        _append(h5, "token_offsets", offsets.astype(np.int64))
-    done += len(records)
-    h5.attrs["records_done"] = done
-    h5.flush()
-    return done
+    try:
+        _append(h5, "embeddings", np.stack(pooled).astype(dtype))
+        _append(h5, "names", [r.name for r in records])
+        _append(h5, "contig", [r.contig for r in records])
+        _append(h5, "strand", [r.strand for r in records])
+        _append(h5, "start", np.asarray([r.start for r in records], dtype=np.int64))
+        _append(h5, "end", np.asarray([r.end for r in records], dtype=np.int64))
+        if per_token:
+            offsets = int(h5["token_offsets"][-1]) + np.cumsum([len(t) for t in tokens])
+            _append(h5, "token_embeddings", np.concatenate(tokens).astype(dtype))
+            _append(h5, "token_offsets", offsets.astype(np.int64))
+        h5.flush()  # the records first, then the count that vouches for them
+        h5.attrs["records_done"] = done + len(records)
+        h5.flush()
+    except OSError as exc:  # a full disk, a lost mount: the records counted so far stay trustworthy
+        raise HyenaDNAError(
+            f"cannot write {h5.filename} ({exc}); it keeps the {done:,} records written before: free space and "
+            "run the same command with --resume"
+        ) from None
+    return done + len(records)
 
 
 def _progress(enabled: bool, initial: int):
