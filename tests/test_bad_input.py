@@ -197,3 +197,16 @@ def test_a_bam_index_older_than_its_bam_is_refused_for_regions(real, tmp_path):
     os.utime(str(bam) + ".bai", ns=(stamp.st_atime_ns, stamp.st_mtime_ns - 10**9))  # the BAM rewritten since
     with pytest.raises(HyenaDNAError, match=r"ex1.bam.bai is older than .*ex1.bam.*samtools index"):
         list(iter_reads(bam, "chr1:100-200"))
+
+
+def test_a_non_ascii_fasta_header_is_named(tmp_path):
+    from hyenadna.data.fasta import read_fasta
+    from hyenadna.data.genome import Genome
+
+    fasta = tmp_path / "h.fa"
+    fasta.write_bytes(b">r\xe9cord\nACGT\n")
+    with pytest.raises(HyenaDNAError, match="h.fa"):
+        list(read_fasta(fasta))
+    with pytest.raises(HyenaDNAError, match="h.fa"):
+        genome = Genome(fasta)
+        genome.fetch(next(iter(genome.contigs)), 0, 2)

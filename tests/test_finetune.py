@@ -138,3 +138,18 @@ def test_finetune_starts_from_a_released_hyenadna_checkpoint(tmp_path):
     tuned = SequenceModel.from_pretrained(tmp_path / "run" / "model")
     for (name, a), b in zip(imported.state_dict().items(), tuned.backbone.state_dict().values()):
         assert torch.equal(a, b), name  # a frozen backbone is the released one, unchanged
+
+
+@pytest.mark.slow
+def test_a_run_shorter_than_its_first_validation_finishes_and_saves(tmp_path):
+    """Validation once an epoch, max_steps shorter than an epoch, early stopping on: the run
+    used to stop with 'val/mcc not available' and save nothing."""
+    result = run_finetune(
+        LabelledData(train=TRAIN, test=TEST, batch_size=32, val_fraction=0.05),
+        ModelOptions("tiny-1k"),
+        tuning=FinetuneOptions(patience=2, baseline=False),
+        trainer=TrainerOptions(max_steps=5, val_every_n_steps=0, accelerator="cpu", devices=1, progress_bar=False),
+        output=str(tmp_path / "run"),
+    )
+    assert result["steps"] == 5 and "mcc" in result["test"]
+    assert (tmp_path / "run" / "model" / "task.json").is_file() and (tmp_path / "run" / "metrics.json").is_file()

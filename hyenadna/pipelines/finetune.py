@@ -206,7 +206,9 @@ def run_finetune(
     if monitor and finetune.patience:
         from lightning.pytorch.callbacks import EarlyStopping
 
-        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=finetune.patience))
+        # strict=False: a run that ends before its first validation (max_steps shorter than an
+        # epoch, with validation once an epoch) finishes, tests and saves instead of crashing
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=finetune.patience, strict=False))
     lightning_trainer = build_trainer(
         trainer, out, callbacks, optim.grad_clip, monitor=(monitor, mode) if monitor else None
     )
