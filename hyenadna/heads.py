@@ -77,7 +77,8 @@ class SequenceModel(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def _one_strand(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone.hidden_states(input_ids, layer=self.head_config.layer)
+        # the mask makes padded rows exact (either padding side): a row's logits do not depend on its batch
+        hidden = self.backbone.hidden_states(input_ids, layer=self.head_config.layer, attention_mask=attention_mask)
         pooled = pool(hidden, attention_mask, self.head_config.pooling)
         return self.head(self.dropout(pooled.to(self.head.weight.dtype)))
 

@@ -153,3 +153,18 @@ def test_hub_offline_mode_and_cache_variables_are_honoured(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["1", "False"]
+
+
+def test_task_head_logits_do_not_depend_on_the_batch():
+    """A fine-tuned head sees each sequence as it is alone, whatever shares its padded batch."""
+    from hyenadna.heads import HeadConfig, SequenceModel
+
+    torch.manual_seed(0)
+    head = HeadConfig(task="multiclass", labels=["a", "b"], rc_conjoin=True)
+    model = SequenceModel(hyenadna.load("tiny-1k", dtype=torch.float64), head).double().eval()
+    batch = CharacterTokenizer(padding_side="left")(SEQS)
+    with torch.no_grad():
+        together = model(batch["input_ids"], batch["attention_mask"])
+        for i, seq in enumerate(SEQS):
+            alone = CharacterTokenizer()([seq])
+            assert torch.allclose(together[i], model(alone["input_ids"], alone["attention_mask"])[0], atol=1e-12)
