@@ -39,7 +39,6 @@ from hyenadna.config import IMPLEMENTATIONS
 from hyenadna.errors import HyenaDNAError
 
 TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-OPERATOR_PATHS = ("reference", "triton", "chunked", "channels_last", "fused", "autograd")
 
 
 class Route(NamedTuple):
