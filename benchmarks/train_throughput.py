@@ -131,7 +131,7 @@ def command_rows(steps: int, rate: float) -> list[dict]:
         finetune = [
             hyenadna, "finetune", "--config", str(REPO / "configs/demo_finetune.yaml"), "--model.name_or_path",
             "tiny-1k", "--data.batch_size", "64", "--trainer.val_every_n_steps", "100000", "--tuning.baseline",
-            "false", "--tuning.patience", "0", "--output", f"{tmp}/f", *common,
+            "false", "--tuning.cnn_baseline", "false", "--tuning.patience", "0", "--output", f"{tmp}/f", *common,
         ]  # fmt: skip
         for name, argv, summary, tokens, flops in (
             ("hyenadna pretrain", pretrain, f"{tmp}/p/summary.json", (16, 1024), matmul_weights(128, 2)),

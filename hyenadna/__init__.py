@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from hyenadna.bundled import bundled_models, verified_folder
 from hyenadna.config import PRESETS, HyenaConfig
 from hyenadna.errors import HyenaDNAError
 from hyenadna.hub import hub_snapshot, is_hub_id
@@ -31,7 +32,8 @@ def load(
     cache_dir: str | os.PathLike | None = None,
     **overrides,
 ) -> HyenaDNA:
-    """A model, in eval mode, from a preset name (random initialisation), a folder (ours, a
+    """A model, in eval mode, from a preset name (random initialisation), a bundled pretrained
+    model's name (``tiny-1k-chr20``: see ``hyenadna/weights/*/MODEL_CARD.md``), a folder (ours, a
     released HyenaDNA checkpoint or the Hugging Face port's ``-hf`` layout), or a Hugging Face
     hub id ``owner/name`` (needs ``pip install 'hyenadna[hub]'``; ``revision`` and
     ``local_files_only`` and ``cache_dir`` as in ``huggingface_hub``, whose cache and
@@ -43,6 +45,8 @@ def load(
     if isinstance(name_or_path, str) and name_or_path in PRESETS:
         model = HyenaDNA(HyenaConfig.from_preset(name_or_path, **overrides))
         return model.to(device=device, dtype=dtype).eval()
+    if isinstance(name_or_path, str) and name_or_path in bundled_models():
+        return HyenaDNA.from_pretrained(verified_folder(name_or_path), device=device, dtype=dtype, **overrides)
     if Path(name_or_path).exists():
         return HyenaDNA.from_pretrained(name_or_path, device=device, dtype=dtype, **overrides)
     if isinstance(name_or_path, str) and is_hub_id(name_or_path):
@@ -50,6 +54,8 @@ def load(
         folder = hub_snapshot(name_or_path, revision=revision, local_files_only=local_files_only, cache_dir=cache)
         return HyenaDNA.from_pretrained(folder, device=device, dtype=dtype, **overrides)
     known = ", ".join(sorted(PRESETS))
+    pretrained = ", ".join(bundled_models()) or "none"
     raise HyenaDNAError(
-        f"unknown model {name_or_path!r}: neither a preset ({known}), an existing path, nor a hub id (owner/name)"
+        f"unknown model {name_or_path!r}: neither a preset ({known}), a bundled pretrained model ({pretrained}), "
+        "an existing path, nor a hub id (owner/name)"
     )

@@ -11,6 +11,7 @@ option is declared once. Every option can come from YAML (``--config recipe.yaml
 * ``embed``: sequence embeddings of FASTA records, BED regions or BAM reads, to HDF5;
 * ``score``: variant effect scores (VCF + genome) or sequence log-likelihoods (FASTA), to TSV;
 * ``loss``: bits per base of a model on a FASTA file;
+* ``heldout``: bits per base of a model and of order-k Markov chains on a pretraining run's held-out windows;
 * ``info``: a model's configuration and parameter count, and the runtime (allocator, threads).
 
 A command prints its result to stdout as JSON, or as a table where :data:`REPORTS` has one;
@@ -39,6 +40,7 @@ COMMANDS = {
     "embed": "hyenadna.pipelines.embed:run_embed",
     "score": "hyenadna.pipelines.score:run_score",
     "loss": "hyenadna.pipelines.lm_loss:run_loss",
+    "heldout": "hyenadna.pipelines.heldout:run_heldout",
     "info": "hyenadna.pipelines.info:run_info",
 }
 
@@ -49,17 +51,23 @@ def command(name: str) -> Callable:
     return getattr(importlib.import_module(module), function)
 
 
-def metrics_table(model: dict[str, float], baseline: dict[str, float] | None) -> str:
-    """Test metrics of the fine-tuned model beside the k-mer baseline, as a plain-text table."""
-    lines = [f"{'test metric':<16} {'fine-tuned':>11} {'k-mer LR':>10}"]
-    for name, value in model.items():
-        other = f"{baseline[name]:>10.4f}" if baseline and name in baseline else f"{'':>10}"
-        lines.append(f"{name:<16} {value:>11.4f} {other}")
+def metrics_table(
+    model: dict[str, float], baseline: dict[str, float] | None, cnn: dict[str, float] | None = None
+) -> str:
+    """Test metrics of the fine-tuned model beside the baselines it ran with, as a plain-text table."""
+    columns = [("CNN", cnn), ("k-mer LR", baseline)]
+    columns = [(title, values) for title, values in columns if values]
+    lines = [f"{'test metric':<16} {'fine-tuned':>11}" + "".join(f" {title:>10}" for title, _ in columns)]
+    for name, value in model.items():  # the k-mer model's chosen C is not a metric: not in model
+        others = "".join(f" {values[name]:>10.4f}" if name in values else f" {'':>10}" for _, values in columns)
+        lines.append(f"{name:<16} {value:>11.4f}{others}")
     return "\n".join(lines)
 
 
 def _finetune_report(result: dict) -> str:
-    table = metrics_table(result["test"], result.get("kmer_baseline")) + "\n" if "test" in result else ""
+    table = ""
+    if "test" in result:
+        table = metrics_table(result["test"], result.get("kmer_baseline"), result.get("cnn_baseline")) + "\n"
     return table + json.dumps(result, indent=2, default=str)
 
 
@@ -69,7 +77,14 @@ def _loss_report(result: dict) -> str:
     return loss_table(result)
 
 
-REPORTS: dict[str, Callable[[dict], str]] = {"finetune": _finetune_report, "loss": _loss_report}
+def _heldout_report(result: dict) -> str:
+    from hyenadna.pipelines.heldout import heldout_table
+
+    return heldout_table(result)
+
+
+REPORTS: dict[str, Callable[[dict], str]] = {"finetune": _finetune_report, "loss": _loss_report,
+                                             "heldout": _heldout_report}  # fmt: skip
 
 
 def build_parser(names: Sequence[str] = tuple(COMMANDS)):
@@ -142,3 +157,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2) from None
     if result is not None:
         print(REPORTS.get(name, lambda r: json.dumps(r, indent=2, default=str))(result))
+
+
+if __name__ == "__main__":
+    main()

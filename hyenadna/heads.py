@@ -61,7 +61,30 @@ class HeadConfig:
         return len(self.labels)
 
 
-class SequenceModel(nn.Module):
+class TaskModel(nn.Module):
+    """What every fine-tunable model shares: ``forward(input_ids, attention_mask)`` gives logits
+    (averaged with the reverse complement's when the head conjoins), ``predict_outputs`` turns
+    them into probabilities or values. Subclasses define ``_one_strand`` and ``head_config``."""
+
+    head_config: HeadConfig
+
+    def _one_strand(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        logits = self._one_strand(input_ids, attention_mask)
+        if self.head_config.rc_conjoin:
+            rc = reverse_complement_batch(input_ids, attention_mask)
+            logits = (logits + self._one_strand(rc, attention_mask)) / 2
+        return logits
+
+    def predict_outputs(self, logits: torch.Tensor) -> torch.Tensor:
+        return task_outputs(self.head_config.task, logits)
+
+
+class SequenceModel(TaskModel):
     """Backbone + pooling + linear head: ``model(input_ids, attention_mask)`` gives (B, outputs) logits."""
 
     def __init__(self, backbone: HyenaDNA, head: HeadConfig) -> None:
@@ -82,23 +105,6 @@ class SequenceModel(nn.Module):
         pooled = pool(hidden, attention_mask, self.head_config.pooling)
         return self.head(self.dropout(pooled.to(self.head.weight.dtype)))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
-        logits = self._one_strand(input_ids, attention_mask)
-        if self.head_config.rc_conjoin:
-            rc = reverse_complement_batch(input_ids, attention_mask)
-            logits = (logits + self._one_strand(rc, attention_mask)) / 2
-        return logits
-
-    def predict_outputs(self, logits: torch.Tensor) -> torch.Tensor:
-        """Probabilities (softmax or sigmoid) for classification, values for regression."""
-        if self.head_config.task == "multiclass":
-            return logits.float().softmax(-1)
-        if self.head_config.task == "multilabel":
-            return logits.float().sigmoid()
-        return logits.float()
-
     def save_pretrained(self, path: str | os.PathLike) -> None:
         """Write the backbone (our format), the head weights and ``task.json`` into ``path``."""
         from safetensors.torch import save_file
@@ -115,13 +121,7 @@ class SequenceModel(nn.Module):
         from safetensors.torch import load_file
 
         folder = Path(path)
-        task_file = folder / TASK_FILE
-        if not task_file.is_file():
-            raise HyenaDNAError(f"{folder}: no {TASK_FILE}; this is not a fine-tuned model folder")
-        try:
-            head = HeadConfig(**json.loads(task_file.read_text()))
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise HyenaDNAError(f"{task_file}: not a valid task file ({exc})") from None
+        head = read_head_config(folder)
         model = cls(HyenaDNA.from_pretrained(folder, map_location=map_location), head)
         state = load_file(str(folder / HEAD_FILE), device=str(map_location))
         try:
@@ -129,3 +129,23 @@ class SequenceModel(nn.Module):
         except RuntimeError as exc:
             raise HyenaDNAError(f"{folder / HEAD_FILE}: head weights do not match task.json ({exc})") from None
         return model
+
+
+def task_outputs(task: str, logits: torch.Tensor) -> torch.Tensor:
+    """Probabilities (softmax or sigmoid) for classification, values for regression."""
+    if task == "multiclass":
+        return logits.float().softmax(-1)
+    if task == "multilabel":
+        return logits.float().sigmoid()
+    return logits.float()
+
+
+def read_head_config(folder: Path) -> HeadConfig:
+    """The ``task.json`` of a fine-tuned model folder."""
+    task_file = Path(folder) / TASK_FILE
+    if not task_file.is_file():
+        raise HyenaDNAError(f"{folder}: no {TASK_FILE}; this is not a fine-tuned model folder")
+    try:
+        return HeadConfig(**json.loads(task_file.read_text()))
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise HyenaDNAError(f"{task_file}: not a valid task file ({exc})") from None

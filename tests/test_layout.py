@@ -12,6 +12,8 @@ NEVER = {
     "hyenadna.ops": ("hyenadna.modules", "hyenadna.model", "hyenadna.pipelines", "hyenadna.data"),
     "hyenadna.modules": ("hyenadna.model", "hyenadna.pipelines", "hyenadna.data", "hyenadna.embedding"),
     "hyenadna.model": ("hyenadna.pipelines", "hyenadna.data", "hyenadna.heads"),
+    "hyenadna.markov": ("hyenadna.model", "hyenadna.pipelines"),
+    "hyenadna.tasks": ("hyenadna.model", "hyenadna.pipelines"),
 }
 
 

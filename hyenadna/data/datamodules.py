@@ -238,8 +238,12 @@ class LabelledDataModule(L.LightningDataModule):
         padding_side: Side = "left",
         num_workers: int = 0,
         tokenizer: CharacterTokenizer | None = None,
+        rc_prob: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0 <= rc_prob <= 1:
+            raise HyenaDNAError(f"rc_prob must lie in [0, 1], got {rc_prob}")
+        self.rc_prob = rc_prob
         self.paths = {"train": train, "val": val, "test": test}
         self.task = task
         self.format = format
@@ -285,8 +289,9 @@ class LabelledDataModule(L.LightningDataModule):
         for split, records in splits.items():
             if records:
                 self.datasets[split] = LabelledDataset(
-                    records, self.vocab, self.tokenizer, self.max_length, self.truncation
-                )
+                    records, self.vocab, self.tokenizer, self.max_length, self.truncation,
+                    rc_prob=self.rc_prob if split == "train" else 0.0,
+                )  # fmt: skip
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         """Training: shuffled batches. Evaluation in one process: the batching engine's

@@ -15,7 +15,7 @@ from hyenadna.data.bam import ReadFilter, coverage
 from hyenadna.data.genome import Genome
 from hyenadna.data.labels import LabelledRecord, LabelVocab
 from hyenadna.errors import HyenaDNAError
-from hyenadna.tokenizer import CharacterTokenizer, Side, pad_ids
+from hyenadna.tokenizer import CharacterTokenizer, Side, pad_ids, reverse_complement_ids
 
 Truncation = Literal["error", "left", "right", "center"]
 
@@ -60,9 +60,11 @@ class LabelledDataset(Dataset):
         tokenizer: CharacterTokenizer | None = None,
         max_length: int | None = None,
         truncation: Truncation = "error",
+        rc_prob: float = 0.0,
     ) -> None:
         if not records:
             raise HyenaDNAError("no labelled records")
+        self.rc_prob = rc_prob
         self.records = list(records)
         self.vocab = vocab
         self.tokenizer = tokenizer or CharacterTokenizer()
@@ -81,8 +83,11 @@ class LabelledDataset(Dataset):
         ids = self.tokenizer.encode_bases(record.sequence, name=record.where or record.name)
         if self.max_length is not None:
             ids = truncate(ids, self.max_length, self.truncation, record.where)
+        tokens = torch.from_numpy(ids)
+        if self.rc_prob and float(torch.rand(())) < self.rc_prob:  # the global generator, seeded per run
+            tokens = reverse_complement_ids(tokens)
         return {
-            "input_ids": torch.from_numpy(ids),
+            "input_ids": tokens,
             "target": torch.from_numpy(np.asarray(self.targets[index])),
             "index": torch.tensor(index),
         }

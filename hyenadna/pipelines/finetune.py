@@ -8,8 +8,9 @@ model is saved self-contained (backbone, head, task and labels) to ``output/mode
 from __future__ import annotations
 
 import json
+import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from hyenadna.atomic import (
     prepare_run_folder,
     write_run_config,
 )
+from hyenadna.cnn import ConvClassifier, ConvConfig
 from hyenadna.config import HyenaConfig
 from hyenadna.data.datamodules import LabelledDataModule
 from hyenadna.errors import HyenaDNAError
@@ -36,10 +38,13 @@ from hyenadna.pipelines.optim import OptimOptions, build_adamw, decay_groups, wa
 from hyenadna.pipelines.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
 from hyenadna.pipelines.pretrain import initial_model
 from hyenadna.pipelines.throughput import StepTimer
+from hyenadna.task_model import load_task_model
 
 
 class SequenceTaskModule(L.LightningModule):
-    """A :class:`SequenceModel` trained with cross-entropy, binary cross-entropy or MSE."""
+    """A :class:`SequenceModel` (or, with ``architecture="cnn"``, the :mod:`hyenadna.cnn`
+    baseline, ``model_config`` then being its :class:`ConvConfig`) trained with cross-entropy,
+    binary cross-entropy or MSE."""
 
     def __init__(
         self,
@@ -49,10 +54,14 @@ class SequenceTaskModule(L.LightningModule):
         total_steps: int,
         freeze_backbone: bool = False,
         backbone_lr_scale: float = 0.1,
+        architecture: str = "hyena",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = SequenceModel(HyenaDNA(HyenaConfig.from_dict(model_config)), HeadConfig(**head_config))
+        if architecture == "cnn":
+            self.model = ConvClassifier(ConvConfig(**model_config), HeadConfig(**head_config))
+        else:
+            self.model = SequenceModel(HyenaDNA(HyenaConfig.from_dict(model_config)), HeadConfig(**head_config))
         self.task = self.model.head_config.task
         self.optim = OptimOptions(**optim)
         self.total_steps = total_steps
@@ -130,6 +139,23 @@ def _sequences_and_targets(dataset) -> tuple[list[str], np.ndarray]:
     return [r.sequence for r in dataset.records], np.stack(dataset.targets)
 
 
+def schedule_steps(trainer: TrainerOptions, n_train: int, batch_size: int) -> int:
+    """Optimiser steps the run takes, which the cosine schedule spans: ``max_steps``, or
+    ``max_epochs`` epochs when that is fewer (or ``max_steps`` is -1, no step limit)."""
+    if trainer.max_epochs is None or trainer.max_epochs <= 0:
+        if trainer.max_steps <= 0:
+            raise HyenaDNAError("set trainer.max_steps or trainer.max_epochs: the schedule needs a length")
+        return trainer.max_steps
+    devices = trainer.devices if isinstance(trainer.devices, int) else len(trainer.devices) if isinstance(
+        trainer.devices, list) else 1  # fmt: skip
+    per_device = math.ceil(n_train / max(devices * trainer.num_nodes, 1))
+    per_epoch = math.ceil(math.ceil(per_device / batch_size) / trainer.accumulate_grad_batches)
+    steps = trainer.max_epochs * per_epoch
+    return steps if trainer.max_steps <= 0 else min(steps, trainer.max_steps)
+
+
+CNN_NAME = "cnn"
+"""``model.name_or_path`` that trains the :mod:`hyenadna.cnn` baseline instead of a Hyena model."""
 FINETUNE_OPTIM = OptimOptions(lr=1e-3, weight_decay=0.01, warmup_steps=20)
 
 
@@ -151,12 +177,14 @@ def run_finetune(
 
     Args:
         data: labelled files and how to read and batch them.
-        model: the backbone: a model folder (ours or a released HyenaDNA checkpoint) or a preset.
+        model: the backbone: a model folder (ours or a released HyenaDNA checkpoint), a preset,
+            or ``cnn`` for the convolutional baseline (``overrides`` then set its shape).
         head: pooling, layer and reverse-complement conjoining of the task head.
-        tuning: frozen or full fine-tuning, early stopping, the k-mer baseline.
+        tuning: frozen or full fine-tuning, early stopping, the k-mer and CNN baselines.
         optim: AdamW and schedule (the head's learning rate; the backbone's is scaled).
         trainer: steps, devices, precision, validation interval.
-        output: run folder: checkpoints/, logs/, model/ (self-contained fine-tuned model), metrics.json.
+        output: run folder: checkpoints/, logs/, model/ (self-contained fine-tuned model), metrics.json
+            (and cnn_baseline/, the CNN's own run folder, when it is trained).
         resume: continue from output/checkpoints/last.ckpt.
         overwrite: replace an earlier run in output (a non-empty output needs resume or overwrite).
         seed: seed for initialisation, the validation split and shuffling.
@@ -168,7 +196,8 @@ def run_finetune(
     if launched_as_rank_zero():
         prepare_run_folder(out, resume, overwrite)
     L.seed_everything(seed, workers=True, verbose=False)
-    backbone = initial_model(model, seed)
+    is_cnn = model.name_or_path == CNN_NAME
+    backbone = None if is_cnn else initial_model(model, seed)
     datamodule = LabelledDataModule(
         data.train,
         val=data.val,
@@ -180,23 +209,31 @@ def run_finetune(
         val_fraction=data.val_fraction,
         seed=seed,
         batch_size=data.batch_size,
-        max_length=data.max_length or backbone.config.l_max,
+        max_length=data.max_length or (backbone.config.l_max if backbone else None),
         truncation=data.truncation,
         padding_side=data.padding_side,
         num_workers=data.num_workers,
+        rc_prob=data.rc_prob,
     )
     datamodule.setup("fit")
     vocab = datamodule.vocab
     head_config = HeadConfig(task=vocab.task, labels=list(vocab.names), **asdict(head))
+    if backbone is None:  # the CNN baseline: fresh weights, one learning rate, sized to the longest sequence
+        longest = max(len(r.sequence) for ds in datamodule.datasets.values() for r in ds.records)
+        model_config = asdict(ConvConfig(length=data.max_length or longest, **model.overrides))
+    else:
+        model_config = backbone.config.to_dict()
     module = SequenceTaskModule(
-        backbone.config.to_dict(),
+        model_config,
         asdict(head_config),
         asdict(optim),
-        trainer.max_steps,
+        schedule_steps(trainer, len(datamodule.datasets["train"]), data.batch_size),
         finetune.freeze_backbone,
-        finetune.backbone_lr_scale,
+        1.0 if is_cnn else finetune.backbone_lr_scale,
+        architecture="cnn" if is_cnn else "hyena",
     )
-    module.model.backbone.load_state_dict(backbone.state_dict())
+    if backbone is not None:
+        module.model.backbone.load_state_dict(backbone.state_dict())
     metric, mode = (
         (finetune.monitor, DEFAULT_MONITOR[vocab.task][1]) if finetune.monitor else DEFAULT_MONITOR[vocab.task]
     )
@@ -234,7 +271,14 @@ def run_finetune(
 
             train_seqs, train_targets = _sequences_and_targets(datamodule.datasets["train"])
             test_seqs, test_targets = _sequences_and_targets(datamodule.datasets["test"])
-            result["kmer_baseline"] = kmer_baseline(vocab.task, train_seqs, train_targets, test_seqs, test_targets)
+            val = _sequences_and_targets(datamodule.datasets["val"]) if "val" in datamodule.datasets else None
+            result["kmer_baseline"] = kmer_baseline(
+                vocab.task, train_seqs, train_targets, test_seqs, test_targets, seed=seed, val=val
+            )
+        if finetune.cnn_baseline and not is_cnn:  # same data, optimiser, schedule and stopping rule
+            cnn = run_finetune(data, ModelOptions(CNN_NAME), head, replace(tuning, baseline=False, cnn_baseline=False),
+                               optim, trainer, output=str(out / "cnn_baseline"), overwrite=True, seed=seed)  # fmt: skip
+            result["cnn_baseline"] = cnn["test"]
     result["split_sizes"] = {k: len(v) for k, v in datamodule.datasets.items()}
     if lightning_trainer.is_global_zero:
         module.model.save_pretrained(out / "model")
@@ -258,7 +302,7 @@ def run_predict(
     appears only when complete.
 
     Args:
-        model: a fine-tuned model folder (output/model of ``hyenadna finetune``).
+        model: a fine-tuned model folder (output/model of ``hyenadna finetune``; Hyena or CNN).
         input: sequences: a FASTA (labelled or not), or any labelled format fine-tuning reads.
         output: the TSV to write (it appears only when complete).
         format: auto, table, fasta, bed or genomic_benchmarks.
@@ -273,10 +317,11 @@ def run_predict(
     from hyenadna.tokenizer import pad_ids
 
     device = resolve_device(device)
-    seq_model = SequenceModel.from_pretrained(model, map_location=device).eval()
+    seq_model = load_task_model(model, map_location=device).eval()
     names, seqs, truths = _read_prediction_input(input, format, reader or {})
     config = seq_model.head_config
-    ids = encode_sequences(seqs, seq_model.backbone.config.l_max, names)
+    longest = seq_model.config.length if isinstance(seq_model, ConvClassifier) else seq_model.backbone.config.l_max
+    ids = encode_sequences(seqs, longest, names)
 
     @torch.inference_mode()
     def predict_batch(rows: list[np.ndarray]) -> list[np.ndarray]:

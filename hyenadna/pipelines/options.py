@@ -18,7 +18,9 @@ class ModelOptions:
 
     Attributes:
         name_or_path: a preset (random weights: tiny-1k, small-32k, medium-160k, medium-450k,
-            large-1m...), a folder saved by hyenadna, or a released HyenaDNA checkpoint folder.
+            large-1m...), a bundled pretrained model (tiny-1k-chr20), a folder saved by hyenadna,
+            a released HyenaDNA checkpoint folder, or (fine-tuning only) ``cnn``: the
+            convolutional baseline of :mod:`hyenadna.cnn`.
         overrides: config fields to change, e.g. ``{checkpoint_mixer: true, l_max: 4096}``.
     """
 
@@ -31,8 +33,9 @@ class TrainerOptions:
     """Lightning Trainer settings; distribution (DDP, FSDP, several nodes) is Lightning's own.
 
     Attributes:
-        max_steps: optimiser steps to train for.
-        max_epochs: stop after this many epochs as well (-1: only ``max_steps`` counts).
+        max_steps: optimiser steps to train for (-1: no limit; ``max_epochs`` then decides).
+        max_epochs: stop after this many epochs as well (-1: only ``max_steps`` counts). In
+            fine-tuning the learning-rate schedule spans whichever limit comes first.
         accelerator: ``auto``, ``cpu``, ``gpu``...
         devices: number of devices, a list of ids, or ``auto``.
         strategy: ``auto``, ``ddp``, ``fsdp``, ``ddp_spawn``...
@@ -113,6 +116,8 @@ class LabelledData:
         target_names: names of regression targets.
         val_fraction: share of train held out for validation when no validation set is given.
         batch_size: sequences per batch.
+        rc_prob: probability of reverse-complementing a training sequence (augmentation; labels
+            must not depend on the strand).
         max_length: longest sequence in bases (default: the model's l_max).
         truncation: for longer ones: ``error``, ``right`` (keep the start), ``left``, ``center``.
         padding_side: ``right`` (exact for a causal model) or ``left`` (as HyenaDNA's scripts).
@@ -128,6 +133,7 @@ class LabelledData:
     target_names: list[str] | None = None
     val_fraction: float = 0.1
     batch_size: int = 32
+    rc_prob: float = 0.0
     max_length: int | None = None
     truncation: str = "error"
     padding_side: str = "right"
@@ -162,7 +168,10 @@ class FinetuneOptions:
         monitor: validation metric for early stopping and the best checkpoint (default: MCC
             for multi-class, AUROC for multi-label, Pearson for regression).
         patience: validation checks without improvement before stopping (0: never stop early).
-        baseline: also fit the k-mer logistic-regression baseline on the same split.
+        baseline: also fit the k-mer logistic-regression baseline on the same split (its C
+            chosen on the validation split).
+        cnn_baseline: also train the convolutional baseline (:mod:`hyenadna.cnn`) on the same
+            splits with the same optimiser, schedule and early stopping (in ``output/cnn_baseline``).
     """
 
     freeze_backbone: bool = False
@@ -170,3 +179,4 @@ class FinetuneOptions:
     monitor: str | None = None
     patience: int = 3
     baseline: bool = True
+    cnn_baseline: bool = False

@@ -1,0 +1,144 @@
+"""The task suite: every method on every task, several seeds, one table.
+
+    python benchmarks/tasks.py                      # all tasks, all methods, seeds 0 1 2
+    python benchmarks/tasks.py --tasks promoters_chr20 --methods cnn hyena-pretrained --seeds 0
+
+Tasks are the labelled sets in ``data/tasks`` (rebuilt by ``python -m hyenadna.tasks build``);
+each has a recipe, ``configs/tasks/<task>.yaml``, a plain ``hyenadna finetune`` config chosen on
+the validation split. Methods, all trained and early-stopped on the same splits:
+
+* ``kmer``: logistic regression on 3-5-mer frequencies, its C chosen on the validation split;
+* ``cnn``: the convolutional baseline (:mod:`hyenadna.cnn`), the recipe with ``model.name_or_path: cnn``;
+* ``hyena-scratch``: ``tiny-1k`` from random weights, the recipe otherwise unchanged;
+* ``hyena-pretrained``: the recipe as written (it starts from the bundled ``tiny-1k-chr20``).
+
+Each run is a ``hyenadna finetune`` process writing ``OUT/<task>/<method>/seed<k>/metrics.json``;
+a run whose metrics exist is not repeated, so the suite resumes where it stopped. The table
+(``OUT/tasks.md`` and ``OUT/tasks.json``) gives mean ± sd over seeds of the test metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ("tf_oct4_mafk", "splice_chr20", "promoters_chr20", "bacteria4")
+METHODS = ("kmer", "cnn", "hyena-scratch", "hyena-pretrained")
+METRICS = ("accuracy", "mcc", "macro_f1", "auroc")
+OVERRIDES = {
+    "cnn": ["--model.name_or_path", "cnn"],
+    "hyena-scratch": ["--model.name_or_path", "tiny-1k"],
+    "hyena-pretrained": [],
+}
+
+
+def finetune_run(task: str, method: str, seed: int, out: Path, threads: int | None = None) -> dict:
+    """One ``hyenadna finetune`` of the task's recipe (cached in ``out``), on ``threads`` threads."""
+    folder = out / task / method / f"seed{seed}"
+    metrics = folder / "metrics.json"
+    if not metrics.is_file():
+        recipe = ROOT / "configs/tasks" / f"{task}.yaml"
+        command = [sys.executable, "-m", "hyenadna.cli", "finetune", "--config", str(recipe),
+                   *OVERRIDES[method], "--seed", str(seed), "--output", str(folder), "--overwrite",
+                   "--tuning.baseline", "false", "--trainer.progress_bar", "false"]  # fmt: skip
+        start = time.perf_counter()
+        env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(command)}\nfailed:\n{done.stderr[-3000:]}")
+        print(f"{task} {method} seed {seed}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return json.loads(metrics.read_text())
+
+
+def kmer_run(task: str, out: Path) -> dict:
+    """The k-mer baseline with C chosen by validation MCC (deterministic: one run)."""
+    from hyenadna.data.datamodules import LabelledDataModule
+    from hyenadna.pipelines.kmer_baseline import kmer_baseline
+
+    folder = out / task / "kmer"
+    metrics = folder / "metrics.json"
+    if metrics.is_file():
+        return json.loads(metrics.read_text())
+    data = LabelledDataModule(ROOT / "data/tasks" / f"{task}.csv.gz", reader={"split_col": "split", "name_col": "name"})
+    data.setup("fit")
+    split = {s: ([r.sequence for r in d.records], np.stack(d.targets)) for s, d in data.datasets.items()}
+    start = time.perf_counter()
+    test = kmer_baseline(data.task, *split["train"], *split["test"], val=split["val"])
+    result = {"test": test, "c": test.pop("c"), "train_seconds": time.perf_counter() - start}
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def summarise(results: dict) -> tuple[dict, str]:
+    """Mean and sd over seeds per task and method, and the Markdown table (MCC and accuracy)."""
+    summary: dict = {}
+    for task, methods in results.items():
+        for method, runs in methods.items():
+            cell = {}
+            for metric in METRICS:
+                values = [r["test"][metric] for r in runs if metric in r["test"]]
+                if values:
+                    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+                    cell[metric] = {"mean": statistics.fmean(values), "sd": sd, "n": len(values)}
+            cell["train_seconds"] = statistics.fmean(r.get("train_seconds", 0.0) for r in runs)
+            summary.setdefault(task, {})[method] = cell
+    methods = [m for m in METHODS if any(m in s for s in summary.values())]
+    lines = []
+    for metric in ("mcc", "accuracy"):
+        lines += [f"**test {metric}** (mean ± sd over seeds)", "",
+                  "| task | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]  # fmt: skip
+        for task, cells in summary.items():
+            row = []
+            for m in methods:
+                c = cells.get(m, {}).get(metric)
+                row.append(f"{c['mean']:.3f} ± {c['sd']:.3f}" if c else "")
+            lines.append(f"| {task} | " + " | ".join(row) + " |")
+        lines.append("")
+    return summary, "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="fine-tuning runs at once, each on cores/jobs threads (small batches use cores "
+                             "better as separate processes than as threads of one)")  # fmt: skip
+    parser.add_argument("--out", default=str(ROOT / "runs/tasks"), help="run folders (resumable)")
+    parser.add_argument("--table", default=str(ROOT / "benchmarks/results/tasks"), help="where tasks.md/json go")
+    args = parser.parse_args()
+    out = Path(args.out)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
+    runs = [(t, m, s) for t in args.tasks for m in args.methods if m != "kmer" for s in args.seeds]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        done = dict(zip(runs, pool.map(lambda r: finetune_run(*r, out, threads), runs)))
+    results: dict = {}
+    for task in args.tasks:
+        for method in args.methods:
+            if method == "kmer":
+                results.setdefault(task, {})[method] = [kmer_run(task, out)]
+            else:
+                results.setdefault(task, {})[method] = [done[(task, method, s)] for s in args.seeds]
+    summary, table = summarise(results)
+    table_dir = Path(args.table)
+    table_dir.mkdir(parents=True, exist_ok=True)
+    (table_dir / "tasks.json").write_text(json.dumps({"seeds": args.seeds, "summary": summary}, indent=2) + "\n")
+    (table_dir / "tasks.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
