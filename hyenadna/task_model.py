@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import torch
+
 from hyenadna.cnn import CNN_FILE, ConvClassifier
 from hyenadna.heads import SequenceModel, TaskModel
 
