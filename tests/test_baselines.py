@@ -161,7 +161,7 @@ def test_heldout_scores_model_and_chains_on_the_same_bases(tmp_path):
     scored = {r["scored"] for r in result["markov"]} | {result["model"]["scored"]}
     assert scored == {result["windows"] * 512}  # every base after the first of each window
     assert 1.8 < result["best_markov"]["bits_per_base"] < 2.0  # a phage is close to random at low orders
-    assert 1.95 < result["model"]["bits_per_base"] < 2.1  # random weights: about 2 bits
+    assert 1.95 < result["model"]["bits_per_base"] < 2.5  # random weights: 2 bits or a little worse
     assert "Markov order 4, beta 8" in heldout_table(result)
     with pytest.raises(HyenaDNAError, match="no data.genomes"):
         bad = tmp_path / "bad.yaml"
