@@ -8,9 +8,9 @@ is an error naming the file rather than a model that quietly predicts nonsense.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from hyenadna.data.files import file_sha256
 from hyenadna.errors import HyenaDNAError
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -22,14 +22,6 @@ def bundled_models() -> dict[str, Path]:
     if not WEIGHTS.is_dir():
         return {}
     return {p.name: p for p in sorted(WEIGHTS.iterdir()) if (p / "config.json").is_file()}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verified_folder(name: str) -> Path:

@@ -105,6 +105,10 @@ class ConvClassifier(TaskModel):
         x = F.pad(x, (0, self.config.length - x.shape[-1]))
         return self.head(self.backbone(x))
 
+    @property
+    def max_length(self) -> int:
+        return self.config.length
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

@@ -68,6 +68,11 @@ class TaskModel(nn.Module):
 
     head_config: HeadConfig
 
+    @property
+    def max_length(self) -> int:
+        """The longest input in tokens."""
+        raise NotImplementedError
+
     def _one_strand(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -104,6 +109,10 @@ class SequenceModel(TaskModel):
         hidden = self.backbone.hidden_states(input_ids, layer=self.head_config.layer, attention_mask=attention_mask)
         pooled = pool(hidden, attention_mask, self.head_config.pooling)
         return self.head(self.dropout(pooled.to(self.head.weight.dtype)))
+
+    @property
+    def max_length(self) -> int:
+        return self.backbone.config.l_max
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
         """Write the backbone (our format), the head weights and ``task.json`` into ``path``."""

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from hyenadna.errors import HyenaDNAError
-from hyenadna.likelihood import LN2
+from hyenadna.likelihood import bits_per_base
 from hyenadna.tokenizer import A_ID, T_ID
 
 MAX_ORDER = 12
@@ -37,7 +37,7 @@ def _clean_run(codes: np.ndarray) -> np.ndarray:
     """``run[t]``: how many clean bases (codes < 4) end at position t - 1, i.e. usable context for t."""
     clean = codes < 4
     run = np.zeros(codes.size + 1, dtype=np.int64)
-    # run length of clean bases ending at each position, by cumulative sums reset at each N
+    # run length of clean bases ending at each position: distance to the last non-base at or before it
     idx = np.arange(codes.size)
     last_bad = np.maximum.accumulate(np.where(clean, -1, idx))
     run[1:] = idx - last_bad
@@ -136,4 +136,4 @@ def windows_bits_per_base(chain: MarkovChain, windows: list[np.ndarray]) -> tupl
     logp = chain._log_probs(codes, scored)
     ok = ~np.isnan(logp)
     count = int(ok.sum())
-    return (-float(logp[ok].sum()) / count / LN2 if count else float("nan")), count
+    return bits_per_base(-float(logp[ok].sum()), count), count

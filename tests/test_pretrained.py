@@ -11,6 +11,7 @@ import pytest
 
 import hyenadna
 from hyenadna import bundled
+from hyenadna.data.files import file_sha256
 from hyenadna.errors import HyenaDNAError
 from hyenadna.tasks import CHR20
 
@@ -23,7 +24,7 @@ def test_bundled_model_loads_by_name_with_its_checksums():
     sums = dict(reversed(line.split("  ")) for line in (folder / "SHA256SUMS").read_text().splitlines())
     assert set(sums) == {"config.json", "model.safetensors"}
     for filename, digest in sums.items():
-        assert bundled.file_sha256(folder / filename) == digest
+        assert file_sha256(folder / filename) == digest
     card = (folder / "MODEL_CARD.md").read_text()
     assert sums["model.safetensors"] in card  # the card names the exact weights it describes
     model = hyenadna.load(NAME)

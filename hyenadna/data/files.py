@@ -18,6 +18,15 @@ from typing import Literal
 from hyenadna.errors import HyenaDNAError
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def cache_dir() -> Path:
     """The folder for indexes and decompressed genomes that cannot live beside their source."""
     root = os.environ.get("HYENADNA_CACHE") or Path.home() / ".cache" / "hyenadna"

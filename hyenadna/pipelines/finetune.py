@@ -146,8 +146,8 @@ def schedule_steps(trainer: TrainerOptions, n_train: int, batch_size: int) -> in
         if trainer.max_steps <= 0:
             raise HyenaDNAError("set trainer.max_steps or trainer.max_epochs: the schedule needs a length")
         return trainer.max_steps
-    devices = trainer.devices if isinstance(trainer.devices, int) else len(trainer.devices) if isinstance(
-        trainer.devices, list) else 1  # fmt: skip
+    devices = len(trainer.devices) if isinstance(trainer.devices, list) else trainer.devices
+    devices = devices if isinstance(devices, int) else 1  # "auto": one process, as on this CPU
     per_device = math.ceil(n_train / max(devices * trainer.num_nodes, 1))
     per_epoch = math.ceil(math.ceil(per_device / batch_size) / trainer.accumulate_grad_batches)
     steps = trainer.max_epochs * per_epoch
@@ -320,8 +320,7 @@ def run_predict(
     seq_model = load_task_model(model, map_location=device).eval()
     names, seqs, truths = _read_prediction_input(input, format, reader or {})
     config = seq_model.head_config
-    longest = seq_model.config.length if isinstance(seq_model, ConvClassifier) else seq_model.backbone.config.l_max
-    ids = encode_sequences(seqs, longest, names)
+    ids = encode_sequences(seqs, seq_model.max_length, names)
 
     @torch.inference_mode()
     def predict_batch(rows: list[np.ndarray]) -> list[np.ndarray]:

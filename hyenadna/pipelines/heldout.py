@@ -25,6 +25,7 @@ import yaml
 from hyenadna.data.corpus import Corpus, GenomeSource, Split
 from hyenadna.data.windows import StridedWindows
 from hyenadna.errors import HyenaDNAError
+from hyenadna.likelihood import bits_per_base
 from hyenadna.markov import MAX_ORDER, MarkovChain, windows_bits_per_base
 from hyenadna.pipelines.lm_loss import window_loss_sum
 from hyenadna.tokenizer import CharacterTokenizer
@@ -84,7 +85,7 @@ def model_bits_per_base(model, windows: list[np.ndarray], batch_size: int = 16) 
         ids = torch.from_numpy(np.stack(windows[b : b + batch_size]).astype(np.int64))
         s, c = window_loss_sum(model, ids.to(model.device))
         total, count = total + s, count + c
-    return (total / count / np.log(2) if count else float("nan")), count
+    return bits_per_base(total, count), count
 
 
 def run_heldout(

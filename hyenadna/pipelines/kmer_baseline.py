@@ -68,13 +68,14 @@ def kmer_baseline(
     """Fit on the training split, return the test metrics (same metric functions as fine-tuning).
 
     With a validation split ``(sequences, targets)``, the regularisation C is the one of ``cs``
-    with the best validation score (the metric fine-tuning monitors); without one, C = 0.1.
+    with the best validation score (the metric fine-tuning monitors); without one, C = 0.1
+    (ridge regression: alpha = 1).
     The chosen C is returned as ``c``.
     """
     from hyenadna.pipelines.metrics import DEFAULT_MONITOR
 
     x_train, x_test = kmer_features(train_seqs, ks), kmer_features(test_seqs, ks)
-    best = 0.1
+    best = 1.0 if task == "regression" else 0.1  # the defaults before C was searched: alpha 1, C 0.1
     if val is not None and len(cs) > 1:
         x_val = kmer_features(val[0], ks)
         metric, mode = DEFAULT_MONITOR[task]

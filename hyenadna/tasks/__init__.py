@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hyenadna.atomic import atomic_write
+from hyenadna.data.files import file_sha256
 from hyenadna.errors import HyenaDNAError
 from hyenadna.tasks.builders import TaskRow
 
@@ -122,14 +123,6 @@ TASKS: dict[str, TaskSpec] = {
 }  # fmt: skip
 
 
-def sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def table_bytes(rows: list[TaskRow]) -> bytes:
     """The rows as a gzip CSV with a fixed (zero) timestamp, so equal rows give equal bytes."""
     text = "name,sequence,label,split\n" + "".join(f"{r.name},{r.sequence},{r.label},{r.split}\n" for r in rows)
@@ -162,7 +155,7 @@ def build_task(name: str, out: str | os.PathLike) -> dict:
         "description": spec.description,
         "table": table.name,
         "table_sha256": hashlib.sha256(data).hexdigest(),
-        "sources": {k: {"path": str(v), "sha256": sha256(v)} for k, v in sources.items()},
+        "sources": {k: {"path": str(v), "sha256": file_sha256(v)} for k, v in sources.items()},
         "parameters": spec.parameters,
         "counts": {s: {lab: n for (sp, lab), n in sorted(counts.items()) if sp == s} for s in ("train", "val", "test")},
         "lengths": sorted({len(r.sequence) for r in rows}),
