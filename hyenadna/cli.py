@@ -12,6 +12,7 @@ option is declared once. Every option can come from YAML (``--config recipe.yaml
 * ``score``: variant effect scores (VCF + genome) or sequence log-likelihoods (FASTA), to TSV;
 * ``loss``: bits per base of a model on a FASTA file;
 * ``heldout``: bits per base of a model and of order-k Markov chains on a pretraining run's held-out windows;
+* ``generate``: new bases sampled after prompts from a language model, to FASTA;
 * ``info``: a model's configuration and parameter count, and the runtime (allocator, threads).
 
 A command prints its result to stdout as JSON, or as a table where :data:`REPORTS` has one;
@@ -41,6 +42,7 @@ COMMANDS = {
     "score": "hyenadna.pipelines.score:run_score",
     "loss": "hyenadna.pipelines.lm_loss:run_loss",
     "heldout": "hyenadna.pipelines.heldout:run_heldout",
+    "generate": "hyenadna.pipelines.generate:run_generate",
     "info": "hyenadna.pipelines.info:run_info",
 }
 

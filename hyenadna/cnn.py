@@ -99,7 +99,17 @@ class ConvClassifier(TaskModel):
         )
 
     def _one_strand(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        x = one_hot(input_ids, attention_mask)
+        return self._from_onehot(one_hot(input_ids, attention_mask))
+
+    def _one_strand_onehot(
+        self, onehot: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        is_base = (input_ids >= A_ID) & (input_ids <= T_ID) & attention_mask.bool()
+        return self._from_onehot((onehot * is_base.unsqueeze(-1)).transpose(1, 2))
+
+    def _from_onehot(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs from one-hot bases (B, 4, L), zero vectors where no base is."""
+        x = x.to(self.backbone[0].weight.dtype)
         if x.shape[-1] > self.config.length:
             raise HyenaDNAError(f"a sequence of {x.shape[-1]} bases is longer than the CNN's {self.config.length}")
         x = F.pad(x, (0, self.config.length - x.shape[-1]))

@@ -20,8 +20,9 @@ from torch import nn
 
 from hyenadna.atomic import atomic_write, atomic_write_text
 from hyenadna.errors import HyenaDNAError
+from hyenadna.masking import to_right_padding
 from hyenadna.model import HyenaDNA
-from hyenadna.modules.pooling import POOLINGS, pool, reverse_complement_batch
+from hyenadna.modules.pooling import POOLINGS, pool, reverse_complement_batch, reverse_complement_onehot
 
 TASK_FILE, HEAD_FILE = "task.json", "head.safetensors"
 TASKS = ("multiclass", "multilabel", "regression")
@@ -88,6 +89,26 @@ class TaskModel(nn.Module):
     def predict_outputs(self, logits: torch.Tensor) -> torch.Tensor:
         return task_outputs(self.head_config.task, logits)
 
+    def _one_strand_onehot(
+        self, onehot: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_onehot(
+        self, onehot: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits as :meth:`forward` gives them, as a differentiable function of the bases one-hot
+        (B, L, 4), A/C/G/T, which may be soft (interpolated): the gradients of attribution.
+        Positions that hold no base in ``input_ids`` (N, padding) keep their token's input."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        logits = self._one_strand_onehot(onehot, input_ids, attention_mask)
+        if self.head_config.rc_conjoin:
+            rc_ids = reverse_complement_batch(input_ids, attention_mask)
+            rc_onehot = reverse_complement_onehot(onehot, attention_mask)
+            logits = (logits + self._one_strand_onehot(rc_onehot, rc_ids, attention_mask)) / 2
+        return logits
+
 
 class SequenceModel(TaskModel):
     """Backbone + pooling + linear head: ``model(input_ids, attention_mask)`` gives (B, outputs) logits."""
@@ -109,6 +130,18 @@ class SequenceModel(TaskModel):
         hidden = self.backbone.hidden_states(input_ids, layer=self.head_config.layer, attention_mask=attention_mask)
         pooled = pool(hidden, attention_mask, self.head_config.pooling)
         return self.head(self.dropout(pooled.to(self.head.weight.dtype)))
+
+    def _one_strand_onehot(
+        self, onehot: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        aligned, shift = to_right_padding(input_ids, attention_mask)
+        if shift is not None:  # the hook below sees the right-aligned rows the backbone runs
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+            index = (positions + shift[:, None]) % input_ids.shape[1]
+            onehot = onehot.gather(1, index.unsqueeze(-1).expand_as(onehot))
+            input_ids, attention_mask = aligned, attention_mask.gather(1, index)
+        with self.backbone.bases_from_onehot(onehot, input_ids):
+            return self._one_strand(input_ids, attention_mask)
 
     @property
     def max_length(self) -> int:
@@ -141,12 +174,14 @@ class SequenceModel(TaskModel):
 
 
 def task_outputs(task: str, logits: torch.Tensor) -> torch.Tensor:
-    """Probabilities (softmax or sigmoid) for classification, values for regression."""
+    """Probabilities (softmax or sigmoid) for classification, values for regression; in float32
+    or wider (float64 logits stay float64)."""
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
     if task == "multiclass":
-        return logits.float().softmax(-1)
+        return logits.softmax(-1)
     if task == "multilabel":
-        return logits.float().sigmoid()
-    return logits.float()
+        return logits.sigmoid()
+    return logits
 
 
 def read_head_config(folder: Path) -> HeadConfig:

@@ -28,9 +28,11 @@ LN2 = math.log(2)
 
 
 def next_base_log_probs(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probabilities over A/C/G/T (..., 4, float32) from next-token ``logits`` (..., V), and
-    the log-likelihood (nats) of each target (...), NaN where the target is not A/C/G/T."""
-    logp = torch.log_softmax(logits[..., BASE_IDS].float(), dim=-1)
+    """Log-probabilities over A/C/G/T (..., 4; float32, float64 for float64 logits) from next-token
+    ``logits`` (..., V), and the log-likelihood (nats) of each target (...), NaN where the target
+    is not A/C/G/T."""
+    base_logits = logits[..., BASE_IDS]
+    logp = torch.log_softmax(base_logits.to(torch.promote_types(base_logits.dtype, torch.float32)), dim=-1)
     is_base = (targets >= A_ID) & (targets <= T_ID)
     picked = logp.gather(-1, (targets - A_ID).clamp(0, 3).unsqueeze(-1)).squeeze(-1)
     return logp, torch.where(is_base, picked, torch.nan)

@@ -7,6 +7,7 @@ saving live in :mod:`hyenadna.checkpoint`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Sequence
@@ -20,11 +21,13 @@ import hyenadna.checkpoint as checkpoint
 from hyenadna.config import HyenaConfig
 from hyenadna.embedding import embed_sequences
 from hyenadna.errors import HyenaDNAError
+from hyenadna.generation import generate
 from hyenadna.masking import restore_positions, to_right_padding
 from hyenadna.modules.block import Block
 from hyenadna.ops.dispatch import choose_path
 from hyenadna.ops.rows import spans
 from hyenadna.scoring import score_sequences
+from hyenadna.tokenizer import A_ID, T_ID
 
 
 class HyenaDNA(nn.Module):
@@ -168,6 +171,27 @@ class HyenaDNA(nn.Module):
         ``attention_mask``: as in :meth:`hidden_states` (zeros at padding)."""
         return F.linear(self.hidden_states(input_ids, attention_mask=attention_mask), self.token_embedding.weight)
 
+    @contextlib.contextmanager
+    def bases_from_onehot(self, onehot: torch.Tensor, input_ids: torch.Tensor):
+        """Within the block, the embedding of each A/C/G/T token of ``input_ids`` (B, L) is
+        ``onehot`` (B, L, 4) times those four embedding rows: a differentiable function of the
+        bases, equal to the lookup for a true one-hot, and defined between bases (the paths of
+        integrated gradients). Other tokens (N, specials, padding) keep their lookup."""
+        embedding = self.token_embedding
+        is_base = ((input_ids >= A_ID) & (input_ids <= T_ID)).unsqueeze(-1)
+
+        def from_onehot(module, args, tokens):
+            if tokens.shape[:2] != input_ids.shape:
+                raise HyenaDNAError(f"bases_from_onehot: the model ran on {tuple(tokens.shape[:2])}, not the "
+                                    f"ids given, {tuple(input_ids.shape)}")  # fmt: skip
+            return torch.where(is_base, onehot.to(tokens.dtype) @ embedding.weight[A_ID : T_ID + 1], tokens)
+
+        handle = embedding.register_forward_hook(from_onehot)
+        try:
+            yield
+        finally:
+            handle.remove()
+
     @property
     def device(self) -> torch.device:
         """Where the weights are."""
@@ -211,6 +235,26 @@ class HyenaDNA(nn.Module):
         ``return_entropy`` also returns per-position entropies in bits (see hyenadna.scoring).
         """
         return score_sequences(self, seqs, reduce, rc_average, batch_size, return_entropy)
+
+    def generate(
+        self,
+        prompt: Sequence[str] | str,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        batch_size: int = 8,
+    ) -> list[str] | str:
+        """New bases sampled after each prompt (the continuation alone; a string for a string).
+
+        Each base is drawn from the model's next-base distribution over A/C/G/T, after
+        ``temperature`` (0: argmax), ``top_k`` (0: no cut) and ``top_p`` (nucleus) filtering;
+        ``seed`` makes the draws repeatable. Decoding is exact and incremental: each new base
+        costs one position of every layer, not a forward pass over the sequence (see
+        hyenadna.generation).
+        """
+        return generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed, batch_size)
 
     # ---- persistence (implemented in hyenadna.checkpoint) ----
 

@@ -55,10 +55,22 @@ def reverse_complement_batch(input_ids: torch.Tensor, attention_mask: torch.Tens
     """
     from hyenadna.tokenizer import ID_COMPLEMENT
 
-    first, last = real_token_bounds(attention_mask)
-    positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
-    mirrored = (first + last).unsqueeze(1) - positions
-    index = torch.where(attention_mask.bool(), mirrored, positions)
-    flipped = torch.gather(input_ids, 1, index)
+    flipped = torch.gather(input_ids, 1, mirror_index(attention_mask))
     complemented = ID_COMPLEMENT.to(input_ids.device)[flipped]
     return torch.where(attention_mask.bool(), complemented, input_ids)
+
+
+def mirror_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, L) positions read by a reverse complement: each real token's mirror within its own
+    row's real tokens, padding in place."""
+    first, last = real_token_bounds(attention_mask)
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device).expand_as(attention_mask)
+    return torch.where(attention_mask.bool(), (first + last).unsqueeze(1) - positions, positions)
+
+
+def reverse_complement_onehot(onehot: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The reverse complement of one-hot bases (B, L, 4) in A, C, G, T order, as
+    :func:`reverse_complement_batch` does it to token ids: the base axis reversed (A<->T, C<->G),
+    real positions mirrored; differentiable."""
+    index = mirror_index(attention_mask).unsqueeze(-1).expand_as(onehot)
+    return torch.gather(onehot, 1, index).flip(-1)
