@@ -40,6 +40,8 @@ class HeadConfig:
         layer: which hidden state to pool (-1: the final normalised one).
         rc_conjoin: average the logits of each sequence and of its reverse complement.
         dropout: dropout on the pooled vector during training.
+        train_length: the longest training sequence in bases (None: not recorded); the window
+            that scoring variants through the head uses by default.
     """
 
     task: str
@@ -48,6 +50,7 @@ class HeadConfig:
     layer: int = -1
     rc_conjoin: bool = False
     dropout: float = 0.1
+    train_length: int | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

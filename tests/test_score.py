@@ -202,7 +202,7 @@ def test_fasta_mode(model, tmp_path):
 def test_vcf_must_exist_and_match_options(model, real, tmp_path):
     with pytest.raises(HyenaDNAError, match="VCF file not found"):
         run_score_vcf(model, str(tmp_path / "none.vcf"), str(real.chr20), str(tmp_path / "o.tsv"), progress=False)
-    with pytest.raises(HyenaDNAError, match=r"window must lie in \[2, l_max=1024\]"):
+    with pytest.raises(HyenaDNAError, match=r"window must lie in \[2, 1024\] \(the model.s longest input\)"):
         run_score_vcf(model, str(VT_NORMALIZE), str(real.chr20), str(tmp_path / "o.tsv"), window=5000, progress=False)
     assert shutil.which("samtools")  # keeps the Debian test data installs honest
 

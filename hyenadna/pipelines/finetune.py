@@ -38,7 +38,7 @@ from hyenadna.pipelines.optim import OptimOptions, build_adamw, decay_groups, wa
 from hyenadna.pipelines.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
 from hyenadna.pipelines.pretrain import initial_model
 from hyenadna.pipelines.throughput import StepTimer
-from hyenadna.task_model import load_task_model
+from hyenadna.task_model import load_task_model, predict_sequences
 
 
 class SequenceTaskModule(L.LightningModule):
@@ -217,9 +217,10 @@ def run_finetune(
     )
     datamodule.setup("fit")
     vocab = datamodule.vocab
-    head_config = HeadConfig(task=vocab.task, labels=list(vocab.names), **asdict(head))
+    longest = max(len(r.sequence) for ds in datamodule.datasets.values() for r in ds.records)
+    longest = min(longest, data.max_length or longest)
+    head_config = HeadConfig(task=vocab.task, labels=list(vocab.names), train_length=longest, **asdict(head))
     if backbone is None:  # the CNN baseline: fresh weights, one learning rate, sized to the longest sequence
-        longest = max(len(r.sequence) for ds in datamodule.datasets.values() for r in ds.records)
         model_config = asdict(ConvConfig(length=data.max_length or longest, **model.overrides))
     else:
         model_config = backbone.config.to_dict()
@@ -313,22 +314,11 @@ def run_predict(
     """
     if Path(output).exists() and not overwrite:
         raise HyenaDNAError(f"{output} exists; pass --overwrite to replace it")
-    from hyenadna.batching import encode_sequences, run_batched
-    from hyenadna.tokenizer import pad_ids
-
     device = resolve_device(device)
     seq_model = load_task_model(model, map_location=device).eval()
     names, seqs, truths = _read_prediction_input(input, format, reader or {})
     config = seq_model.head_config
-    ids = encode_sequences(seqs, seq_model.max_length, names)
-
-    @torch.inference_mode()
-    def predict_batch(rows: list[np.ndarray]) -> list[np.ndarray]:
-        batch = pad_ids(rows, side="right")
-        logits = seq_model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        return list(seq_model.predict_outputs(logits).cpu().numpy())
-
-    rows = run_batched(ids, batch_size, predict_batch)
+    rows = predict_sequences(seq_model, seqs, batch_size, names=names)
     prefix = "value" if config.task == "regression" else "p"
     header = ["name"] + (["label"] if truths is not None else []) + [f"{prefix}_{c}" for c in config.labels]
     if config.task == "multiclass":

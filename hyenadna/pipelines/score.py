@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -30,10 +30,25 @@ import numpy as np
 
 from hyenadna.atomic import atomic_write_text, files_fingerprint, partial_output, removed_unless_written, run_lock
 from hyenadna.errors import HyenaDNAError
+from hyenadna.pipelines.vcf_annotate import InfoField
 
-TSV_HEADER = ("chrom", "pos", "id", "ref", "alt", "status", "ll_ref", "ll_alt", "llr")
-INFO_KEY = "HYENADNA_LLR"
+VARIANT_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "status")
+LLR_COLUMNS = ("ll_ref", "ll_alt", "llr")
+TSV_HEADER = VARIANT_COLUMNS + LLR_COLUMNS
+INFO_KEY = "HYENADNA_LLR"  # hyenadna.pipelines.vcf_annotate keeps the same default
 BASES = set("ACGT")
+
+
+@dataclass
+class WindowScorer:
+    """How the windows of a batch of alleles become scores: the TSV's score ``columns``, a
+    function from jobs to one tuple per job (None for jobs without windows), the INFO fields of
+    the annotated VCF, and what identifies the model for a resume."""
+
+    columns: tuple[str, ...]
+    score: Callable[[list[VariantJob]], list[tuple | None]]
+    info: list[InfoField]
+    model: str
 
 
 @dataclass
@@ -139,6 +154,28 @@ def score_windows(model, jobs: list[VariantJob], rc_average: bool, batch_size: i
     return [results.get(id(j)) for j in jobs]
 
 
+def language_model_scorer(model, rc_average: bool, batch_size: int) -> WindowScorer:
+    """Log-likelihood ratios of a language model (module docstring)."""
+    description = "HyenaDNA log-likelihood ratio, alt minus ref (nats per base)"
+    return WindowScorer(
+        LLR_COLUMNS,
+        lambda jobs: score_windows(model, jobs, rc_average, batch_size),  # looked up per call: tests patch it
+        [InfoField(INFO_KEY, "llr", description)],
+        json.dumps(model.config.to_dict(), sort_keys=True),
+    )
+
+
+def window_scorer(model, rc_average: bool, batch_size: int) -> WindowScorer:
+    """The scorer for ``model``: a fine-tuned head (hyenadna.pipelines.score_head) or a language model."""
+    from hyenadna.heads import TaskModel
+
+    if isinstance(model, TaskModel):
+        from hyenadna.pipelines.score_head import head_scorer
+
+        return head_scorer(model, rc_average, batch_size)
+    return language_model_scorer(model, rc_average, batch_size)
+
+
 def _format(value: float | None) -> str:
     return "" if value is None or np.isnan(value) else f"{value:.6g}"
 
@@ -205,17 +242,20 @@ def run_score_vcf(
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Score every ALT allele of ``vcf`` against ``genome``; returns counts per status."""
+    """Score every ALT allele of ``vcf`` against ``genome`` with a language model (log-likelihood
+    ratios) or a fine-tuned model (changes of its outputs); returns counts per status."""
     from tqdm import tqdm
 
     from hyenadna.data.genome import Genome
 
-    if not 2 <= window <= model.config.l_max:
-        raise HyenaDNAError(f"window must lie in [2, l_max={model.config.l_max}], got {window}")
-    header = "\t".join(TSV_HEADER)
+    scorer = window_scorer(model, rc_average, batch_size)
+    longest = getattr(model, "max_length", None) or model.config.l_max
+    if not 2 <= window <= longest:
+        raise HyenaDNAError(f"window must lie in [2, {longest}] (the model's longest input), got {window}")
+    header = "\t".join(VARIANT_COLUMNS + scorer.columns)
     fresh = not (resume and Path(str(output) + ".partial").exists())
     settings = {
-        "model": json.dumps(model.config.to_dict(), sort_keys=True),
+        "model": scorer.model,
         "weights": _weights_digest(model),
         "files": files_fingerprint("", [vcf, genome]),
         "options": {"window": window, "rc_average": rc_average, "max_allele": max_allele},
@@ -229,82 +269,28 @@ def run_score_vcf(
             for _ in islice(jobs, done):
                 pass
             while batch := list(islice(jobs, chunk)):
-                fh.write("".join(_rows(batch, score_windows(model, batch, rc_average, batch_size), counts)))
+                fh.write("".join(_rows(batch, scorer.score(batch), counts, len(scorer.columns))))
                 fh.flush()
                 bar.update(len(batch))
         bar.close()
         os.replace(partial, out)
         partial.with_name(partial.name + ".json").unlink(missing_ok=True)
     if vcf_output:
-        annotate_vcf(vcf, out, vcf_output, dict(Genome(genome).contigs))
+        from hyenadna.pipelines.vcf_annotate import annotate_vcf
+
+        annotate_vcf(vcf, out, vcf_output, dict(Genome(genome).contigs), scorer.info)
     return {"alleles": sum(counts.values()) + done, "status": counts, "output": str(out)}
 
 
-def _rows(batch: list[VariantJob], scores: list, counts: dict[str, int]) -> list[str]:
-    """TSV lines of one chunk of alleles, counting their statuses into ``counts``."""
+def _rows(batch: list[VariantJob], scores: list, counts: dict[str, int], width: int = 3) -> list[str]:
+    """TSV lines of one chunk of alleles (``width`` score columns), counting their statuses into ``counts``."""
     lines = []
     for job, score in zip(batch, scores):
         counts[job.status] = counts.get(job.status, 0) + 1
         fields = [job.chrom, str(job.pos), job.id, job.ref, job.alt, job.status]
-        fields += [_format(v) for v in (score or (None, None, None))]
+        fields += [_format(v) for v in (score or (None,) * width)]
         lines.append("\t".join(fields) + "\n")
     return lines
-
-
-def annotate_vcf(vcf: str, scores_tsv: Path, output: str, contigs: dict[str, int] | None = None) -> None:
-    """Write ``vcf`` with ``INFO/HYENADNA_LLR`` (Number=A) from the scores TSV, in one pass.
-    ``contigs`` (the genome's names and lengths) are declared in the header where the VCF lacks
-    them: htslib cannot write a record whose contig the header does not name."""
-    import csv
-
-    import pysam
-
-    from hyenadna.atomic import atomic_write
-
-    def write(tmp: str) -> None:
-        with open_variants(vcf) as src, open(scores_tsv) as fh:
-            rows = csv.DictReader(fh, delimiter="\t")
-            for name, length in (contigs or {}).items():
-                if name not in src.header.contigs:  # before any record is read: records parse against it
-                    src.header.contigs.add(name, length=length)
-            header = src.header.copy()
-            header.info.add(INFO_KEY, "A", "Float", "HyenaDNA log-likelihood ratio, alt minus ref (nats per base)")
-            mode = "wz" if output.endswith(".gz") else ("wb" if output.endswith(".bcf") else "w")
-            with pysam.VariantFile(tmp, mode, header=header) as dst:
-                for record in src:
-                    record.translate(dst.header)
-                    values = []
-                    for alt in record.alts or ():
-                        row = next(rows)
-                        if (row["chrom"], int(row["pos"]), row["alt"]) != (record.chrom, record.pos, alt):
-                            raise HyenaDNAError(f"{scores_tsv} does not follow {vcf} at {record.chrom}:{record.pos}")
-                        values.append(float(row["llr"]) if row["llr"] else None)
-                    if values and any(v is not None for v in values):
-                        record.info[INFO_KEY] = tuple(values)
-                    dst.write(record)
-
-    atomic_write(output, write)
-    index_variants(output)
-
-
-def index_variants(path: str) -> str | None:
-    """Index a compressed VCF (``.tbi``, tabix) or a BCF (``.csi``) so that tools can query
-    regions of it; a plain ``.vcf`` gets none, nor does a VCF whose records are not sorted (a
-    warning says so; the file itself is complete). Returns the index's path."""
-    import warnings
-
-    import pysam
-
-    try:
-        if path.endswith(".gz"):
-            pysam.tabix_index(path, preset="vcf", force=True)
-            return path + ".tbi"
-        if path.endswith(".bcf"):
-            pysam.bcftools.index(path, "--force")
-            return path + ".csi"
-    except (OSError, pysam.utils.SamtoolsError) as exc:
-        warnings.warn(f"{path} is not indexed: its records are not sorted by position ({exc})", stacklevel=2)
-    return None
 
 
 def run_score_fasta(
@@ -343,12 +329,13 @@ def run_score_fasta(
 
 
 def run_score(
-    model: str,
     output: str,
+    model: str | None = None,
+    head_model: str | None = None,
     vcf: str | None = None,
     genome: str | None = None,
     fasta: str | None = None,
-    window: int = 1024,
+    window: int | None = None,
     rc_average: bool = False,
     max_allele: int = 100,
     batch_size: int = 8,
@@ -360,21 +347,25 @@ def run_score(
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
-    """Score variants of a VCF/BCF against a genome (log-likelihood ratio alt - ref), or every record of a FASTA.
+    """Score variants of a VCF/BCF against a genome (language-model LLR or a head's change), or FASTA records.
 
     Args:
-        model: a preset, a model folder (ours or released).
         output: the TSV to write (OUTPUT.partial until complete).
+        model: a language model: a name, preset or model folder (ours or released).
+        head_model: or a fine-tuned model folder (Hyena head or CNN): each output's change,
+            alt minus ref (probabilities for classifiers, values for regression).
         vcf: variants (VCF, bgzip or gzip VCF, BCF); multi-allelic records are split per allele.
         genome: the genome FASTA the VCF refers to (REF alleles are checked against it).
-        fasta: instead of a VCF: score every record of this FASTA.
-        window: bases per reference and alternate window, centred on the variant.
+        fasta: instead of a VCF: score every record of this FASTA (language models).
+        window: bases per reference and alternate window, centred on the variant (default:
+            1024 for a language model, the training length for a fine-tuned model).
         rc_average: average the score with the reverse strand's.
         max_allele: longer REF or ALT alleles are reported, not scored.
         batch_size: windows per forward pass.
         chunk: alleles per write; a stopped run resumes after its last whole chunk.
-        vcf_output: also write the VCF with INFO/HYENADNA_LLR (.vcf; .vcf.gz, bgzipped with a tabix
-            index; .bcf, with a CSI index).
+        vcf_output: also write the VCF with INFO/HYENADNA_LLR, or INFO/HYENADNA_DELTA_<label> per
+            output of a fine-tuned model (.vcf; .vcf.gz, bgzipped with a tabix index; .bcf, with a
+            CSI index).
         resume: continue OUTPUT.partial left by a stopped run.
         overwrite: replace an existing OUTPUT.
         device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
@@ -386,12 +377,23 @@ def run_score(
     from hyenadna import load
     from hyenadna.pipelines.common import resolve_device
 
+    if bool(model) == bool(head_model):
+        raise HyenaDNAError("give either --model (a language model) or --head_model (a fine-tuned model folder)")
     if bool(vcf) == bool(fasta):
         raise HyenaDNAError("give either --vcf (with --genome) or --fasta")
     if vcf and not genome:
         raise HyenaDNAError("--vcf needs the --genome FASTA its coordinates refer to")
+    if head_model and fasta:
+        raise HyenaDNAError("a fine-tuned model's predictions on FASTA records: use `hyenadna predict`")
     torch.manual_seed(seed)
-    net = load(model, device=resolve_device(device))
+    if head_model:
+        from hyenadna.task_model import load_task_model
+
+        net = load_task_model(head_model, map_location=resolve_device(device)).eval()
+        window = window or net.head_config.train_length or net.max_length
+    else:
+        net = load(model, device=resolve_device(device))
+        window = window or 1024
     if fasta:
         return run_score_fasta(net, fasta, output, rc_average, batch_size, overwrite)
     return run_score_vcf(
