@@ -52,7 +52,10 @@ def head_scorer(model: TaskModel, rc_average: bool, batch_size: int) -> WindowSc
                 results[id(job)] = tuple(v for r, a in zip(ref, alt) for v in (r, a, a - r))
         return [results.get(id(j)) for j in jobs]
 
-    info = [InfoField(f"HYENADNA_DELTA_{safe_label(label)}", f"delta_{safe_label(label)}",
-                      f"HyenaDNA head: change of the {label} {what}, alt minus ref") for label in config.labels]  # fmt: skip
+    info = [
+        InfoField(f"HYENADNA_DELTA_{safe_label(label)}", f"delta_{safe_label(label)}",
+                  f"HyenaDNA head: change of the {label} {what}, alt minus ref")
+        for label in config.labels
+    ]  # fmt: skip
     description = json.dumps({"head": asdict(config), "class": type(model).__name__}, sort_keys=True)
     return WindowScorer(head_columns(model), score, info, description)
