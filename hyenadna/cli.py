@@ -12,6 +12,8 @@ option is declared once. Every option can come from YAML (``--config recipe.yaml
 * ``score``: variant effect scores (VCF + genome) or sequence log-likelihoods (FASTA), to TSV;
 * ``loss``: bits per base of a model on a FASTA file;
 * ``heldout``: bits per base of a model and of order-k Markov chains on a pretraining run's held-out windows;
+* ``explain``: attributions (ISM, gradient x input, integrated gradients) to HDF5, ISM to TSV, logos;
+* ``motifs``: patterns from attributions, matched against JASPAR;
 * ``generate``: new bases sampled after prompts from a language model, to FASTA;
 * ``info``: a model's configuration and parameter count, and the runtime (allocator, threads).
 
@@ -43,6 +45,8 @@ COMMANDS = {
     "loss": "hyenadna.pipelines.lm_loss:run_loss",
     "heldout": "hyenadna.pipelines.heldout:run_heldout",
     "generate": "hyenadna.pipelines.generate:run_generate",
+    "explain": "hyenadna.pipelines.explain:run_explain",
+    "motifs": "hyenadna.pipelines.motifs:run_motifs",
     "info": "hyenadna.pipelines.info:run_info",
 }
 

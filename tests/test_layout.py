@@ -14,6 +14,10 @@ NEVER = {
     "hyenadna.model": ("hyenadna.pipelines", "hyenadna.data", "hyenadna.heads"),
     "hyenadna.markov": ("hyenadna.model", "hyenadna.pipelines"),
     "hyenadna.tasks": ("hyenadna.model", "hyenadna.pipelines"),
+    "hyenadna.motifs": ("hyenadna.model", "hyenadna.pipelines", "hyenadna.heads"),
+    "hyenadna.plotting": ("hyenadna.model", "hyenadna.pipelines", "hyenadna.heads"),
+    "hyenadna.generation": ("hyenadna.pipelines", "hyenadna.data", "hyenadna.heads"),
+    "hyenadna.attribution": ("hyenadna.pipelines", "hyenadna.data"),
 }
 
 
@@ -97,7 +101,8 @@ def test_every_imported_package_is_declared():
     import sys
 
     required, extras = declared()
-    optional = {"huggingface_hub": "hub", "triton": "triton"}  # imported lazily, behind a clear error
+    optional = {"huggingface_hub": "hub", "triton": "triton", "matplotlib": "plot", "logomaker": "plot",
+                "pandas": "plot"}  # imported lazily, behind a clear error
     imported = set()
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

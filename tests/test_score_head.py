@@ -14,7 +14,8 @@ from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.cli import main
 from hyenadna.data.genome import Genome
 from hyenadna.heads import HeadConfig, SequenceModel
-from hyenadna.pipelines.score import run_score_vcf, variant_jobs
+from hyenadna.pipelines.score import run_score_vcf
+from hyenadna.pipelines.variants import variant_jobs
 from hyenadna.task_model import load_task_model, predict_sequences
 
 EX1_VCF = Path("/usr/share/doc/python-pysam/tests/pysam_data/ex1.vcf.gz")

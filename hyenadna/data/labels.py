@@ -363,3 +363,32 @@ def stratified_split(
     index = np.arange(len(records))
     keep, held = train_test_split(index, test_size=n_val, random_state=seed, stratify=labels if use_strata else None)
     return [records[i] for i in sorted(keep)], [records[i] for i in sorted(held)]
+
+
+def read_sequence_input(
+    source: str | dict[str, str], format: str = "auto", reader: dict | None = None, split: str | None = None
+) -> tuple[list[str], list[str], list[tuple[str, ...]] | None]:
+    """Sequences to predict on or explain: names, sequences and labels (None for a plain FASTA,
+    whose headers carry no ``label=``). ``source`` is a FASTA, or anything :func:`read_labelled`
+    reads with ``format`` and the ``reader`` options; ``split`` keeps the records of one split
+    (train, val or test) of a file with a split column."""
+    reader = reader or {}
+    plain_fasta = isinstance(source, str) and not reader and format in ("auto", "fasta")
+    if (
+        plain_fasta
+        and Path(source).is_file()
+        and Path(source).name.lower().removesuffix(".gz").endswith((".fa", ".fasta", ".fna", ".fas"))
+    ):
+        first = next(read_fasta_records(source))
+        if "label=" not in first.header:
+            if split:
+                raise HyenaDNAError(f"{source}: a plain FASTA has no splits to choose {split!r} from")
+            records = list(read_fasta_records(source))
+            return [r.name for r in records], [r.sequence for r in records], None
+    labelled = list(read_labelled(source, format, **reader))
+    if split:
+        wanted = SPLIT_NAMES.get(split.lower(), split)
+        labelled = [r for r in labelled if r.split == wanted]
+        if not labelled:
+            raise HyenaDNAError(f"{source}: no records in split {split!r}")
+    return [r.name for r in labelled], [r.sequence for r in labelled], [r.label for r in labelled]

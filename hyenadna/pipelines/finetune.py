@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from hyenadna.atomic import (
-    atomic_write,
     atomic_write_text,
     launched_as_rank_zero,
     prepare_run_folder,
@@ -29,6 +28,7 @@ from hyenadna.atomic import (
 from hyenadna.cnn import ConvClassifier, ConvConfig
 from hyenadna.config import HyenaConfig
 from hyenadna.data.datamodules import LabelledDataModule
+from hyenadna.data.labels import read_sequence_input
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads import HeadConfig, SequenceModel
 from hyenadna.model import HyenaDNA
@@ -283,6 +283,9 @@ def run_finetune(
     result["split_sizes"] = {k: len(v) for k, v in datamodule.datasets.items()}
     if lightning_trainer.is_global_zero:
         module.model.save_pretrained(out / "model")
+        if "test" in datamodule.datasets:
+            result["report"] = write_test_report(out, module.model.to("cpu"), datamodule.datasets["test"],
+                                                 data.batch_size)  # fmt: skip
         atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result
 
@@ -316,39 +319,52 @@ def run_predict(
         raise HyenaDNAError(f"{output} exists; pass --overwrite to replace it")
     device = resolve_device(device)
     seq_model = load_task_model(model, map_location=device).eval()
-    names, seqs, truths = _read_prediction_input(input, format, reader or {})
+    names, seqs, truths = read_sequence_input(input, format, reader or {})
     config = seq_model.head_config
     rows = predict_sequences(seq_model, seqs, batch_size, names=names)
+    atomic_write_text(output, prediction_table(config, names, rows, truths))
+    return {"rows": len(rows), "output": output}
+
+
+def prediction_table(
+    config: HeadConfig, names: list[str], values: np.ndarray, truths: list[tuple[str, ...]] | None
+) -> str:
+    """The TSV of ``predict`` (and of a run's ``test_predictions.tsv``): name, the true label(s)
+    when known, one probability or value per output, and the predicted class of a classifier."""
     prefix = "value" if config.task == "regression" else "p"
     header = ["name"] + (["label"] if truths is not None else []) + [f"{prefix}_{c}" for c in config.labels]
     if config.task == "multiclass":
         header.append("predicted")
     lines = ["\t".join(header)]
-    for i, values in enumerate(rows):
+    for i, row in enumerate(values):
         fields = [names[i]] + ([";".join(truths[i])] if truths is not None else [])
-        fields += [f"{v:.6g}" for v in values]
+        fields += [f"{v:.6g}" for v in row]
         if config.task == "multiclass":
-            fields.append(config.labels[int(np.argmax(values))])
+            fields.append(config.labels[int(np.argmax(row))])
         lines.append("\t".join(fields))
-    atomic_write(output, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
-    return {"rows": len(rows), "output": output}
+    return "\n".join(lines) + "\n"
 
 
-def _read_prediction_input(
-    source: str | dict[str, str], format: str, reader: dict[str, Any]
-) -> tuple[list[str], list[str], list[tuple[str, ...]] | None]:
-    from hyenadna.data.fasta import read_fasta_records
-    from hyenadna.data.labels import read_labelled
+def write_test_report(out: Path, model, dataset, batch_size: int) -> dict[str, Any]:
+    """Beside ``metrics.json``: ``test_predictions.tsv`` (every test sequence's predictions) and,
+    with the plot extra installed, ``plots/`` (ROC, precision-recall, confusion matrix for
+    classifiers, and the training curves). Returns what was written."""
+    from hyenadna import plotting
 
-    plain_fasta = isinstance(source, str) and not reader and format in ("auto", "fasta")
-    if (
-        plain_fasta
-        and Path(source).is_file()
-        and Path(source).name.lower().removesuffix(".gz").endswith((".fa", ".fasta", ".fna", ".fas"))
-    ):
-        first = next(read_fasta_records(source))
-        if "label=" not in first.header:
-            records = list(read_fasta_records(source))
-            return [r.name for r in records], [r.sequence for r in records], None
-    labelled = read_labelled(source, format, **reader)
-    return [r.name for r in labelled], [r.sequence for r in labelled], [r.label for r in labelled]
+    records = dataset.records
+    values = predict_sequences(model, [r.sequence for r in records], batch_size)
+    config = model.head_config
+    table = prediction_table(config, [r.name for r in records], values, [r.label for r in records])
+    atomic_write_text(out / "test_predictions.tsv", table)
+    report: dict[str, Any] = {"test_predictions": str(out / "test_predictions.tsv")}
+    if not plotting.plotting_available():
+        report["plots"] = "not drawn: pip install 'hyenadna[plot]'"
+        return report
+    written = []
+    if config.task == "multiclass":
+        written += plotting.classification_curves(values, np.stack(dataset.targets), config.labels, out / "plots")
+    logs = sorted((out / "logs" / "csv").glob("version_*/metrics.csv"))
+    if logs:
+        written.append(plotting.training_curves(logs[-1], out / "plots" / "training.png"))
+    report["plots"] = [str(p) for p in written]
+    return report

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from hyenadna.heads import TaskModel
-from hyenadna.pipelines.score import InfoField, VariantJob, WindowScorer
+from hyenadna.pipelines.variants import InfoField, VariantJob, WindowScorer
 from hyenadna.task_model import predict_sequences
 
 

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from hyenadna.errors import HyenaDNAError
+from hyenadna.pipelines.variants import InfoField, open_variants
 
 INFO_KEY = "HYENADNA_LLR"
-
-
-@dataclass
-class InfoField:
-    """An INFO field (Number=A) of the annotated VCF, filled from one column of the scores TSV."""
-
-    key: str
-    column: str
-    description: str
 
 
 def annotate_vcf(
@@ -34,8 +25,6 @@ def annotate_vcf(
     fields = info or [InfoField(INFO_KEY, "llr", "HyenaDNA log-likelihood ratio, alt minus ref (nats per base)")]
 
     def write(tmp: str) -> None:
-        from hyenadna.pipelines.score import open_variants
-
         with open_variants(vcf) as src, open(scores_tsv) as fh:
             rows = csv.DictReader(fh, delimiter="\t")
             for name, length in (contigs or {}).items():
