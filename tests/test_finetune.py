@@ -49,7 +49,16 @@ def test_finetuning_beats_chance_on_real_tf_binding(finetuned):
     speed = saved["throughput"]  # steady-state steps: not the first three, none after a validation
     assert 100 < speed["timed_steps"] < 147 and speed["tokens_per_s"] > 0
     task = json.loads((out / "model" / "task.json").read_text())
-    assert task["labels"] == ["MafK", "Oct4"] and task["task"] == "multiclass"
+    assert task["labels"] == ["MafK", "Oct4"] and task["task"] == "multiclass" and task["train_length"] == 200
+    with open(out / "test_predictions.tsv") as fh:  # every test sequence, as `predict` writes them
+        predicted = list(csv.DictReader(fh, delimiter="\t"))
+    assert len(predicted) == 200 and list(predicted[0]) == ["name", "label", "p_MafK", "p_Oct4", "predicted"]
+    accuracy = np.mean([r["predicted"] == r["label"] for r in predicted])
+    assert accuracy == pytest.approx(result["test"]["accuracy"])
+    for picture in ("roc.png", "pr.png", "confusion.png", "training.png"):  # the plot extra is a test dependency
+        assert (out / "plots" / picture).stat().st_size > 1000
+    assert saved["report"]["plots"] == [str(out / "plots" / p) for p in ("roc.png", "pr.png", "confusion.png",
+                                                                          "training.png")]  # fmt: skip
 
 
 @pytest.mark.slow

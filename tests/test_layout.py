@@ -101,8 +101,13 @@ def test_every_imported_package_is_declared():
     import sys
 
     required, extras = declared()
-    optional = {"huggingface_hub": "hub", "triton": "triton", "matplotlib": "plot", "logomaker": "plot",
-                "pandas": "plot"}  # imported lazily, behind a clear error
+    optional = {
+        "huggingface_hub": "hub",
+        "triton": "triton",
+        "matplotlib": "plot",
+        "logomaker": "plot",
+        "pandas": "plot",
+    }  # imported lazily, behind a clear error
     imported = set()
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
