@@ -136,6 +136,33 @@ def test_oct4_and_mafk_motifs_are_recovered_from_a_fine_tuned_model(tf_cnn, tmp_
     assert any((tmp_path / "motifs" / "logos").glob("MafK_pattern0.png"))
 
 
+@pytest.mark.slow
+def test_variant_effects_through_the_fine_tuned_cnn(tf_cnn, real, tmp_path):
+    """score --head_model with a really fine-tuned head: pysam's ex1.vcf.gz (every record's contig
+    or position is reported, none crashes) and real chr20 indels (deltas of the two classes that
+    cancel, windows of the head's 200-base training length)."""
+    import csv
+
+    from hyenadna.cli import main
+
+    ex1 = tmp_path / "ex1.tsv"
+    main(["score", "--head_model", str(tf_cnn / "model"), "--vcf",
+          "/usr/share/doc/python-pysam/tests/pysam_data/ex1.vcf.gz", "--genome", str(real.ex1_fa), "--output",
+          str(ex1), "--progress", "false"])  # fmt: skip
+    with open(ex1) as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert len(rows) == 165 and {r["status"] for r in rows} == {"unknown_contig", "out_of_range"}
+    chr20 = tmp_path / "chr20.tsv"
+    main(["score", "--head_model", str(tf_cnn / "model"), "--vcf", "/usr/share/doc/vt/examples/normalize/01_IN.vcf.gz",
+          "--genome", str(real.chr20), "--output", str(chr20), "--rc_average", "--progress", "false"])  # fmt: skip
+    with open(chr20) as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["status"] == "ok"]
+    assert len(rows) == 194
+    deltas = np.array([[float(r["delta_MafK"]), float(r["delta_Oct4"])] for r in rows])
+    np.testing.assert_allclose(deltas.sum(1), 0, atol=1e-5)
+    assert np.abs(deltas).max() > 1e-3
+
+
 def test_explain_command_writes_ism_table_and_refuses_bad_requests(tmp_path, capsys):
     from hyenadna.cli import main
     from hyenadna.pipelines.explain import read_attributions
