@@ -1,8 +1,9 @@
 """hyenadna: long-context DNA language models with Hyena operators.
 
 The public API: :class:`HyenaDNA` (the model), :class:`HyenaConfig` (its configuration and the
-published presets), :class:`CharacterTokenizer`, :func:`load`, and :class:`HyenaDNAError`, the
-one exception type raised for mistakes in a user's input.
+published presets), :class:`CharacterTokenizer`, :func:`load`, :class:`Tiling` (sequences longer
+than the model), and :class:`HyenaDNAError`, the one exception type raised for mistakes in a
+user's input.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from hyenadna.config import PRESETS, HyenaConfig
 from hyenadna.errors import HyenaDNAError
 from hyenadna.hub import hub_snapshot, is_hub_id
 from hyenadna.model import HyenaDNA
+from hyenadna.tiling import Tiling
 from hyenadna.tokenizer import CharacterTokenizer
 
 __version__ = "0.1.0"
-__all__ = ["PRESETS", "CharacterTokenizer", "HyenaConfig", "HyenaDNA", "HyenaDNAError", "load"]
+__all__ = ["PRESETS", "CharacterTokenizer", "HyenaConfig", "HyenaDNA", "HyenaDNAError", "Tiling", "load"]
 
 
 def load(

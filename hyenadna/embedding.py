@@ -14,7 +14,8 @@ import torch
 from hyenadna.batching import encode_sequences, run_batched
 from hyenadna.errors import HyenaDNAError
 from hyenadna.modules.pooling import POOLINGS, pool, reverse_complement_batch
-from hyenadna.tokenizer import CharacterTokenizer, pad_ids
+from hyenadna.tiling import Tiling, tiled_per_base, too_long_hint
+from hyenadna.tokenizer import CharacterTokenizer, pad_ids, reverse_complement
 
 if TYPE_CHECKING:
     from hyenadna.model import HyenaDNA
@@ -77,12 +78,21 @@ def embed_sequences(
     batch_size: int = 8,
     rc_average: bool = False,
     tokenizer: CharacterTokenizer | None = None,
+    tiling: Tiling | None = None,
 ) -> np.ndarray | list[np.ndarray]:
-    """Embeddings of DNA strings in input order: (N, D) float32, or a list of (L_i, D) for ``none``."""
+    """Embeddings of DNA strings in input order: (N, D) float32, or a list of (L_i, D) for ``none``.
+    ``tiling``: sequences longer than the model are embedded window by window, their per-base
+    states stitched and then pooled (see hyenadna.tiling); without it they are refused."""
     check_embed_options(model, pooling, layer)
     if isinstance(seqs, str):
         seqs = [seqs]
-    rows = encode_sequences(seqs, model.config.l_max, tokenizer=tokenizer)
+    seqs = list(seqs)
+    l_max = model.config.l_max
+    if tiling is not None and tiling.enabled and any(len(s) > l_max for s in seqs):
+        tiling.check(l_max)
+        return _tiled_embeddings(model, seqs, pooling, layer, batch_size, rc_average, tokenizer, tiling)
+    too_long_hint(seqs, l_max)
+    rows = encode_sequences(seqs, l_max, tokenizer=tokenizer)
     per_token = pooling == "none"
     was_training = model.training
     model.eval()
@@ -99,3 +109,42 @@ def embed_sequences(
     if not results:
         return np.zeros((0, model.config.d_model), dtype=np.float32)
     return np.stack(results)
+
+
+def pool_states(states: np.ndarray, pooling: str) -> np.ndarray:
+    """(L, D) per-base states of one sequence pooled to (D,), as :func:`pool` pools a batch."""
+    if pooling == "mean":
+        return states.mean(0)
+    if pooling == "max":
+        return states.max(0)
+    return states[0] if pooling == "first" else states[-1]
+
+
+def _tiled_embeddings(model, seqs, pooling, layer, batch_size, rc_average, tokenizer, tiling):
+    """Per-base states of every sequence (stitched from windows where longer than the model),
+    averaged with the reverse strand's base by base or pooled strand by strand as the untiled
+    path does, then pooled."""
+
+    def states_of(strings: list[str]) -> list[np.ndarray]:
+        def windows(pieces: list[str]) -> list[np.ndarray]:
+            rows = encode_sequences(pieces, model.config.l_max, tokenizer=tokenizer)
+            pairs = run_batched(rows, batch_size, lambda batch: embed_batch(model, batch, None, layer, False, True))
+            return [tokens for _, tokens in pairs]
+
+        return tiled_per_base(strings, model.config.l_max, tiling, windows)
+
+    was_training = model.training
+    model.eval()
+    try:
+        forward = states_of(seqs)
+        reverse = states_of([reverse_complement(s) for s in seqs]) if rc_average else None
+    finally:
+        model.train(was_training)
+    if pooling == "none":
+        if reverse is None:
+            return forward
+        return [(f + r[::-1]) / 2 for f, r in zip(forward, reverse)]
+    vectors = [pool_states(f, pooling) for f in forward]
+    if reverse is not None:
+        vectors = [(v + pool_states(r, pooling)) / 2 for v, r in zip(vectors, reverse)]
+    return np.stack(vectors).astype(np.float32)

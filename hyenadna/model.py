@@ -27,6 +27,7 @@ from hyenadna.modules.block import Block
 from hyenadna.ops.dispatch import choose_path
 from hyenadna.ops.rows import spans
 from hyenadna.scoring import score_sequences
+from hyenadna.tiling import Tiling
 from hyenadna.tokenizer import A_ID, T_ID
 
 
@@ -209,6 +210,7 @@ class HyenaDNA(nn.Module):
         layer: int = -1,
         batch_size: int = 8,
         rc_average: bool = False,
+        tiling: Tiling | None = None,
     ) -> np.ndarray | list[np.ndarray]:
         """Embeddings of DNA strings as a float32 numpy array (N, d_model), in input order.
 
@@ -216,8 +218,10 @@ class HyenaDNA(nn.Module):
         or ``none`` for a list of per-base arrays (L_i, d_model). ``layer`` picks the hidden
         state (-1: the final normalised one; 0: the embedding). ``rc_average`` averages in the
         reverse complement. Results do not depend on ``batch_size`` (see hyenadna.embedding).
+        ``tiling`` (``hyenadna.Tiling(window, stride)``) embeds sequences longer than ``l_max``
+        window by window (see hyenadna.tiling); without it they are refused.
         """
-        return embed_sequences(self, seqs, pooling, layer, batch_size, rc_average)
+        return embed_sequences(self, seqs, pooling, layer, batch_size, rc_average, tiling=tiling)
 
     def score(
         self,
@@ -226,6 +230,7 @@ class HyenaDNA(nn.Module):
         rc_average: bool = False,
         batch_size: int = 8,
         return_entropy: bool = False,
+        tiling: Tiling | None = None,
     ):
         """Log-likelihood (nats) of each sequence under the model: ``mean`` or ``sum`` over its
         scored bases as a float64 array (N,), or per-base arrays (L_i,) with ``none``.
@@ -233,8 +238,9 @@ class HyenaDNA(nn.Module):
         Base i is scored as log p(x_i | x_<i) over A/C/G/T; the first base and non-ACGT bases
         are NaN and left out of sums and means. ``rc_average`` averages in the reverse strand;
         ``return_entropy`` also returns per-position entropies in bits (see hyenadna.scoring).
+        ``tiling`` scores sequences longer than ``l_max`` window by window (hyenadna.tiling).
         """
-        return score_sequences(self, seqs, reduce, rc_average, batch_size, return_entropy)
+        return score_sequences(self, seqs, reduce, rc_average, batch_size, return_entropy, tiling)
 
     def generate(
         self,

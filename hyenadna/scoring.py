@@ -20,6 +20,7 @@ import torch
 from hyenadna.batching import encode_sequences, run_batched
 from hyenadna.errors import HyenaDNAError
 from hyenadna.likelihood import LN2, next_base_log_probs
+from hyenadna.tiling import Tiling, tiled_per_base, too_long_hint
 from hyenadna.tokenizer import CharacterTokenizer, pad_ids, reverse_complement
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ def score_sequences(
     rc_average: bool = False,
     batch_size: int = 8,
     return_entropy: bool = False,
+    tiling: Tiling | None = None,
 ):
     """Log-likelihood of each sequence (see the module docstring).
 
@@ -70,20 +72,38 @@ def score_sequences(
     ``none``. With ``rc_average`` the reverse complement is scored too: totals are averaged, and
     per-base scores are averaged base by base on the forward strand (where one strand leaves a
     base unscored, the other's score stands). ``return_entropy`` adds per-position entropies
-    (bits, forward strand) as a second result.
+    (bits, forward strand) as a second result. ``tiling`` scores sequences longer than the model
+    window by window, each base given the left context of the first window that holds it (see
+    hyenadna.tiling); without it they are refused.
     """
     if reduce not in REDUCTIONS:
         raise HyenaDNAError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
     seqs = [seqs] if isinstance(seqs, str) else list(seqs)
     tokenizer = CharacterTokenizer()
-    rows = encode_sequences(seqs, model.config.l_max, min_bases=2, tokenizer=tokenizer, purpose="scoring")
+    l_max = model.config.l_max
+    tiled = tiling is not None and tiling.enabled
+    if tiled:
+        tiling.check(l_max)
+    else:
+        too_long_hint(seqs, l_max)
+
+    def encoded_scores(strings: list[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        rows = encode_sequences(strings, l_max, min_bases=2, tokenizer=tokenizer, purpose="scoring")
+        return _score_rows(model, rows, batch_size)
+
+    def per_base_scores(strings: list[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        if not tiled:
+            return encoded_scores(strings)
+        both = lambda pieces: [np.stack(pair, axis=-1) for pair in zip(*encoded_scores(pieces))]  # noqa: E731
+        stitched = tiled_per_base(strings, l_max, tiling, both)
+        return [a[:, 0] for a in stitched], [a[:, 1] for a in stitched]
+
     was_training = model.training
     model.eval()
     try:
-        per_base, entropy = _score_rows(model, rows, batch_size)
+        per_base, entropy = per_base_scores(seqs)
         if rc_average:
-            rc_rows = [tokenizer.encode_bases(reverse_complement(s)) for s in seqs]
-            rc_scores, _ = _score_rows(model, rc_rows, batch_size)
+            rc_scores, _ = per_base_scores([reverse_complement(s) for s in seqs])
             per_base = [_average_strands(f, r[::-1], reduce) for f, r in zip(per_base, rc_scores)]
     finally:
         model.train(was_training)

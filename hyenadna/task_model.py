@@ -13,6 +13,7 @@ import torch
 from hyenadna.batching import encode_sequences, run_batched
 from hyenadna.cnn import CNN_FILE, ConvClassifier
 from hyenadna.heads import SequenceModel, TaskModel
+from hyenadna.tiling import Tiling, tiled_per_window, too_long_hint
 from hyenadna.tokenizer import CharacterTokenizer, pad_ids, reverse_complement
 
 
@@ -30,10 +31,12 @@ def predict_sequences(
     batch_size: int = 32,
     rc_average: bool = False,
     names: Sequence[str] | None = None,
+    tiling: Tiling | None = None,
 ) -> np.ndarray:
     """Probabilities (classification) or values (regression), (N, outputs) float32, of DNA
     strings in input order. ``rc_average`` averages them with the reverse complements' (on top of
-    a head's own ``rc_conjoin``, which averages logits)."""
+    a head's own ``rc_conjoin``, which averages logits). ``tiling``: a sequence longer than the
+    model gets the mean (or max) of its windows' predictions (hyenadna.tiling)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -44,15 +47,22 @@ def predict_sequences(
         logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
         return list(model.predict_outputs(logits).float().cpu().numpy())
 
-    def predict(strings: Sequence[str]) -> np.ndarray:
-        rows = encode_sequences(strings, model.max_length, names, tokenizer=CharacterTokenizer())
+    def predict(strings: Sequence[str], labels: Sequence[str] | None = None) -> np.ndarray:
+        rows = encode_sequences(strings, model.max_length, labels, tokenizer=CharacterTokenizer())
         out = run_batched(rows, batch_size, predict_batch)
         return np.stack(out) if out else np.zeros((0, model.head_config.num_outputs), dtype=np.float32)
 
+    def predict_tiled(strings: Sequence[str]) -> np.ndarray:
+        if tiling is None or not tiling.enabled:
+            too_long_hint(strings, model.max_length, names)
+            return predict(strings, names)
+        tiling.check(model.max_length)
+        return tiled_per_window(strings, model.max_length, tiling, predict)
+
     try:
-        values = predict(seqs)
+        values = predict_tiled(seqs)
         if rc_average:
-            values = (values + predict([reverse_complement(s) for s in seqs])) / 2
+            values = (values + predict_tiled([reverse_complement(s) for s in seqs])) / 2
     finally:
         model.train(was_training)
     return values

@@ -31,6 +31,7 @@ import numpy as np
 
 from hyenadna.atomic import files_fingerprint, partial_output, removed_unless_written, run_lock
 from hyenadna.errors import HyenaDNAError
+from hyenadna.tiling import Tiling
 
 
 @dataclass
@@ -212,6 +213,7 @@ def run_embed(
     device: str = "auto",
     seed: int = 0,
     progress: bool = True,
+    tiling: Tiling | None = None,
 ) -> dict:
     """Embed sequences to HDF5 (pooled per sequence, optionally per base).
 
@@ -234,6 +236,9 @@ def run_embed(
         device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
         seed: seed for a preset's random weights.
         progress: show a progress bar.
+        tiling: records longer than the model are embedded in windows (--tiling.window,
+            --tiling.stride), their per-base states stitched, each base from the first window
+            that holds it, then pooled (see hyenadna.tiling). Off by default: it changes numbers.
     """
     start = time.perf_counter()
     import torch
@@ -253,7 +258,10 @@ def run_embed(
     torch.manual_seed(seed)
     backbone = load(model, device=resolve_device(device))
     check_embed_options(backbone, pooling, layer)
+    if tiling is not None and tiling.enabled:
+        tiling.check(backbone.config.l_max)
     settings = {
+        "tiling": json.dumps(asdict(tiling) if tiling is not None and tiling.enabled else None),
         "model": str(model),
         "config": json.dumps(backbone.config.to_dict(), sort_keys=True),
         "layer": layer,
@@ -299,7 +307,7 @@ def run_embed(
             bar.update(len(buffer))
             return written
 
-        options = (pooling, layer, rc_average, per_token, batch_size)
+        options = (pooling, layer, rc_average, per_token, batch_size, tiling)
         buffer: list[EmbedRecord] = []
         for record in records:
             buffer.append(record)
@@ -320,14 +328,18 @@ def _write_chunk(h5, backbone, tokenizer, records: list[EmbedRecord], options: t
     from hyenadna.batching import encode_sequences, run_batched
     from hyenadna.embedding import embed_batch
 
-    pooling, layer, rc_average, per_token, batch_size = options
+    pooling, layer, rc_average, per_token, batch_size, tiling = options
     names = [f"record {r.name!r}" for r in records]
-    rows = encode_sequences([r.sequence for r in records], backbone.config.l_max, names, tokenizer=tokenizer)
-    pairs = run_batched(
-        rows, batch_size, lambda batch: embed_batch(backbone, batch, pooling, layer, rc_average, per_token)
-    )
-    pooled = [vector for vector, _ in pairs]
-    tokens = [states for _, states in pairs]
+    l_max = backbone.config.l_max
+    if tiling is not None and tiling.enabled and any(len(r.sequence) > l_max for r in records):
+        pooled, tokens = _tiled_chunk(backbone, [r.sequence for r in records], options, tokenizer)
+    else:
+        rows = encode_sequences([r.sequence for r in records], l_max, names, tokenizer=tokenizer)
+        pairs = run_batched(
+            rows, batch_size, lambda batch: embed_batch(backbone, batch, pooling, layer, rc_average, per_token)
+        )
+        pooled = [vector for vector, _ in pairs]
+        tokens = [states for _, states in pairs]
     dtype = h5["embeddings"].dtype
     try:
         _append(h5, "embeddings", np.stack(pooled).astype(dtype))
@@ -349,6 +361,20 @@ def _write_chunk(h5, backbone, tokenizer, records: list[EmbedRecord], options: t
             "run the same command with --resume"
         ) from None
     return done + len(records)
+
+
+def _tiled_chunk(backbone, seqs: list[str], options: tuple, tokenizer) -> tuple[list, list]:
+    """Pooled vectors and (with per_token) per-base states of a chunk holding records longer than
+    the model: the stitched per-base states of :func:`hyenadna.embedding.embed_sequences`."""
+    from hyenadna.embedding import embed_sequences, pool_states
+
+    pooling, layer, rc_average, per_token, batch_size, tiling = options
+    states = embed_sequences(backbone, seqs, "none", layer, batch_size, rc_average, tokenizer, tiling)
+    if rc_average:  # pooled vectors average the strands' pooled vectors, as the untiled path does
+        pooled = list(embed_sequences(backbone, seqs, pooling, layer, batch_size, True, tokenizer, tiling))
+    else:
+        pooled = [pool_states(s, pooling) for s in states]
+    return pooled, (states if per_token else [None] * len(seqs))
 
 
 def _progress(enabled: bool, initial: int):

@@ -39,6 +39,7 @@ from hyenadna.pipelines.options import FinetuneOptions, HeadOptions, LabelledDat
 from hyenadna.pipelines.pretrain import initial_model
 from hyenadna.pipelines.throughput import StepTimer
 from hyenadna.task_model import load_task_model, predict_sequences
+from hyenadna.tiling import Tiling
 
 
 class SequenceTaskModule(L.LightningModule):
@@ -299,6 +300,7 @@ def run_predict(
     batch_size: int = 32,
     device: str = "auto",
     overwrite: bool = False,
+    tiling: Tiling | None = None,
 ) -> dict:
     """Write per-sequence class probabilities (or regression values) of a fine-tuned model to a TSV.
 
@@ -314,6 +316,8 @@ def run_predict(
         batch_size: sequences per forward pass.
         device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
         overwrite: replace an existing output.
+        tiling: a sequence longer than the model gets the mean (or, with --tiling.combine max, the
+            maximum) of its windows' predictions (--tiling.window, --tiling.stride). Off by default.
     """
     if Path(output).exists() and not overwrite:
         raise HyenaDNAError(f"{output} exists; pass --overwrite to replace it")
@@ -321,7 +325,7 @@ def run_predict(
     seq_model = load_task_model(model, map_location=device).eval()
     names, seqs, truths = read_sequence_input(input, format, reader or {})
     config = seq_model.head_config
-    rows = predict_sequences(seq_model, seqs, batch_size, names=names)
+    rows = predict_sequences(seq_model, seqs, batch_size, names=names, tiling=tiling)
     atomic_write_text(output, prediction_table(config, names, rows, truths))
     return {"rows": len(rows), "output": output}
 

@@ -29,6 +29,7 @@ import numpy as np
 from hyenadna.atomic import atomic_write_text, files_fingerprint, partial_output, removed_unless_written, run_lock
 from hyenadna.errors import HyenaDNAError
 from hyenadna.pipelines.variants import InfoField, VariantJob, WindowScorer, variant_jobs
+from hyenadna.tiling import Tiling
 
 VARIANT_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "status")
 LLR_COLUMNS = ("ll_ref", "ll_alt", "llr")
@@ -195,23 +196,30 @@ def run_score_fasta(
     rc_average: bool = False,
     batch_size: int = 8,
     overwrite: bool = False,
+    tiling: Tiling | None = None,
+    per_base_output: str | None = None,
 ) -> dict:
-    """Log-likelihood of every record of a FASTA (sum and mean over scored bases) to a TSV."""
+    """Log-likelihood of every record of a FASTA (sum and mean over scored bases) to a TSV;
+    ``per_base_output`` also writes every base's (name, 1-based position, base, ll in nats)."""
     from hyenadna.atomic import atomic_write
     from hyenadna.data.fasta import read_fasta_records
 
     out = Path(output)
-    if out.exists() and not overwrite:
-        raise HyenaDNAError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    for path in (out, Path(per_base_output) if per_base_output else None):
+        if path is not None and path.exists() and not overwrite:
+            raise HyenaDNAError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     records = list(read_fasta_records(fasta))
     for r in records:
-        if len(r.sequence) > model.config.l_max:
+        if len(r.sequence) > model.config.l_max and not (tiling and tiling.enabled):
             raise HyenaDNAError(
                 f"{fasta}, line {r.line}: record {r.name!r} has {len(r.sequence):,} bases, "
-                f"more than the model's l_max {model.config.l_max:,}"
+                f"more than the model's l_max {model.config.l_max:,}; --tiling.window tiles it"
             )
-    per_base = model.score([r.sequence for r in records], reduce="none", batch_size=batch_size)
-    both = model.score([r.sequence for r in records], "mean", rc_average=True) if rc_average else None
+    seqs = [r.sequence for r in records]
+    per_base = model.score(seqs, reduce="none", batch_size=batch_size, tiling=tiling)
+    both = model.score(seqs, "mean", rc_average=True, batch_size=batch_size, tiling=tiling) if rc_average else None
+    if per_base_output:
+        atomic_write(per_base_output, lambda tmp: _write_per_base(tmp, records, per_base))
     lines = ["name\tlength\tscored\tll_sum\tll_mean" + ("\tll_mean_both_strands" if rc_average else "")]
     for k, (r, scores) in enumerate(zip(records, per_base)):
         scored = scores[~np.isnan(scores)]
@@ -221,6 +229,14 @@ def run_score_fasta(
         lines.append("\t".join(fields))
     atomic_write(out, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
     return {"records": len(records), "output": str(out)}
+
+
+def _write_per_base(path: str, records, per_base: list[np.ndarray]) -> None:
+    with open(path, "w") as fh:
+        fh.write("name\tposition\tbase\tll\n")
+        for record, scores in zip(records, per_base):
+            for pos, (base, value) in enumerate(zip(record.sequence, scores), start=1):
+                fh.write(f"{record.name}\t{pos}\t{base}\t{_format(value)}\n")
 
 
 def run_score(
@@ -241,6 +257,8 @@ def run_score(
     device: str = "auto",
     seed: int = 0,
     progress: bool = True,
+    tiling: Tiling | None = None,
+    per_base_output: str | None = None,
 ) -> dict:
     """Score variants of a VCF/BCF against a genome (language-model LLR or a head's change), or FASTA records.
 
@@ -266,6 +284,10 @@ def run_score(
         device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
         seed: seed for a preset's random weights.
         progress: show a progress bar.
+        tiling: with --fasta, records longer than the model are scored in windows
+            (--tiling.window, --tiling.stride; each base keeps the left context of the first
+            window that holds it: see hyenadna.tiling). Off by default: it changes numbers.
+        per_base_output: with --fasta, also write every base's log-likelihood to this TSV.
     """
     import torch
 
@@ -290,7 +312,7 @@ def run_score(
         net = load(model, device=resolve_device(device))
         window = window or 1024
     if fasta:
-        return run_score_fasta(net, fasta, output, rc_average, batch_size, overwrite)
+        return run_score_fasta(net, fasta, output, rc_average, batch_size, overwrite, tiling, per_base_output)
     return run_score_vcf(
         net, vcf, genome, output, window, rc_average, max_allele, batch_size, chunk, vcf_output, resume, overwrite,
         progress,
