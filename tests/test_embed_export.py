@@ -78,6 +78,33 @@ def test_bed_regions_with_coordinates_and_per_token_float16(model_dir, real, tmp
     assert np.allclose(pooled, model.embed(seqs, rc_average=True), atol=2e-3)
 
 
+def test_genome_windows_stream_with_coordinates(model_dir, real, tmp_path):
+    """A genome FASTA as windows: names and coordinates of every window of a region (the last
+    one shorter), all-N windows skipped, embeddings equal to the windows embedded directly."""
+    genome = Genome(real.chr20)
+    assert list(genome.windows(300, 250, "20:30,000,001-30,001,000")) == [
+        ("20", 30_000_000, 30_000_300), ("20", 30_000_250, 30_000_550), ("20", 30_000_500, 30_000_800),
+        ("20", 30_000_750, 30_001_000)]  # fmt: skip
+    with pytest.raises(HyenaDNAError, match="is not within 20"):
+        list(genome.windows(100, None, "20:5-1"))
+    out = tmp_path / "windows.h5"
+    source = EmbedInput(fasta=str(real.chr20), window=200, stride=150, region="20:60001-61000")
+    assert run_embed(str(model_dir), str(out), source, chunk=3, progress=False)["records"] == 7
+    model = HyenaDNA.from_pretrained(model_dir)
+    with h5py.File(out) as h5:
+        names = [x.decode() for x in h5["names"][:]]
+        starts, ends = h5["start"][:].tolist(), h5["end"][:].tolist()
+        got = h5["embeddings"][:]
+    assert names[0] == "20:60001-60200" and starts == list(range(60_000, 61_000, 150)) and ends[-1] == 61_000
+    expected = model.embed([genome.fetch("20", a, b) for a, b in zip(starts, ends)])
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+    n_run = next(start for start in range(0, 100_000, 1000) if set(genome.fetch("20", start, start + 1000)) == {"N"})
+    region = f"20:{n_run + 1}-{n_run + 1000}"  # a stretch of N: nothing to embed
+    with pytest.raises(HyenaDNAError, match="no records to embed"):
+        run_embed(str(model_dir), str(tmp_path / "n.h5"), EmbedInput(fasta=str(real.chr20), window=200, region=region),
+                  progress=False)  # fmt: skip
+
+
 def test_bam_reads_are_embedded(model_dir, real, tmp_path):
     out = tmp_path / "reads.h5"
     run_embed(str(model_dir), str(out), EmbedInput(bam=str(real.ex1_bam), region="chr1:1-300"), progress=False)

@@ -197,6 +197,36 @@ class Genome:
             self._pid = os.getpid()
         return self._handle
 
+    def region(self, text: str) -> tuple[str, int, int]:
+        """``"contig"`` or ``"contig:start-end"`` (1-based, inclusive, samtools style; commas
+        allowed) as 0-based half-open ``(contig, start, end)``, checked against the genome."""
+        contig, _, span = text.replace(",", "").partition(":")
+        size = self.length(contig.strip())
+        if not span:
+            return contig.strip(), 0, size
+        try:
+            first, last = (int(v) for v in span.split("-"))
+        except ValueError:
+            raise HyenaDNAError(f"{self.path}: bad region {text!r} (want contig or contig:start-end)") from None
+        if not 1 <= first <= last <= size:
+            raise HyenaDNAError(f"{self.path}: region {text!r} is not within {contig} (length {size:,})")
+        return contig.strip(), first - 1, last
+
+    def windows(self, window: int, stride: int | None = None, region: str | None = None):
+        """``(contig, start, end)`` of windows of ``window`` bases every ``stride`` (default:
+        ``window``) along each contig in file order, or along ``region``; the last window of a
+        contig ends at its end and may be shorter. Coordinates only: a caller fetches the bases
+        of one window at a time, so a genome streams in bounded memory."""
+        stride = stride or window
+        if window < 1 or stride < 1:
+            raise HyenaDNAError(f"window and stride must be positive, got {window} and {stride}")
+        spans = [self.region(region)] if region else [(c, 0, n) for c, n in self.contigs.items()]
+        for contig, lo, hi in spans:
+            for start in range(lo, hi, stride):
+                yield contig, start, min(start + window, hi)
+                if start + window >= hi:
+                    break
+
     def length(self, contig: str) -> int:
         try:
             return self.contigs[contig]

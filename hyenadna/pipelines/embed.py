@@ -39,20 +39,26 @@ class EmbedInput:
     """Where the sequences come from (exactly one of ``fasta``, ``bed``, ``bam``).
 
     Attributes:
-        fasta: a FASTA file; every record is embedded whole.
+        fasta: a FASTA file; every record is embedded whole, or, with ``window``, cut into windows.
+        window: embed a genome FASTA as windows of this many bases (records named
+            ``contig:start-end``, 1-based; windows of N alone are skipped), streamed through its
+            index: memory stays bounded whatever the genome's size.
+        stride: bases between window starts (default: the window).
         bed: a BED or CSV/TSV region file, read against ``genome``.
         genome: the genome FASTA for ``bed``.
         length: bases each region is resized to (with ``resize``; see hyenadna.data.intervals).
         resize: how a region is resized to ``length``: ``none``, ``center``, ``extend`` or ``truncate``.
         flank: bases added each side of each (resized) region.
         bam: a SAM/BAM/CRAM file; every read that passes the filters is embedded.
-        region: restrict reads to ``chr:start-end`` (needs an index).
+        region: restrict reads, or genome windows, to ``chr:start-end`` or a contig (needs an index).
         reference: the reference FASTA of a CRAM.
         min_mapq: drop reads below this mapping quality.
         orientation: reads ``as stored`` (reference) or as sequenced (read).
     """
 
     fasta: str | None = None
+    window: int | None = None
+    stride: int | None = None
     bed: str | None = None
     genome: str | None = None
     length: int | None = None
@@ -83,6 +89,15 @@ def iter_records(source: EmbedInput) -> Iterator[EmbedRecord]:
     if source.fasta:
         from hyenadna.data.fasta import read_fasta_records
 
+        if source.window:  # a genome, streamed window by window through its index
+            from hyenadna.data.genome import Genome
+
+            genome = Genome(source.fasta)
+            for contig, start, end in genome.windows(source.window, source.stride, source.region):
+                seq = genome.fetch(contig, start, end)
+                if seq.strip("Nn"):  # a window of N alone says nothing: not embedded
+                    yield EmbedRecord(f"{contig}:{start + 1}-{end}", seq, contig, start, end, ".")
+            return
         for r in read_fasta_records(source.fasta):
             yield EmbedRecord(r.name, r.sequence, r.name, 0, len(r.sequence), ".")
     elif source.bed:
