@@ -228,6 +228,12 @@ def gradient_x_input(
     return _batched_gradients(explained, _rows(explained, seqs), batch_size, fn)
 
 
+def _baseline(onehot: torch.Tensor, baseline: str) -> torch.Tensor:
+    """The path's start: 0.25 per base (``uniform``) or zeros, at the positions that hold a base."""
+    fill = 0.25 if baseline == "uniform" else 0.0
+    return (fill * onehot.sum(-1, keepdim=True)).expand_as(onehot)
+
+
 def integrated_gradients(
     model: TaskModel | HyenaDNA,
     seqs: Sequence[str] | str,
@@ -246,7 +252,7 @@ def integrated_gradients(
     explained = Explained(model, output)
 
     def fn(onehot, ids, mask):
-        start = torch.full_like(onehot, 0.25 if baseline == "uniform" else 0.0) * onehot.sum(-1, keepdim=True)
+        start = _baseline(onehot, baseline)
         total = torch.zeros(*onehot.shape, len(explained.names), dtype=onehot.dtype, device=onehot.device)
         for k in range(steps + 1):
             weight = 0.5 if k in (0, steps) else 1.0
@@ -270,8 +276,7 @@ def baseline_values(model: TaskModel | HyenaDNA, seqs: Sequence[str] | str, outp
                 ids = torch.as_tensor(row[None], device=explained.device)
                 mask = torch.ones_like(ids, dtype=torch.bool)
                 onehot = _onehot(ids, mask, next(model.parameters()).dtype)
-                fill = 0.25 if baseline == "uniform" else 0.0
-                out.append(explained.values_onehot(onehot * 0 + fill * onehot.sum(-1, keepdim=True), ids, mask)[0])
+                out.append(explained.values_onehot(_baseline(onehot, baseline), ids, mask)[0])
     finally:
         model.train(was)
     return torch.stack(out).cpu().numpy()
