@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 def main() -> None:
     import torch
-    from real_data import VT_REF, copy_plain
+    from real_data import copy_chr20
 
     from hyenadna import HyenaConfig, HyenaDNA
 
@@ -37,9 +37,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        genome = copy_plain(VT_REF, "20.fa.gz", root, gunzip=False)
-        copy_plain(VT_REF, "20.fa.gz.fai", root)
-        copy_plain(VT_REF, "20.fa.gz.gzi.gz", root)
+        genome = copy_chr20(root)
         torch.manual_seed(0)
         HyenaDNA(HyenaConfig(d_model=32, n_layer=2, l_max=1024, filter_order=16)).save_pretrained(root / "model")
         for count in args.counts:

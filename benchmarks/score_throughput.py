@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from real_data import VT_REF, copy_plain
+from real_data import copy_chr20
 
 from hyenadna import load
 from hyenadna.pipelines.score import run_score_vcf
@@ -36,9 +36,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        genome = copy_plain(VT_REF, "20.fa.gz", root, gunzip=False)
-        copy_plain(VT_REF, "20.fa.gz.fai", root)
-        copy_plain(VT_REF, "20.fa.gz.gzi.gz", root)
+        genome = copy_chr20(root)
         for window, count, batch in ((1024, 64, 16), (32768, 3, 2)):
             vcf = root / f"first{count}.vcf"
             with gzip.open(VCF, "rt") as src, open(vcf, "w") as dst:

@@ -39,7 +39,7 @@ from hyenadna.runtime import reexec_with_jemalloc
 COMMANDS = {
     "pretrain": "hyenadna.pipelines.pretrain:run_pretrain",
     "finetune": "hyenadna.pipelines.finetune:run_finetune",
-    "predict": "hyenadna.pipelines.finetune:run_predict",
+    "predict": "hyenadna.pipelines.predict:run_predict",
     "embed": "hyenadna.pipelines.embed:run_embed",
     "score": "hyenadna.pipelines.score:run_score",
     "loss": "hyenadna.pipelines.lm_loss:run_loss",

@@ -168,11 +168,12 @@ def training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike) -> 
             steps, values = zip(*series[key])
             left.plot(steps, values, label=key, marker="." if key.startswith("val") else None)
     left.set(xlabel="step", title="loss")
-    left.legend(fontsize=7)
     for key, points in series.items():
         if key.startswith("val/") and key != "val/loss":
             steps, values = zip(*points)
             right.plot(steps, values, marker=".", label=key)
     right.set(xlabel="step", title="validation metrics")
-    right.legend(fontsize=7)
+    for axes in (left, right):
+        if axes.lines:  # a run stopped before its first log or validation has nothing to label
+            axes.legend(fontsize=7)
     return _save(fig, path)

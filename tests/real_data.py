@@ -43,6 +43,14 @@ def copy_plain(folder: Path, name: str, dest: Path, gunzip: bool = True) -> Path
     return out
 
 
+def copy_chr20(dest: Path) -> Path:
+    """Human chromosome 20 (GRCh37) into ``dest``, bgzip with its .fai and .gzi, as vt-examples ships it."""
+    genome = copy_plain(VT_REF, "20.fa.gz", dest, gunzip=False)
+    copy_plain(VT_REF, "20.fa.gz.fai", dest)
+    copy_plain(VT_REF, "20.fa.gz.gzi.gz", dest)
+    return genome
+
+
 class RealData:
     """Paths of the real test files in one scratch folder (built once per test session)."""
 
@@ -51,10 +59,7 @@ class RealData:
 
         self.root = root
         self.lambda_fa = REPO / "data" / "lambda_virus.fa"
-        # Human chromosome 20 (GRCh37), bgzip with its .fai and .gzi, as vt-examples ships it.
-        self.chr20 = copy_plain(VT_REF, "20.fa.gz", root, gunzip=False)
-        copy_plain(VT_REF, "20.fa.gz.fai", root)
-        copy_plain(VT_REF, "20.fa.gz.gzi.gz", root)
+        self.chr20 = copy_chr20(root)
         # pysam's test genome (2 contigs) and its 3,270 reads, indexed here.
         self.ex1_fa = copy_plain(PYSAM_DATA, "ex1.fa", root)
         self.ex1_bam = copy_plain(PYSAM_DATA, "ex1.bam.gz", root)

@@ -16,8 +16,9 @@ from hyenadna.cnn import ConvClassifier, ConvConfig, one_hot
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads import HeadConfig
 from hyenadna.markov import MarkovChain, windows_bits_per_base
-from hyenadna.pipelines.finetune import run_finetune, run_predict, schedule_steps
+from hyenadna.pipelines.finetune import run_finetune, schedule_steps
 from hyenadna.pipelines.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
+from hyenadna.pipelines.predict import run_predict
 from hyenadna.task_model import load_task_model
 from hyenadna.tokenizer import CharacterTokenizer, reverse_complement
 

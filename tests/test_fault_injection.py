@@ -70,7 +70,7 @@ def test_embed_write_failing_mid_chunk_keeps_a_trustworthy_partial(fasta, tmp_pa
     """A full disk while the per-base rows of the second chunk are written: a clear error, the
     count of records in the partial stays at the first chunk, and --resume completes it."""
     options = {"chunk": 4, "per_token": True, "progress": False}
-    real_append = embed_module._append
+    real_append = embed_module.append_rows
 
     def disk_full(h5, name, values):
         if name == "token_embeddings" and h5["embeddings"].shape[0] > 4:
@@ -78,7 +78,7 @@ def test_embed_write_failing_mid_chunk_keeps_a_trustworthy_partial(fasta, tmp_pa
         return real_append(h5, name, values)
 
     out = tmp_path / "out.h5"
-    monkeypatch.setattr(embed_module, "_append", disk_full)
+    monkeypatch.setattr(embed_module, "append_rows", disk_full)
     with pytest.raises(HyenaDNAError, match="cannot write .*out.h5.partial .*keeps the 4 records.*--resume"):
         run_embed("tiny-1k", str(out), EmbedInput(fasta=str(fasta)), **options)
     monkeypatch.undo()

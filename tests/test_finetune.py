@@ -14,8 +14,9 @@ import torch
 
 from hyenadna.data.fasta import read_fasta
 from hyenadna.heads import SequenceModel
-from hyenadna.pipelines.finetune import run_finetune, run_predict
+from hyenadna.pipelines.finetune import run_finetune
 from hyenadna.pipelines.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
+from hyenadna.pipelines.predict import run_predict
 from hyenadna.tokenizer import CharacterTokenizer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,6 +4,8 @@ The file is written as ``OUTPUT.partial`` and renamed to ``OUTPUT`` only when ev
 so a stopped run never leaves a file that looks complete. Records go out in input order, in
 chunks; after each chunk the datasets are flushed and the ``records_done`` attribute is raised, so
 ``resume=True`` continues a stopped run after its last whole chunk (the settings must match).
+With ``--trainer.devices N`` (or several nodes) the ranks share the chunks and rank 0 merges
+them into the same file (:mod:`hyenadna.pipelines.sharding`).
 
 Layout (N records, D = d_model):
 
@@ -18,6 +20,7 @@ Layout (N records, D = d_model):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,11 +29,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import islice
+from pathlib import Path
 
 import numpy as np
 
 from hyenadna.atomic import files_fingerprint, partial_output, removed_unless_written, run_lock
 from hyenadna.errors import HyenaDNAError
+from hyenadna.pipelines.embed_file import append_part, append_rows, create_datasets, open_hdf5, truncate_records
+from hyenadna.pipelines.sharding import ChunkFolder, Processes, chunked, launch
 from hyenadna.tiling import Tiling
 
 
@@ -145,73 +151,6 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-DESCRIPTIONS = {  # written into the file beside each dataset (attribute "description")
-    "embeddings": "pooled hidden states, one row per record in input order (N, d_model)",
-    "names": "record names (FASTA header, BED name or region, read name), UTF-8",
-    "contig": "contig of each record (the FASTA record's name for FASTA input)",
-    "start": "0-based start of each record on its contig, half-open with end",
-    "end": "0-based end (exclusive) of each record on its contig",
-    "strand": "+, - or . (unknown) for each record",
-    "token_embeddings": "per-base hidden states of all records, concatenated (sum of lengths, d_model); "
-    "record i is rows token_offsets[i]:token_offsets[i+1]",
-    "token_offsets": "row offsets of each record's bases in token_embeddings (N + 1), int64",
-}
-
-
-def _create(h5, d_model: int, dtype: str, per_token: bool, chunk: int) -> None:
-    import h5py
-
-    text = h5py.string_dtype("utf-8")
-    h5.create_dataset("embeddings", (0, d_model), dtype=dtype, maxshape=(None, d_model), chunks=(chunk, d_model))
-    for name, kind in (("names", text), ("contig", text), ("strand", text)):
-        h5.create_dataset(name, (0,), dtype=kind, maxshape=(None,), chunks=(chunk,))
-    for name in ("start", "end"):
-        h5.create_dataset(name, (0,), dtype="int64", maxshape=(None,), chunks=(chunk,))
-    if per_token:
-        h5.create_dataset(
-            "token_embeddings",
-            (0, d_model),
-            dtype=dtype,
-            maxshape=(None, d_model),
-            chunks=(4096, d_model),
-            compression="gzip",
-            compression_opts=4,
-            shuffle=True,
-        )
-        h5.create_dataset("token_offsets", data=np.zeros(1, dtype=np.int64), maxshape=(None,), chunks=(chunk,))
-    for name, dataset in h5.items():
-        dataset.attrs["description"] = DESCRIPTIONS[name]
-    h5.attrs["format"] = "hyenadna embeddings; each dataset's 'description' attribute says what it holds"
-
-
-def _open_hdf5(path, mode: str):
-    """``h5py.File(path, mode)``, with a torn or foreign file refused by name."""
-    import h5py
-
-    try:
-        return h5py.File(path, mode)
-    except OSError as exc:
-        raise HyenaDNAError(
-            f"{path} cannot be read as HDF5 (torn or not ours: {exc}); delete it to start again"
-        ) from None
-
-
-def _truncate(h5, n: int) -> None:
-    """Cut every per-record dataset to ``n`` rows (drops what a killed run wrote past its last chunk)."""
-    for name in ("embeddings", "names", "contig", "strand", "start", "end"):
-        h5[name].resize(n, axis=0)
-    if "token_offsets" in h5:
-        h5["token_offsets"].resize(n + 1, axis=0)
-        h5["token_embeddings"].resize(int(h5["token_offsets"][n]), axis=0)
-
-
-def _append(h5, name: str, values) -> None:
-    dataset = h5[name]
-    start = dataset.shape[0]
-    dataset.resize(start + len(values), axis=0)
-    dataset[start:] = values
-
-
 def run_embed(
     model: str,
     output: str,
@@ -229,7 +168,8 @@ def run_embed(
     seed: int = 0,
     progress: bool = True,
     tiling: Tiling | None = None,
-) -> dict:
+    trainer: Processes | None = None,
+) -> dict | None:
     """Embed sequences to HDF5 (pooled per sequence, optionally per base).
 
     Memory stays bounded by one chunk of records whatever the input size. Returns the record
@@ -254,6 +194,10 @@ def run_embed(
         tiling: records longer than the model are embedded in windows (--tiling.window,
             --tiling.stride), their per-base states stitched, each base from the first window
             that holds it, then pooled (see hyenadna.tiling). Off by default: it changes numbers.
+        trainer: run on several processes, devices or nodes (--trainer.devices,
+            --trainer.num_nodes, --trainer.accelerator): each rank embeds its share of the
+            chunks and rank 0 merges them into OUTPUT (see hyenadna.pipelines.sharding); the
+            other ranks return None.
     """
     start = time.perf_counter()
     import torch
@@ -269,9 +213,11 @@ def run_embed(
         raise HyenaDNAError(f"chunk must be positive, got {chunk}")
     if pooling == "none":
         raise HyenaDNAError("pooling 'none' is not stored; use per_token=True with a pooling for the pooled rows")
-    out, partial = partial_output(output, resume, overwrite)
+    rank = launch(trainer)
+    if rank is None:
+        out, partial = partial_output(output, resume, overwrite)
     torch.manual_seed(seed)
-    backbone = load(model, device=resolve_device(device))
+    backbone = load(model, device=rank.device if rank else resolve_device(device))
     check_embed_options(backbone, pooling, layer)
     if tiling is not None and tiling.enabled:
         tiling.check(backbone.config.l_max)
@@ -290,13 +236,16 @@ def run_embed(
         ),
     }
     tokenizer = CharacterTokenizer()
+    options = (pooling, layer, rc_average, per_token, batch_size, tiling)
+    if rank is not None:
+        return _run_embed_sharded(rank, output, input, backbone, settings, options, chunk, resume, overwrite, progress)
     done = 0
     fresh = not (resume and partial.exists())
     with (
         run_lock(out),
         removed_unless_written(partial, fresh, lambda: done),
         _sigterm_as_interrupt(),
-        _open_hdf5(partial, "w" if fresh else "a") as h5,
+        open_hdf5(partial, "w" if fresh else "a") as h5,
     ):
         if not fresh and not ("embeddings" in h5 and "records_done" in h5.attrs):
             raise HyenaDNAError(f"{partial} is not an embedding file a stopped run left; delete it to start again")
@@ -306,12 +255,12 @@ def run_embed(
                     what = "an input or model file changed since" if key == "files" else f"{key} differs from"
                     raise HyenaDNAError(f"{partial}: cannot resume, {what} the stopped run's")
             done = int(h5.attrs["records_done"])
-            _truncate(h5, done)
+            truncate_records(h5, done)
         else:
             h5.attrs.update(settings)
             h5.attrs["records_done"] = 0
             h5.attrs["complete"] = False
-            _create(h5, backbone.config.d_model, dtype, per_token, chunk)
+            create_datasets(h5, backbone.config.d_model, dtype, per_token, chunk)
         records = iter_records(input)
         bar = _progress(progress, done)
         for _ in islice(records, done):  # skip what the stopped run wrote
@@ -322,7 +271,6 @@ def run_embed(
             bar.update(len(buffer))
             return written
 
-        options = (pooling, layer, rc_average, per_token, batch_size, tiling)
         buffer: list[EmbedRecord] = []
         for record in records:
             buffer.append(record)
@@ -337,6 +285,57 @@ def run_embed(
         h5.attrs["complete"] = True
     os.replace(partial, out)
     return {"records": done, "output": output, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _run_embed_sharded(rank, output, input, backbone, settings, options, chunk, resume, overwrite, progress):
+    """``run_embed`` on one rank of several: its chunks to ``OUTPUT.parts/``, merged by rank 0."""
+    from hyenadna.tokenizer import CharacterTokenizer
+
+    start = time.perf_counter()
+    d_model, dtype, per_token = backbone.config.d_model, settings["dtype"], settings["per_token"]
+    tokenizer = CharacterTokenizer()
+
+    def new_file(path: str):
+        h5 = open_hdf5(path, "w")
+        h5.attrs.update(settings)
+        h5.attrs["records_done"] = 0
+        h5.attrs["complete"] = False
+        create_datasets(h5, d_model, dtype, per_token, chunk)
+        return h5
+
+    def chunk_writer(records: list[EmbedRecord]):
+        def write(path: str) -> None:
+            with new_file(path) as h5:
+                _write_chunk(h5, backbone, tokenizer, records, options, 0)
+
+        return write
+
+    total = 0
+
+    def merge(paths: list, path: str) -> None:
+        nonlocal total
+        with new_file(path) as h5:
+            for part_path in paths:
+                with open_hdf5(part_path, "r") as part:
+                    append_part(h5, part)
+            total = h5["embeddings"].shape[0]
+            h5.attrs["records_done"] = total
+            h5.attrs["complete"] = True
+
+    with contextlib.ExitStack() as stack:
+        if rank.leader:
+            stack.enter_context(run_lock(Path(output)))
+        parts = ChunkFolder(output, rank, {**settings, "chunk": chunk}, ".h5", resume, overwrite)
+        bar = _progress(progress and rank.leader, 0)
+        with _sigterm_as_interrupt():
+            for k, records in parts.owned(chunked(iter_records(input), chunk)):
+                parts.write(k, chunk_writer(records))
+                bar.update(len(records))
+        bar.close()
+        if not parts.merge(merge):
+            return None
+    seconds = round(time.perf_counter() - start, 2)
+    return {"records": total, "output": output, "seconds": seconds, "processes": rank.world_size}
 
 
 def _write_chunk(h5, backbone, tokenizer, records: list[EmbedRecord], options: tuple, done: int) -> int:
@@ -357,16 +356,16 @@ def _write_chunk(h5, backbone, tokenizer, records: list[EmbedRecord], options: t
         tokens = [states for _, states in pairs]
     dtype = h5["embeddings"].dtype
     try:
-        _append(h5, "embeddings", np.stack(pooled).astype(dtype))
-        _append(h5, "names", [r.name for r in records])
-        _append(h5, "contig", [r.contig for r in records])
-        _append(h5, "strand", [r.strand for r in records])
-        _append(h5, "start", np.asarray([r.start for r in records], dtype=np.int64))
-        _append(h5, "end", np.asarray([r.end for r in records], dtype=np.int64))
+        append_rows(h5, "embeddings", np.stack(pooled).astype(dtype))
+        append_rows(h5, "names", [r.name for r in records])
+        append_rows(h5, "contig", [r.contig for r in records])
+        append_rows(h5, "strand", [r.strand for r in records])
+        append_rows(h5, "start", np.asarray([r.start for r in records], dtype=np.int64))
+        append_rows(h5, "end", np.asarray([r.end for r in records], dtype=np.int64))
         if per_token:
             offsets = int(h5["token_offsets"][-1]) + np.cumsum([len(t) for t in tokens])
-            _append(h5, "token_embeddings", np.concatenate(tokens).astype(dtype))
-            _append(h5, "token_offsets", offsets.astype(np.int64))
+            append_rows(h5, "token_embeddings", np.concatenate(tokens).astype(dtype))
+            append_rows(h5, "token_offsets", offsets.astype(np.int64))
         h5.flush()  # the records first, then the count that vouches for them
         h5.attrs["records_done"] = done + len(records)
         h5.flush()

@@ -1,4 +1,4 @@
-"""Fine-tuning on labelled sequences: the Lightning module, ``run_finetune`` and ``run_predict``.
+"""Fine-tuning on labelled sequences: the Lightning module and ``run_finetune``.
 
 Metrics are computed on whole splits from collected predictions (never averaged over batches).
 The best checkpoint by the validation metric is restored before testing, and the fine-tuned
@@ -28,18 +28,17 @@ from hyenadna.atomic import (
 from hyenadna.cnn import ConvClassifier, ConvConfig
 from hyenadna.config import HyenaConfig
 from hyenadna.data.datamodules import LabelledDataModule
-from hyenadna.data.labels import read_sequence_input
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads import HeadConfig, SequenceModel
 from hyenadna.model import HyenaDNA
-from hyenadna.pipelines.common import build_trainer, resolve_device, resume_checkpoint
+from hyenadna.pipelines.common import build_trainer, resume_checkpoint
 from hyenadna.pipelines.metrics import DEFAULT_MONITOR, task_metrics
 from hyenadna.pipelines.optim import OptimOptions, build_adamw, decay_groups, warmup_cosine
 from hyenadna.pipelines.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
+from hyenadna.pipelines.predict import prediction_table
 from hyenadna.pipelines.pretrain import initial_model
 from hyenadna.pipelines.throughput import StepTimer
-from hyenadna.task_model import load_task_model, predict_sequences
-from hyenadna.tiling import Tiling
+from hyenadna.task_model import predict_sequences
 
 
 class SequenceTaskModule(L.LightningModule):
@@ -289,64 +288,6 @@ def run_finetune(
                                                  data.batch_size)  # fmt: skip
         atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result
-
-
-def run_predict(
-    model: str,
-    input: str | dict[str, str],
-    output: str,
-    format: str = "auto",
-    reader: dict[str, Any] | None = None,
-    batch_size: int = 32,
-    device: str = "auto",
-    overwrite: bool = False,
-    tiling: Tiling | None = None,
-) -> dict:
-    """Write per-sequence class probabilities (or regression values) of a fine-tuned model to a TSV.
-
-    The input may be labelled (the true label is then a column) or a plain FASTA; the TSV
-    appears only when complete.
-
-    Args:
-        model: a fine-tuned model folder (output/model of ``hyenadna finetune``; Hyena or CNN).
-        input: sequences: a FASTA (labelled or not), or any labelled format fine-tuning reads.
-        output: the TSV to write (it appears only when complete).
-        format: auto, table, fasta, bed or genomic_benchmarks.
-        reader: options of the labelled reader (sequence_col, label_cols, genome...).
-        batch_size: sequences per forward pass.
-        device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
-        overwrite: replace an existing output.
-        tiling: a sequence longer than the model gets the mean (or, with --tiling.combine max, the
-            maximum) of its windows' predictions (--tiling.window, --tiling.stride). Off by default.
-    """
-    if Path(output).exists() and not overwrite:
-        raise HyenaDNAError(f"{output} exists; pass --overwrite to replace it")
-    device = resolve_device(device)
-    seq_model = load_task_model(model, map_location=device).eval()
-    names, seqs, truths = read_sequence_input(input, format, reader or {})
-    config = seq_model.head_config
-    rows = predict_sequences(seq_model, seqs, batch_size, names=names, tiling=tiling)
-    atomic_write_text(output, prediction_table(config, names, rows, truths))
-    return {"rows": len(rows), "output": output}
-
-
-def prediction_table(
-    config: HeadConfig, names: list[str], values: np.ndarray, truths: list[tuple[str, ...]] | None
-) -> str:
-    """The TSV of ``predict`` (and of a run's ``test_predictions.tsv``): name, the true label(s)
-    when known, one probability or value per output, and the predicted class of a classifier."""
-    prefix = "value" if config.task == "regression" else "p"
-    header = ["name"] + (["label"] if truths is not None else []) + [f"{prefix}_{c}" for c in config.labels]
-    if config.task == "multiclass":
-        header.append("predicted")
-    lines = ["\t".join(header)]
-    for i, row in enumerate(values):
-        fields = [names[i]] + ([";".join(truths[i])] if truths is not None else [])
-        fields += [f"{v:.6g}" for v in row]
-        if config.task == "multiclass":
-            fields.append(config.labels[int(np.argmax(row))])
-        lines.append("\t".join(fields))
-    return "\n".join(lines) + "\n"
 
 
 def write_test_report(out: Path, model, dataset, batch_size: int) -> dict[str, Any]:

@@ -19,6 +19,7 @@ after the last whole chunk. ``vcf_output`` also writes the input VCF with an INF
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from itertools import islice
@@ -28,6 +29,7 @@ import numpy as np
 
 from hyenadna.atomic import atomic_write_text, files_fingerprint, partial_output, removed_unless_written, run_lock
 from hyenadna.errors import HyenaDNAError
+from hyenadna.pipelines.sharding import ChunkFolder, Processes, Rank, chunked, launch
 from hyenadna.pipelines.variants import InfoField, VariantJob, WindowScorer, variant_jobs
 from hyenadna.tiling import Tiling
 
@@ -137,11 +139,12 @@ def run_score_vcf(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-) -> dict:
+    rank: Rank | None = None,
+) -> dict | None:
     """Score every ALT allele of ``vcf`` against ``genome`` with a language model (log-likelihood
-    ratios) or a fine-tuned model (changes of its outputs); returns counts per status."""
-    from tqdm import tqdm
-
+    ratios) or a fine-tuned model (changes of its outputs); returns counts per status. With
+    ``rank`` (one process of several) the ranks share the chunks and rank 0 merges them
+    (:mod:`hyenadna.pipelines.sharding`); the other ranks return None."""
     from hyenadna.data.genome import Genome
 
     scorer = window_scorer(model, rc_average, batch_size)
@@ -149,13 +152,39 @@ def run_score_vcf(
     if not 2 <= window <= longest:
         raise HyenaDNAError(f"window must lie in [2, {longest}] (the model's longest input), got {window}")
     header = "\t".join(VARIANT_COLUMNS + scorer.columns)
-    fresh = not (resume and Path(str(output) + ".partial").exists())
     settings = {
         "model": scorer.model,
         "weights": _weights_digest(model),
         "files": files_fingerprint("", [vcf, genome]),
         "options": {"window": window, "rc_average": rc_average, "max_allele": max_allele},
     }
+    if rank is not None:
+        out = _score_vcf_sharded(rank, scorer, vcf, genome, output, window, max_allele, chunk, settings, header,
+                                 resume, overwrite, progress)  # fmt: skip
+        if out is None:
+            return None
+        counts = _status_counts(out)
+        done = 0
+    else:
+        out, counts, done = _score_vcf_one_process(
+            scorer, vcf, genome, output, window, max_allele, chunk, settings, header, resume, overwrite, progress
+        )
+    if vcf_output:
+        from hyenadna.pipelines.vcf_annotate import annotate_vcf
+
+        annotate_vcf(vcf, out, vcf_output, dict(Genome(genome).contigs), scorer.info)
+    return {"alleles": sum(counts.values()) + done, "status": counts, "output": str(out)}
+
+
+def _score_vcf_one_process(scorer, vcf, genome, output, window, max_allele, chunk, settings, header, resume,
+                           overwrite, progress) -> tuple[Path, dict[str, int], int]:  # fmt: skip
+    """Stream the scores to ``OUTPUT.partial`` chunk by chunk, rename it when complete; returns
+    the output, the statuses counted in this run and the rows a resumed run found written."""
+    from tqdm import tqdm
+
+    from hyenadna.data.genome import Genome
+
+    fresh = not (resume and Path(str(output) + ".partial").exists())
     counts: dict[str, int] = {}
     with run_lock(Path(output)):
         out, partial, done = _open_output(output, header, resume, overwrite, settings)
@@ -171,11 +200,47 @@ def run_score_vcf(
         bar.close()
         os.replace(partial, out)
         partial.with_name(partial.name + ".json").unlink(missing_ok=True)
-    if vcf_output:
-        from hyenadna.pipelines.vcf_annotate import annotate_vcf
+    return out, counts, done
 
-        annotate_vcf(vcf, out, vcf_output, dict(Genome(genome).contigs), scorer.info)
-    return {"alleles": sum(counts.values()) + done, "status": counts, "output": str(out)}
+
+def _score_vcf_sharded(rank, scorer, vcf, genome, output, window, max_allele, chunk, settings, header, resume,
+                       overwrite, progress) -> Path | None:  # fmt: skip
+    """This rank's chunks of alleles to ``OUTPUT.parts/``; rank 0 merges them (others: None)."""
+    from tqdm import tqdm
+
+    from hyenadna.data.genome import Genome
+
+    width = len(scorer.columns)
+
+    def merge(paths: list[Path], path: str) -> None:
+        with open(path, "w") as fh:
+            fh.write(header + "\n")
+            for part in paths:
+                fh.write(part.read_text())
+
+    with contextlib.ExitStack() as stack:
+        if rank.leader:
+            stack.enter_context(run_lock(Path(output)))
+        parts = ChunkFolder(output, rank, {**settings, "chunk": chunk, "header": header}, ".tsv", resume, overwrite)
+        bar = tqdm(unit=" allele", desc="score", disable=not (progress and rank.leader), mininterval=1.0)
+        jobs = variant_jobs(vcf, Genome(genome), window, max_allele)
+        for k, batch in parts.owned(chunked(jobs, chunk)):
+            text = "".join(_rows(batch, scorer.score(batch), {}, width))
+            parts.write(k, lambda tmp, text=text: Path(tmp).write_text(text))
+            bar.update(len(batch))
+        bar.close()
+        return Path(output) if parts.merge(merge) else None
+
+
+def _status_counts(table: Path) -> dict[str, int]:
+    """Alleles per status in a scores TSV."""
+    counts: dict[str, int] = {}
+    with open(table) as fh:
+        column = next(fh).rstrip("\n").split("\t").index("status")
+        for line in fh:
+            status = line.split("\t")[column]
+            counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def _rows(batch: list[VariantJob], scores: list, counts: dict[str, int], width: int = 3) -> list[str]:
@@ -259,7 +324,8 @@ def run_score(
     progress: bool = True,
     tiling: Tiling | None = None,
     per_base_output: str | None = None,
-) -> dict:
+    trainer: Processes | None = None,
+) -> dict | None:
     """Score variants of a VCF/BCF against a genome (language-model LLR or a head's change), or FASTA records.
 
     Args:
@@ -288,6 +354,9 @@ def run_score(
             (--tiling.window, --tiling.stride; each base keeps the left context of the first
             window that holds it: see hyenadna.tiling). Off by default: it changes numbers.
         per_base_output: with --fasta, also write every base's log-likelihood to this TSV.
+        trainer: with --vcf, run on several processes, devices or nodes (--trainer.devices,
+            --trainer.num_nodes, --trainer.accelerator): the ranks share the chunks of alleles
+            and rank 0 merges them into OUTPUT (see hyenadna.pipelines.sharding).
     """
     import torch
 
@@ -302,18 +371,22 @@ def run_score(
         raise HyenaDNAError("--vcf needs the --genome FASTA its coordinates refer to")
     if head_model and fasta:
         raise HyenaDNAError("a fine-tuned model's predictions on FASTA records: use `hyenadna predict`")
+    if fasta and trainer is not None and trainer.distributed:
+        raise HyenaDNAError("--trainer.devices/num_nodes spread --vcf scoring; --fasta runs in one process")
+    rank = launch(trainer)
+    where = rank.device if rank else resolve_device(device)
     torch.manual_seed(seed)
     if head_model:
         from hyenadna.task_model import load_task_model
 
-        net = load_task_model(head_model, map_location=resolve_device(device)).eval()
+        net = load_task_model(head_model, map_location=where).eval()
         window = window or net.head_config.train_length or net.max_length
     else:
-        net = load(model, device=resolve_device(device))
+        net = load(model, device=where)
         window = window or 1024
     if fasta:
         return run_score_fasta(net, fasta, output, rc_average, batch_size, overwrite, tiling, per_base_output)
     return run_score_vcf(
         net, vcf, genome, output, window, rc_average, max_allele, batch_size, chunk, vcf_output, resume, overwrite,
-        progress,
+        progress, rank,
     )  # fmt: skip

@@ -1,0 +1,126 @@
+"""``hyenadna predict``: per-sequence probabilities or values of a fine-tuned model, to a TSV.
+
+Sequences are predicted in chunks, each chunk's rows written to its own file in
+``OUTPUT.parts/`` and the parts joined into ``OUTPUT`` in input order when all are in
+(:mod:`hyenadna.pipelines.sharding`): a stopped run continues with ``--resume``, and
+``--trainer.devices`` / ``--trainer.num_nodes`` share the chunks between processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hyenadna.atomic import files_fingerprint, run_lock
+from hyenadna.data.labels import read_sequence_input
+from hyenadna.heads import HeadConfig
+from hyenadna.pipelines.common import resolve_device
+from hyenadna.pipelines.sharding import ChunkFolder, Processes, Rank, chunked, launch
+from hyenadna.task_model import load_task_model, predict_sequences
+from hyenadna.tiling import Tiling
+
+
+def run_predict(
+    model: str,
+    input: str | dict[str, str],
+    output: str,
+    format: str = "auto",
+    reader: dict[str, Any] | None = None,
+    batch_size: int = 32,
+    chunk: int = 1024,
+    device: str = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    tiling: Tiling | None = None,
+    trainer: Processes | None = None,
+) -> dict | None:
+    """Write per-sequence class probabilities (or regression values) of a fine-tuned model to a TSV.
+
+    The input may be labelled (the true label is then a column) or a plain FASTA; the TSV
+    appears only when complete.
+
+    Args:
+        model: a fine-tuned model folder (output/model of ``hyenadna finetune``; Hyena or CNN).
+        input: sequences: a FASTA (labelled or not), or any labelled format fine-tuning reads.
+        output: the TSV to write (it appears only when complete).
+        format: auto, table, fasta, bed or genomic_benchmarks.
+        reader: options of the labelled reader (sequence_col, label_cols, genome...).
+        batch_size: sequences per forward pass.
+        chunk: sequences per part file; a stopped run resumes after its last whole chunk.
+        device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
+        resume: continue the parts (OUTPUT.parts/) a stopped run left.
+        overwrite: replace an existing output.
+        progress: show a progress bar.
+        tiling: a sequence longer than the model gets the mean (or, with --tiling.combine max, the
+            maximum) of its windows' predictions (--tiling.window, --tiling.stride). Off by default.
+        trainer: run on several processes, devices or nodes (--trainer.devices,
+            --trainer.num_nodes, --trainer.accelerator): the ranks share the chunks and rank 0
+            joins them (see hyenadna.pipelines.sharding); the other ranks return None.
+    """
+    from hyenadna.errors import HyenaDNAError
+
+    if chunk < 1:
+        raise HyenaDNAError(f"chunk must be positive, got {chunk}")
+    rank = launch(trainer) or Rank(0, 1, resolve_device(device), lambda: None)
+    seq_model = load_task_model(model, map_location=rank.device).eval()
+    names, seqs, truths = read_sequence_input(input, format, reader or {})
+    config = seq_model.head_config
+    input_files = [input] if isinstance(input, str) else list(input.values())
+    settings = {
+        "files": files_fingerprint(model, input_files),
+        "format": format,
+        "reader": json.dumps(reader or {}, sort_keys=True),
+        "tiling": json.dumps(asdict(tiling) if tiling is not None and tiling.enabled else None),
+        "chunk": chunk,
+    }
+    header = prediction_table(config, [], np.zeros((0, len(config.labels))), [] if truths is not None else None)
+
+    def merge(paths: list[Path], path: str) -> None:
+        with open(path, "w") as fh:
+            fh.write(header)
+            for part in paths:
+                fh.write(part.read_text())
+
+    from tqdm import tqdm
+
+    with contextlib.ExitStack() as stack:
+        if rank.leader:
+            stack.enter_context(run_lock(Path(output)))
+        parts = ChunkFolder(output, rank, settings, ".tsv", resume, overwrite)
+        bar = tqdm(unit=" seq", desc="predict", disable=not (progress and rank.leader), mininterval=1.0)
+        for k, rows in parts.owned(chunked(range(len(seqs)), chunk)):
+            chunk_names = [names[i] for i in rows]
+            values = predict_sequences(seq_model, [seqs[i] for i in rows], batch_size, names=chunk_names, tiling=tiling)
+            chunk_truths = [truths[i] for i in rows] if truths is not None else None
+            text = prediction_table(config, chunk_names, values, chunk_truths)[len(header) :]
+            parts.write(k, lambda tmp, text=text: Path(tmp).write_text(text))
+            bar.update(len(rows))
+        bar.close()
+        if not parts.merge(merge):
+            return None
+    return {"rows": len(seqs), "output": output}
+
+
+def prediction_table(
+    config: HeadConfig, names: list[str], values: np.ndarray, truths: list[tuple[str, ...]] | None
+) -> str:
+    """The TSV of ``predict`` (and of a run's ``test_predictions.tsv``): name, the true label(s)
+    when known, one probability or value per output, and the predicted class of a classifier."""
+    prefix = "value" if config.task == "regression" else "p"
+    header = ["name"] + (["label"] if truths is not None else []) + [f"{prefix}_{c}" for c in config.labels]
+    if config.task == "multiclass":
+        header.append("predicted")
+    lines = ["\t".join(header)]
+    for i, row in enumerate(values):
+        fields = [names[i]] + ([";".join(truths[i])] if truths is not None else [])
+        fields += [f"{v:.6g}" for v in row]
+        if config.task == "multiclass":
+            fields.append(config.labels[int(np.argmax(row))])
+        lines.append("\t".join(fields))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,171 @@
+"""Inference over several processes, devices and nodes: ``--trainer.devices/num_nodes/strategy``.
+
+The inference commands (``embed``, ``score --vcf``, ``predict``) launch their processes through
+Lightning Fabric, as training does through the Trainer. Every process reads the whole input
+stream and cuts it into the same chunks; chunk ``k`` belongs to rank ``k % world_size``. Each
+chunk's results go to their own file in ``OUTPUT.parts/`` (a temporary name renamed when whole,
+so a process killed by any signal leaves only complete chunk files), and when every rank is done
+rank 0 merges them in chunk order into ``OUTPUT``: the same records in the same order, with the
+values a one-process run computes (the chunks, hence the batches, are the same).
+
+Resume: ``--resume`` keeps every chunk file already written and computes the rest, whichever
+rank (or how many ranks) wrote them; the settings and input fingerprints recorded in
+``OUTPUT.parts/settings.json`` must match. The chunk size is part of the settings.
+
+Several nodes need ``OUTPUT`` on a file system that all of them see.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hyenadna.atomic import atomic_write, atomic_write_text
+from hyenadna.errors import HyenaDNAError
+
+T = TypeVar("T")
+
+
+@dataclass
+class Processes:
+    """How many processes run an inference command, on what (Lightning's Fabric/Trainer flags).
+
+    Attributes:
+        accelerator: cpu, gpu (cuda) or auto.
+        devices: processes per node (one per device); 1 runs in this process alone.
+        num_nodes: machines taking part (launch the command on each with the usual
+            MASTER_ADDR, MASTER_PORT, NODE_RANK, or under SLURM / torchrun).
+        strategy: ddp (the default) or another Lightning strategy that launches processes.
+    """
+
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "ddp"
+
+    @property
+    def distributed(self) -> bool:
+        return self.devices != 1 or self.num_nodes != 1
+
+
+@dataclass
+class Rank:
+    """This process's place in the run: its rank, the number of ranks, its device, a barrier."""
+
+    rank: int
+    world_size: int
+    device: Any
+    barrier: Callable[[], None]
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
+
+def launch(processes: Processes | None) -> Rank | None:
+    """Start the run's processes (``None`` when one process runs alone: the caller's usual path).
+
+    Under Fabric's launcher this process becomes rank 0 and re-runs the same command line for the
+    other ranks of this node, which reach this call too and join the process group."""
+    if processes is None or not processes.distributed:
+        return None
+    if processes.devices < 1 or processes.num_nodes < 1:
+        raise HyenaDNAError(f"--trainer.devices and --trainer.num_nodes must be positive, got {processes}")
+    from lightning.fabric import Fabric
+
+    accelerator = processes.accelerator
+    if accelerator == "auto":
+        import torch
+
+        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
+    fabric = Fabric(
+        accelerator=accelerator,
+        devices=processes.devices,
+        num_nodes=processes.num_nodes,
+        strategy=processes.strategy,
+    )
+    fabric.launch()
+    return Rank(fabric.global_rank, fabric.world_size, fabric.device, fabric.barrier)
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class ChunkFolder:
+    """``OUTPUT.parts/``: one file per chunk of the input, written by the rank that owns it.
+
+    Made ready on every rank (the same checks run everywhere, so a refusal stops them all
+    before any work): an existing ``OUTPUT`` needs ``overwrite``; an existing folder is a
+    stopped run's and needs ``resume``, with the same ``settings``.
+    """
+
+    def __init__(self, output: str | Path, rank: Rank, settings: dict, suffix: str, resume: bool, overwrite: bool):
+        self.output = Path(output)
+        self.folder = self.output.with_name(self.output.name + ".parts")
+        self.rank = rank
+        self.suffix = suffix
+        self.chunks = 0  # chunks in the input, known once :meth:`owned` has run through it
+        self._settings = json.loads(json.dumps(settings, sort_keys=True, default=str))
+        if self.output.exists() and not overwrite:
+            raise HyenaDNAError(f"{self.output} exists; pass overwrite=True (--overwrite) to replace it")
+        recorded = self.folder / "settings.json"
+        stopped = self.folder.is_dir()
+        if stopped and not resume:
+            raise HyenaDNAError(f"{self.folder} is left from a stopped run; pass --resume to continue it or delete it")
+        if stopped:
+            try:
+                before = json.loads(recorded.read_text())
+            except (OSError, ValueError):
+                message = f"{self.folder}: cannot resume, its settings ({recorded.name}) are missing or torn"
+                raise HyenaDNAError(message) from None
+            changed = sorted(k for k in self._settings.keys() | before.keys() if self._settings.get(k) != before.get(k))
+            if changed:
+                raise HyenaDNAError(f"{self.folder}: cannot resume, its {', '.join(changed)} differ from this run's")
+        rank.barrier()  # every rank has looked before the leader creates anything
+        if rank.leader and not stopped:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(recorded, json.dumps(self._settings, sort_keys=True))
+        rank.barrier()
+
+    def path(self, k: int) -> Path:
+        return self.folder / f"chunk{k:09d}{self.suffix}"
+
+    def owned(self, chunks: Iterable[list[T]]) -> Iterator[tuple[int, list[T]]]:
+        """(k, chunk) for the chunks this rank owns and has not written yet; counts all chunks."""
+        self.chunks = 0
+        for k, chunk in enumerate(chunks):
+            self.chunks = k + 1
+            if k % self.rank.world_size == self.rank.rank and not self.path(k).exists():
+                yield k, chunk
+
+    def write(self, k: int, write: Callable[[str], object]) -> None:
+        """Write chunk ``k`` with ``write(tmp_path)``; it appears under its name only when whole."""
+        atomic_write(self.path(k), write)
+
+    def merge(self, merge: Callable[[list[Path], str], object]) -> bool:
+        """Wait for every rank; then rank 0 calls ``merge(chunk_paths, tmp_path)`` to build the
+        output, renames it to ``OUTPUT`` and removes the folder. True on rank 0."""
+        self.rank.barrier()
+        if not self.rank.leader:
+            return False
+        if self.chunks == 0:
+            raise HyenaDNAError("no records in the input")
+        paths = [self.path(k) for k in range(self.chunks)]
+        missing = [p.name for p in paths if not p.is_file()]
+        if missing:
+            raise HyenaDNAError(
+                f"{self.folder}: {len(missing)} chunks missing after every rank finished ({', '.join(missing[:3])}); "
+                "run the same command with --resume"
+            )
+        atomic_write(self.output, lambda tmp: merge(paths, tmp))
+        shutil.rmtree(self.folder)
+        return True
