@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -180,3 +181,22 @@ def files_fingerprint(model: str, inputs: list) -> dict:
         "model": [file_fingerprint(w) for w in weights if w.is_file()],
         "inputs": [file_fingerprint(p) for p in inputs if p],
     }
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while the block runs, so that a killed run closes its
+    files and removes its temporary ones (``atomic_write`` does on any exception)."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -190,3 +190,32 @@ def test_explain_command_writes_ism_table_and_refuses_bad_requests(tmp_path, cap
     with pytest.raises(SystemExit):
         main(["motifs", "--attributions", str(out), "--method", "grad_x_input", "--output", str(tmp_path / "m")])
     assert "holds no 'grad_x_input' attributions" in capsys.readouterr().err
+
+
+def test_explain_stopped_on_a_chunk_resumes_to_the_straight_run(tmp_path, monkeypatch):
+    import hyenadna.pipelines.explain as explain
+
+    fasta = tmp_path / "five.fa"
+    fasta.write_text("".join(f">r{i}\n{'ACGTTGCA'[i:] + 'GATTACA' * (i + 1)}\n" for i in range(5)))
+    options = {"methods": ["ism", "grad_x_input"], "chunk": 2, "progress": False}
+    explain.run_explain("tiny-1k-chr20", str(fasta), str(tmp_path / "straight.h5"), **options)
+    real, calls = explain.compute_attributions, []
+
+    def stopped_on_the_second_chunk(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real(*args)
+
+    monkeypatch.setattr(explain, "compute_attributions", stopped_on_the_second_chunk)
+    out = tmp_path / "out.h5"
+    with pytest.raises(KeyboardInterrupt):
+        explain.run_explain("tiny-1k-chr20", str(fasta), str(out), **options)
+    assert not out.exists() and [p.name for p in (tmp_path / "out.h5.parts").glob("chunk*")] == ["chunk000000000.npz"]
+    explain.run_explain("tiny-1k-chr20", str(fasta), str(out), resume=True, **options)
+    assert len(calls) == 2 + 2  # the second and third chunks, not the first again
+    for method in options["methods"]:
+        a, b = explain.read_attributions(tmp_path / "straight.h5", method), explain.read_attributions(out, method)
+        assert a["names"] == b["names"] and len(a["arrays"]) == len(b["arrays"]) == 5
+        for x, y in zip(a["arrays"], b["arrays"]):
+            np.testing.assert_allclose(y, x, rtol=1e-5, atol=1e-6)

@@ -20,23 +20,19 @@ Layout (N records, D = d_model):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 
-from hyenadna.atomic import files_fingerprint, partial_output, removed_unless_written, run_lock
+from hyenadna.atomic import files_fingerprint, partial_output, removed_unless_written, run_lock, sigterm_as_interrupt
 from hyenadna.errors import HyenaDNAError
 from hyenadna.pipelines.embed_file import append_part, append_rows, create_datasets, open_hdf5, truncate_records
-from hyenadna.pipelines.sharding import ChunkFolder, Processes, chunked, launch
+from hyenadna.pipelines.sharding import Processes, chunked, launch, run_chunks
 from hyenadna.tiling import Tiling
 
 
@@ -133,24 +129,6 @@ def iter_records(source: EmbedInput) -> Iterator[EmbedRecord]:
             yield EmbedRecord(read.name, read.sequence, read.contig or "*", read.start, read.end, strand)
 
 
-@contextmanager
-def _sigterm_as_interrupt():
-    """Turn SIGTERM into KeyboardInterrupt so that the HDF5 file is closed cleanly on a kill."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_embed(
     model: str,
     output: str,
@@ -244,7 +222,7 @@ def run_embed(
     with (
         run_lock(out),
         removed_unless_written(partial, fresh, lambda: done),
-        _sigterm_as_interrupt(),
+        sigterm_as_interrupt(),
         open_hdf5(partial, "w" if fresh else "a") as h5,
     ):
         if not fresh and not ("embeddings" in h5 and "records_done" in h5.attrs):
@@ -322,18 +300,11 @@ def _run_embed_sharded(rank, output, input, backbone, settings, options, chunk, 
             h5.attrs["records_done"] = total
             h5.attrs["complete"] = True
 
-    with contextlib.ExitStack() as stack:
-        if rank.leader:
-            stack.enter_context(run_lock(Path(output)))
-        parts = ChunkFolder(output, rank, {**settings, "chunk": chunk}, ".h5", resume, overwrite)
-        bar = _progress(progress and rank.leader, 0)
-        with _sigterm_as_interrupt():
-            for k, records in parts.owned(chunked(iter_records(input), chunk)):
-                parts.write(k, chunk_writer(records))
-                bar.update(len(records))
-        bar.close()
-        if not parts.merge(merge):
-            return None
+    chunks, bar = chunked(iter_records(input), chunk), _progress(progress and rank.leader, 0)
+    if not run_chunks(
+        output, rank, {**settings, "chunk": chunk}, ".h5", resume, overwrite, chunks, chunk_writer, merge, bar
+    ):
+        return None
     seconds = round(time.perf_counter() - start, 2)
     return {"records": total, "output": output, "seconds": seconds, "processes": rank.world_size}
 

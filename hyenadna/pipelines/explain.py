@@ -10,7 +10,11 @@ Attribution file layout (N records, C outputs; see :mod:`hyenadna.attribution`):
 * attributes: ``model``, ``methods``, ``output`` (logit or probability), ``steps``,
   ``baseline``, ``complete``.
 
-The file is written under a temporary name and renamed when complete.
+The records are explained in chunks of ``--chunk``, each chunk's arrays written to
+``OUTPUT.parts/`` (``.npz``, read back without pickle) as it is done, and the file is built from
+them, under a temporary name renamed when complete: a stopped run continues with ``--resume``,
+and ``--trainer.devices`` / ``--trainer.num_nodes`` share the chunks between processes
+(:mod:`hyenadna.pipelines.sharding`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from hyenadna.errors import HyenaDNAError
+from hyenadna.pipelines.sharding import Processes
 
 
 def load_explained_model(model: str, device: str):
@@ -54,28 +59,45 @@ def compute_attributions(net, seqs: list[str], methods: list[str], output: str, 
     return results
 
 
-def write_attributions(path: Path, names, seqs, labels, outputs: list[str], results: dict, attrs: dict) -> None:
+def write_attributions(path: str, names, seqs, labels, outputs: list[str], results: dict, attrs: dict) -> None:
+    """The attribution file (module docstring) at ``path``, written directly: callers write to
+    a temporary name and rename it."""
     import h5py
 
-    from hyenadna.atomic import atomic_write
+    text = h5py.string_dtype("utf-8")
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("names", data=np.array(names, dtype=object), dtype=text)
+        h5.create_dataset("sequences", data=np.array(seqs, dtype=object), dtype=text)
+        h5.create_dataset("offsets", data=np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64))
+        h5.create_dataset("outputs", data=np.array(outputs, dtype=object), dtype=text)
+        if labels is not None:
+            h5.create_dataset("labels", data=np.array([";".join(x) for x in labels], dtype=object), dtype=text)
+        for method, arrays in results.items():
+            data = np.concatenate(arrays) if arrays else np.zeros((0, 4, len(outputs)), np.float32)
+            h5.create_dataset(method, data=data.astype(np.float32), compression="gzip", chunks=True)
+        for key, value in attrs.items():
+            h5.attrs[key] = value
+        h5.attrs["complete"] = True
 
-    def write(tmp: str) -> None:
-        text = h5py.string_dtype("utf-8")
-        with h5py.File(tmp, "w") as h5:
-            h5.create_dataset("names", data=np.array(names, dtype=object), dtype=text)
-            h5.create_dataset("sequences", data=np.array(seqs, dtype=object), dtype=text)
-            h5.create_dataset("offsets", data=np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64))
-            h5.create_dataset("outputs", data=np.array(outputs, dtype=object), dtype=text)
-            if labels is not None:
-                h5.create_dataset("labels", data=np.array([";".join(x) for x in labels], dtype=object), dtype=text)
-            for method, arrays in results.items():
-                data = np.concatenate(arrays) if arrays else np.zeros((0, 4, len(outputs)), np.float32)
-                h5.create_dataset(method, data=data.astype(np.float32), compression="gzip", chunks=True)
-            for key, value in attrs.items():
-                h5.attrs[key] = value
-            h5.attrs["complete"] = True
 
-    atomic_write(path, write)
+def write_chunk(path: str, results: dict[str, list[np.ndarray]]) -> None:
+    """One chunk's arrays as ``.npz``: per method, the records' (L, 4, C) arrays end to end, and
+    their lengths."""
+    arrays = {method: np.concatenate(values).astype(np.float32) for method, values in results.items()}
+    lengths = [len(a) for a in next(iter(results.values()))]
+    with open(path, "wb") as fh:
+        np.savez(fh, lengths=np.asarray(lengths, dtype=np.int64), **arrays)
+
+
+def read_chunks(paths: list[Path], methods: list[str]) -> dict[str, list[np.ndarray]]:
+    """The per-record arrays of every chunk file, in order (loaded without pickle)."""
+    results: dict[str, list[np.ndarray]] = {method: [] for method in methods}
+    for path in paths:
+        with np.load(path, allow_pickle=False) as data:
+            bounds = np.cumsum(data["lengths"])[:-1]
+            for method in methods:
+                results[method].extend(np.split(data[method], bounds))
+    return results
 
 
 def read_attributions(path: str | Path, method: str) -> dict[str, Any]:
@@ -161,10 +183,13 @@ def run_explain(
     plot_records: int = 10,
     target: str | None = None,
     batch_size: int = 16,
+    chunk: int = 64,
     device: str = "auto",
+    resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-) -> dict:
+    trainer: Processes | None = None,
+) -> dict | None:
     """Attribute a model's outputs to the bases of each sequence (ISM, gradient x input, integrated gradients).
 
     Args:
@@ -185,35 +210,60 @@ def run_explain(
         plot_records: how many records get pictures.
         target: the output whose attributions are drawn, against the mean of the others (default: the last).
         batch_size: sequences per gradient batch (ISM batches mutants, at least 32).
+        chunk: records per part file; a stopped run resumes after its last whole chunk.
         device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
+        resume: continue the parts (OUTPUT.parts/) a stopped run left.
         overwrite: replace an existing output.
         progress: show progress.
+        trainer: run on several processes, devices or nodes (--trainer.devices,
+            --trainer.num_nodes, --trainer.accelerator): the ranks share the chunks and rank 0
+            writes the outputs (see hyenadna.pipelines.sharding); the other ranks return None.
     """
     import time
 
-    from hyenadna.atomic import atomic_write_text
+    from tqdm import tqdm
+
+    from hyenadna.atomic import atomic_write_text, files_fingerprint
     from hyenadna.attribution import Explained
     from hyenadna.data.labels import read_sequence_input
     from hyenadna.pipelines.common import resolve_device
+    from hyenadna.pipelines.sharding import Rank, chunked, launch, run_chunks
 
     methods = list(methods or ["grad_x_input", "ism"])
-    for path in (output, ism_tsv):
-        if path and Path(path).exists() and not overwrite:
-            raise HyenaDNAError(f"{path} exists; pass --overwrite to replace it")
+    if ism_tsv and Path(ism_tsv).exists() and not overwrite:
+        raise HyenaDNAError(f"{ism_tsv} exists; pass --overwrite to replace it")
     if ism_tsv and "ism" not in methods:
         raise HyenaDNAError("--ism_tsv needs ism among --methods")
-    net = load_explained_model(model, resolve_device(device))
+    rank = launch(trainer) or Rank(0, 1, resolve_device(device), lambda: None)
+    net = load_explained_model(model, rank.device)
     names, seqs, labels = read_sequence_input(input, format, reader or {}, split)
     if max_records is not None:
         names, seqs = names[:max_records], seqs[:max_records]
         labels = labels[:max_records] if labels is not None else None
     outputs = Explained(net, target_output).names
-    start = time.perf_counter()
-    results = compute_attributions(net, seqs, methods, target_output, steps, baseline, batch_size, progress)
-    seconds = time.perf_counter() - start
     attrs = {"model": model, "methods": json.dumps(methods), "output": target_output, "steps": steps,
              "baseline": baseline}  # fmt: skip
-    write_attributions(Path(output), names, seqs, labels, outputs, results, attrs)
+    input_files = [input] if isinstance(input, str) else list(input.values())
+    settings = {**attrs, "files": files_fingerprint(model, input_files), "format": format, "split": split,
+                "reader": json.dumps(reader or {}, sort_keys=True), "max_records": max_records,
+                "chunk": chunk}  # fmt: skip
+    start = time.perf_counter()
+    results: dict[str, list[np.ndarray]] = {}
+
+    def merge(paths: list[Path], path: str) -> None:
+        results.update(read_chunks(paths, methods))
+        write_attributions(path, names, seqs, labels, outputs, results, attrs)
+
+    def writer(rows: list[int]):
+        arrays = compute_attributions(net, [seqs[i] for i in rows], methods, target_output, steps, baseline,
+                                      batch_size, False)  # fmt: skip
+        return lambda tmp: write_chunk(tmp, arrays)
+
+    bar = tqdm(unit=" seq", desc="explain", disable=not (progress and rank.leader), mininterval=1.0)
+    rows = chunked(range(len(seqs)), chunk)
+    if not run_chunks(output, rank, settings, ".npz", resume, overwrite, rows, writer, merge, bar):
+        return None
+    seconds = time.perf_counter() - start
     summary: dict[str, Any] = {"records": len(seqs), "bases": sum(map(len, seqs)), "methods": methods,
                                "outputs": outputs, "seconds": round(seconds, 2), "output": output}  # fmt: skip
     if "ism" in results:

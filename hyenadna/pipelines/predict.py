@@ -8,7 +8,6 @@ Sequences are predicted in chunks, each chunk's rows written to its own file in
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -16,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from hyenadna.atomic import files_fingerprint, run_lock
+from hyenadna.atomic import files_fingerprint
 from hyenadna.data.labels import read_sequence_input
 from hyenadna.heads import HeadConfig
 from hyenadna.pipelines.common import resolve_device
-from hyenadna.pipelines.sharding import ChunkFolder, Processes, Rank, chunked, launch
+from hyenadna.pipelines.sharding import Processes, Rank, chunked, launch, run_chunks
 from hyenadna.task_model import load_task_model, predict_sequences
 from hyenadna.tiling import Tiling
 
@@ -87,23 +86,19 @@ def run_predict(
             for part in paths:
                 fh.write(part.read_text())
 
+    def writer(rows: list[int]):
+        chunk_names = [names[i] for i in rows]
+        values = predict_sequences(seq_model, [seqs[i] for i in rows], batch_size, names=chunk_names, tiling=tiling)
+        chunk_truths = [truths[i] for i in rows] if truths is not None else None
+        text = prediction_table(config, chunk_names, values, chunk_truths)[len(header) :]
+        return lambda tmp: Path(tmp).write_text(text)
+
     from tqdm import tqdm
 
-    with contextlib.ExitStack() as stack:
-        if rank.leader:
-            stack.enter_context(run_lock(Path(output)))
-        parts = ChunkFolder(output, rank, settings, ".tsv", resume, overwrite)
-        bar = tqdm(unit=" seq", desc="predict", disable=not (progress and rank.leader), mininterval=1.0)
-        for k, rows in parts.owned(chunked(range(len(seqs)), chunk)):
-            chunk_names = [names[i] for i in rows]
-            values = predict_sequences(seq_model, [seqs[i] for i in rows], batch_size, names=chunk_names, tiling=tiling)
-            chunk_truths = [truths[i] for i in rows] if truths is not None else None
-            text = prediction_table(config, chunk_names, values, chunk_truths)[len(header) :]
-            parts.write(k, lambda tmp, text=text: Path(tmp).write_text(text))
-            bar.update(len(rows))
-        bar.close()
-        if not parts.merge(merge):
-            return None
+    bar = tqdm(unit=" seq", desc="predict", disable=not (progress and rank.leader), mininterval=1.0)
+    rows = chunked(range(len(seqs)), chunk)
+    if not run_chunks(output, rank, settings, ".tsv", resume, overwrite, rows, writer, merge, bar):
+        return None
     return {"rows": len(seqs), "output": output}
 
 

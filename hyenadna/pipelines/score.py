@@ -19,7 +19,6 @@ after the last whole chunk. ``vcf_output`` also writes the input VCF with an INF
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from itertools import islice
@@ -29,7 +28,7 @@ import numpy as np
 
 from hyenadna.atomic import atomic_write_text, files_fingerprint, partial_output, removed_unless_written, run_lock
 from hyenadna.errors import HyenaDNAError
-from hyenadna.pipelines.sharding import ChunkFolder, Processes, Rank, chunked, launch
+from hyenadna.pipelines.sharding import Processes, Rank, chunked, launch, run_chunks
 from hyenadna.pipelines.variants import InfoField, VariantJob, WindowScorer, variant_jobs
 from hyenadna.tiling import Tiling
 
@@ -218,18 +217,15 @@ def _score_vcf_sharded(rank, scorer, vcf, genome, output, window, max_allele, ch
             for part in paths:
                 fh.write(part.read_text())
 
-    with contextlib.ExitStack() as stack:
-        if rank.leader:
-            stack.enter_context(run_lock(Path(output)))
-        parts = ChunkFolder(output, rank, {**settings, "chunk": chunk, "header": header}, ".tsv", resume, overwrite)
-        bar = tqdm(unit=" allele", desc="score", disable=not (progress and rank.leader), mininterval=1.0)
-        jobs = variant_jobs(vcf, Genome(genome), window, max_allele)
-        for k, batch in parts.owned(chunked(jobs, chunk)):
-            text = "".join(_rows(batch, scorer.score(batch), {}, width))
-            parts.write(k, lambda tmp, text=text: Path(tmp).write_text(text))
-            bar.update(len(batch))
-        bar.close()
-        return Path(output) if parts.merge(merge) else None
+    def writer(batch: list[VariantJob]):
+        text = "".join(_rows(batch, scorer.score(batch), {}, width))
+        return lambda tmp: Path(tmp).write_text(text)
+
+    jobs = variant_jobs(vcf, Genome(genome), window, max_allele)
+    bar = tqdm(unit=" allele", desc="score", disable=not (progress and rank.leader), mininterval=1.0)
+    settings = {**settings, "chunk": chunk, "header": header}
+    done = run_chunks(output, rank, settings, ".tsv", resume, overwrite, chunked(jobs, chunk), writer, merge, bar)
+    return Path(output) if done else None
 
 
 def _status_counts(table: Path) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """Inference over several processes, devices and nodes: ``--trainer.devices/num_nodes/strategy``.
 
-The inference commands (``embed``, ``score --vcf``, ``predict``) launch their processes through
+The inference commands (``embed``, ``score --vcf``, ``predict``, ``explain``) launch their processes through
 Lightning Fabric, as training does through the Trainer. Every process reads the whole input
 stream and cuts it into the same chunks; chunk ``k`` belongs to rank ``k % world_size``. Each
 chunk's results go to their own file in ``OUTPUT.parts/`` (a temporary name renamed when whole,
@@ -17,6 +17,7 @@ Several nodes need ``OUTPUT`` on a file system that all of them see.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +26,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hyenadna.atomic import atomic_write, atomic_write_text
+from hyenadna.atomic import atomic_write, atomic_write_text, run_lock, sigterm_as_interrupt
 from hyenadna.errors import HyenaDNAError
 
 T = TypeVar("T")
@@ -169,3 +170,31 @@ class ChunkFolder:
         atomic_write(self.output, lambda tmp: merge(paths, tmp))
         shutil.rmtree(self.folder)
         return True
+
+
+def run_chunks(
+    output: str | Path,
+    rank: Rank,
+    settings: dict,
+    suffix: str,
+    resume: bool,
+    overwrite: bool,
+    chunks: Iterable[list[T]],
+    writer: Callable[[list[T]], Callable[[str], object]],
+    merge: Callable[[list[Path], str], object],
+    bar: Any,
+) -> bool:
+    """The whole run of one rank: rank 0 holds ``OUTPUT.lock``; the chunk folder is made ready;
+    each chunk this rank owns is computed by ``writer(chunk)``, which returns the function that
+    writes it, and counted on ``bar`` (a tqdm); then rank 0 joins the parts with ``merge``.
+    SIGTERM stops the run like Ctrl-C, leaving only whole chunk files. True on rank 0."""
+    with contextlib.ExitStack() as stack:
+        if rank.leader:
+            stack.enter_context(run_lock(Path(output)))
+        parts = ChunkFolder(output, rank, settings, suffix, resume, overwrite)
+        with sigterm_as_interrupt():
+            for k, items in parts.owned(chunks):
+                parts.write(k, writer(items))
+                bar.update(len(items))
+        bar.close()
+        return parts.merge(merge)
