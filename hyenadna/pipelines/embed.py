@@ -32,7 +32,7 @@ import numpy as np
 from hyenadna.atomic import files_fingerprint, partial_output, removed_unless_written, run_lock, sigterm_as_interrupt
 from hyenadna.errors import HyenaDNAError
 from hyenadna.pipelines.embed_file import append_part, append_rows, create_datasets, open_hdf5, truncate_records
-from hyenadna.pipelines.sharding import Processes, chunked, launch, run_chunks
+from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, chunked, launch, run_chunks
 from hyenadna.tiling import Tiling
 
 
@@ -146,7 +146,7 @@ def run_embed(
     seed: int = 0,
     progress: bool = True,
     tiling: Tiling | None = None,
-    trainer: Processes | None = None,
+    trainer: Processes = ONE_PROCESS,
 ) -> dict | None:
     """Embed sequences to HDF5 (pooled per sequence, optionally per base).
 

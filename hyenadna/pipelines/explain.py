@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from hyenadna.errors import HyenaDNAError
-from hyenadna.pipelines.sharding import Processes
+from hyenadna.pipelines.sharding import ONE_PROCESS, Processes
 
 
 def load_explained_model(model: str, device: str):
@@ -188,7 +188,7 @@ def run_explain(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    trainer: Processes | None = None,
+    trainer: Processes = ONE_PROCESS,
 ) -> dict | None:
     """Attribute a model's outputs to the bases of each sequence (ISM, gradient x input, integrated gradients).
 

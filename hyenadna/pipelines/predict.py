@@ -19,7 +19,7 @@ from hyenadna.atomic import files_fingerprint
 from hyenadna.data.labels import read_sequence_input
 from hyenadna.heads import HeadConfig
 from hyenadna.pipelines.common import resolve_device
-from hyenadna.pipelines.sharding import Processes, Rank, chunked, launch, run_chunks
+from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, Rank, chunked, launch, run_chunks
 from hyenadna.task_model import load_task_model, predict_sequences
 from hyenadna.tiling import Tiling
 
@@ -37,7 +37,7 @@ def run_predict(
     overwrite: bool = False,
     progress: bool = True,
     tiling: Tiling | None = None,
-    trainer: Processes | None = None,
+    trainer: Processes = ONE_PROCESS,
 ) -> dict | None:
     """Write per-sequence class probabilities (or regression values) of a fine-tuned model to a TSV.
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from hyenadna.atomic import atomic_write_text, files_fingerprint, partial_output, removed_unless_written, run_lock
 from hyenadna.errors import HyenaDNAError
-from hyenadna.pipelines.sharding import Processes, Rank, chunked, launch, run_chunks
+from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, Rank, chunked, launch, run_chunks
 from hyenadna.pipelines.variants import InfoField, VariantJob, WindowScorer, variant_jobs
 from hyenadna.tiling import Tiling
 
@@ -320,7 +320,7 @@ def run_score(
     progress: bool = True,
     tiling: Tiling | None = None,
     per_base_output: str | None = None,
-    trainer: Processes | None = None,
+    trainer: Processes = ONE_PROCESS,
 ) -> dict | None:
     """Score variants of a VCF/BCF against a genome (language-model LLR or a head's change), or FASTA records.
 
@@ -367,7 +367,7 @@ def run_score(
         raise HyenaDNAError("--vcf needs the --genome FASTA its coordinates refer to")
     if head_model and fasta:
         raise HyenaDNAError("a fine-tuned model's predictions on FASTA records: use `hyenadna predict`")
-    if fasta and trainer is not None and trainer.distributed:
+    if fasta and trainer.distributed:
         raise HyenaDNAError("--trainer.devices/num_nodes spread --vcf scoring; --fasta runs in one process")
     rank = launch(trainer)
     where = rank.device if rank else resolve_device(device)

@@ -32,7 +32,7 @@ from hyenadna.errors import HyenaDNAError
 T = TypeVar("T")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Processes:
     """How many processes run an inference command, on what (Lightning's Fabric/Trainer flags).
 
@@ -52,6 +52,10 @@ class Processes:
     @property
     def distributed(self) -> bool:
         return self.devices != 1 or self.num_nodes != 1
+
+
+ONE_PROCESS = Processes()
+"""The default of the inference commands' ``trainer``: this process alone."""
 
 
 @dataclass
