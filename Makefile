@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 # embeddings (about 5 minutes, 2 cores).
 demo: $(STAMP)
 	rm -rf runs/demo
-	$(BIN)/hyenadna finetune --config configs/demo_finetune.yaml
+	$(BIN)/hyenadna finetune --config configs/tasks/tf_oct4_mafk.yaml --config configs/demo_finetune.yaml
 	$(BIN)/hyenadna embed --config configs/demo_embed.yaml
 
 lint: $(STAMP)

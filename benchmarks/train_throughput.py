@@ -129,7 +129,7 @@ def command_rows(steps: int, rate: float) -> list[dict]:
             *common,
         ]  # fmt: skip
         finetune = [
-            hyenadna, "finetune", "--config", str(REPO / "configs/demo_finetune.yaml"), "--model.name_or_path",
+            hyenadna, "finetune", "--config", str(REPO / "configs/tasks/tf_oct4_mafk.yaml"), "--model.name_or_path",
             "tiny-1k", "--data.batch_size", "64", "--trainer.val_every_n_steps", "100000", "--tuning.baseline",
             "false", "--tuning.cnn_baseline", "false", "--tuning.patience", "0", "--output", f"{tmp}/f", *common,
         ]  # fmt: skip
