@@ -30,7 +30,8 @@ pytestmark = pytest.mark.slow
 
 
 def command(*args: str) -> list[str]:
-    return [sys.executable, str(REPO / "cli.py"), *args, "--progress", "false"]
+    quiet = [] if args[0] == "loss" else ["--progress", "false"]  # loss shows no progress bar
+    return [sys.executable, str(REPO / "cli.py"), *args, *quiet]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -176,3 +177,11 @@ def test_explain_on_two_processes_writes_the_one_process_file(tmp_path):
     assert len(one) == len(two) == 1 + 12 * 200 * 3 and [r.split("\t")[:4] for r in one] == [
         r.split("\t")[:4] for r in two
     ]
+
+
+def test_loss_on_two_processes_prints_the_one_process_table():
+    tables = []
+    for extra in ([], TWO):
+        proc = run("loss", "--model", "tiny-1k", "--fasta", str(TF / "oct4_test.fa"), "--window", "64", *extra)
+        tables.append(proc.stdout.splitlines()[:-1])  # the last line is the timing
+    assert len(tables[0]) == 2 + 100 and tables[0] == tables[1]

@@ -108,3 +108,19 @@ def test_score_of_fasta_records_is_not_spread(tmp_path):
     with pytest.raises(HyenaDNAError, match="--fasta runs in one process"):
         run_score(str(tmp_path / "out.tsv"), model="tiny-1k", fasta=str(TF / "oct4_test.fa"),
                   trainer=Processes(devices=2))  # fmt: skip
+
+
+def test_loss_shares_batches_between_ranks_and_sums_them(tmp_path):
+    from hyenadna.pipelines.lm_loss import fasta_lm_loss
+
+    torch.manual_seed(0)
+    model = HyenaDNA(HyenaConfig(d_model=32, n_layer=2, l_max=1024, filter_order=16)).eval()
+    fasta = TF / "oct4_test.fa"
+    whole = fasta_lm_loss(model, fasta, window=64, batch_size=2)
+    shares = [fasta_lm_loss(model, fasta, window=64, batch_size=2, rank=rank) for rank in ranks(3)]
+    assert all(0 < sum(r.scored for r in share) < sum(r.scored for r in whole) for share in shares)
+    for k, record in enumerate(whole):
+        parts = [share[k] for share in shares]
+        assert sum(p.scored for p in parts) == record.scored and {p.bases for p in parts} == {record.bases}
+        nats = sum(p.nats_per_base * p.scored for p in parts if p.scored) / record.scored
+        assert nats == pytest.approx(record.nats_per_base, rel=1e-12)

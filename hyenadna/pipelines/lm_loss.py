@@ -4,6 +4,10 @@ Each record is cut into consecutive windows; a base is scored given the bases be
 same window, as :mod:`hyenadna.likelihood` defines it (the next-base distribution renormalised
 over A/C/G/T, A/C/G/T targets only), and reported in nats and bits per base. A model that knows
 nothing of DNA scores 2 bits per base; anything lower is something learnt.
+
+With ``--trainer.devices`` / ``--trainer.num_nodes`` the batches of windows, numbered across
+the whole file, go to the ranks in turn (batch g to rank g mod world size) and the per-record
+sums are added over the ranks (:mod:`hyenadna.pipelines.sharding`); rank 0 reports.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from hyenadna.data.fasta import read_fasta
 from hyenadna.errors import HyenaDNAError
 from hyenadna.likelihood import LN2, next_base_log_probs
 from hyenadna.model import HyenaDNA
+from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, Rank, launch
 from hyenadna.tokenizer import CharacterTokenizer
 
 
@@ -43,14 +48,18 @@ def window_loss_sum(model: HyenaDNA, ids: torch.Tensor) -> tuple[float, int]:
     return -float(picked[scored].sum()), int(scored.sum())
 
 
-def fasta_lm_loss(model: HyenaDNA, path: str | os.PathLike, window: int, batch_size: int = 8) -> list[RecordLoss]:
-    """Loss of ``model`` on each record of ``path``, cut into consecutive windows."""
+def fasta_lm_loss(
+    model: HyenaDNA, path: str | os.PathLike, window: int, batch_size: int = 8, rank: Rank | None = None
+) -> list[RecordLoss]:
+    """Loss of ``model`` on each record of ``path``, cut into consecutive windows (with ``rank``:
+    this rank's share of the batches, the sums added over the ranks)."""
     if not 2 <= window <= model.config.l_max:
         raise HyenaDNAError(f"window must lie in [2, l_max={model.config.l_max}], got {window}")
     tokenizer = CharacterTokenizer()
     device = next(model.parameters()).device
     model.eval()
-    results = []
+    names, lengths, totals, counts = [], [], [], []
+    number = 0  # of the batch, counted over the whole file
     for name, seq in read_fasta(path):
         ids = tokenizer.encode(seq, name=name)
         full = ids.numel() // window
@@ -59,13 +68,30 @@ def fasta_lm_loss(model: HyenaDNA, path: str | os.PathLike, window: int, batch_s
             batches.append(ids[full * window :].unsqueeze(0))
         total, count = 0.0, 0
         for batch in batches:
-            s, c = window_loss_sum(model, batch.to(device))
-            total, count = total + s, count + c
-        results.append(RecordLoss(name, ids.numel(), count, total / count if count else float("nan")))
-    return results
+            if rank is None or number % rank.world_size == rank.rank:
+                s, c = window_loss_sum(model, batch.to(device))
+                total, count = total + s, count + c
+            number += 1
+        names.append(name)
+        lengths.append(ids.numel())
+        totals.append(total)
+        counts.append(count)
+    if rank is not None:
+        totals = rank.reduce_sum(torch.tensor(totals, dtype=torch.float64)).tolist()
+        counts = [int(c) for c in rank.reduce_sum(torch.tensor(counts, dtype=torch.int64)).tolist()]
+    return [
+        RecordLoss(name, n, c, t / c if c else float("nan")) for name, n, t, c in zip(names, lengths, totals, counts)
+    ]
 
 
-def run_loss(fasta: str, model: str = "tiny-1k", window: int | None = None, batch_size: int = 8, seed: int = 0) -> dict:
+def run_loss(
+    fasta: str,
+    model: str = "tiny-1k",
+    window: int | None = None,
+    batch_size: int = 8,
+    seed: int = 0,
+    trainer: Processes = ONE_PROCESS,
+) -> dict | None:
     """Print the next-base loss (nats and bits per base) of a model on each record of a FASTA file.
 
     Args:
@@ -74,15 +100,21 @@ def run_loss(fasta: str, model: str = "tiny-1k", window: int | None = None, batc
         window: bases per window (default: the model's l_max).
         batch_size: windows per forward pass.
         seed: seed for a preset's random weights.
+        trainer: run on several processes, devices or nodes (--trainer.devices,
+            --trainer.num_nodes, --trainer.accelerator): the ranks share the batches and rank 0
+            prints the result; the other ranks return None.
     """
     from hyenadna import load
 
+    rank = launch(trainer)
     torch.manual_seed(seed)
-    net = load(model).eval()
+    net = load(model, device=rank.device if rank else None).eval()
     window = window or net.config.l_max
     start = time.perf_counter()
-    results = fasta_lm_loss(net, fasta, window=window, batch_size=batch_size)
+    results = fasta_lm_loss(net, fasta, window=window, batch_size=batch_size, rank=rank)
     seconds = time.perf_counter() - start
+    if rank is not None and not rank.leader:
+        return None
     records = [{**asdict(r), "bits_per_base": r.bits_per_base} for r in results]
     return {"model": model, "parameters": net.num_parameters(), "window": window, "records": records,
             "bases": sum(r.bases for r in results), "seconds": seconds}  # fmt: skip

@@ -1,6 +1,7 @@
 """Inference over several processes, devices and nodes: ``--trainer.devices/num_nodes/strategy``.
 
-The inference commands (``embed``, ``score --vcf``, ``predict``, ``explain``) launch their processes through
+The inference commands (``embed``, ``score --vcf``, ``predict``, ``explain``; ``loss``, see
+:mod:`hyenadna.pipelines.lm_loss`) launch their processes through
 Lightning Fabric, as training does through the Trainer. Every process reads the whole input
 stream and cuts it into the same chunks; chunk ``k`` belongs to rank ``k % world_size``. Each
 chunk's results go to their own file in ``OUTPUT.parts/`` (a temporary name renamed when whole,
@@ -60,12 +61,14 @@ ONE_PROCESS = Processes()
 
 @dataclass
 class Rank:
-    """This process's place in the run: its rank, the number of ranks, its device, a barrier."""
+    """This process's place in the run: its rank, the number of ranks, its device, a barrier,
+    and ``reduce_sum``, the sum of a tensor over the ranks (identity in one process)."""
 
     rank: int
     world_size: int
     device: Any
     barrier: Callable[[], None]
+    reduce_sum: Callable[[Any], Any] = lambda tensor: tensor
 
     @property
     def leader(self) -> bool:
@@ -95,7 +98,11 @@ def launch(processes: Processes | None) -> Rank | None:
         strategy=processes.strategy,
     )
     fabric.launch()
-    return Rank(fabric.global_rank, fabric.world_size, fabric.device, fabric.barrier)
+
+    def reduce_sum(tensor):
+        return fabric.all_reduce(tensor.to(fabric.device), reduce_op="sum").cpu()
+
+    return Rank(fabric.global_rank, fabric.world_size, fabric.device, fabric.barrier, reduce_sum)
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
