@@ -124,3 +124,21 @@ def test_loss_shares_batches_between_ranks_and_sums_them(tmp_path):
         assert sum(p.scored for p in parts) == record.scored and {p.bases for p in parts} == {record.bases}
         nats = sum(p.nats_per_base * p.scored for p in parts if p.scored) / record.scored
         assert nats == pytest.approx(record.nats_per_base, rel=1e-12)
+
+
+def test_a_chunk_of_zero_records_is_refused_by_every_chunked_command(tmp_path):
+    from hyenadna.pipelines.explain import run_explain
+    from hyenadna.pipelines.predict import run_predict
+    from hyenadna.pipelines.score import run_score_vcf
+
+    model = HyenaDNA(HyenaConfig(d_model=32, n_layer=2, l_max=1024, filter_order=16)).eval()
+    vcf = "/usr/share/doc/vt/examples/normalize/01_IN.vcf.gz"
+    calls = [
+        lambda: run_score_vcf(model, vcf, str(TF / "oct4_test.fa"), str(tmp_path / "s.tsv"), 64, chunk=0),
+        lambda: run_explain("tiny-1k", str(TF / "oct4_test.fa"), str(tmp_path / "e.h5"), chunk=0),
+        lambda: run_predict("no-model-needed", str(TF / "oct4_test.fa"), str(tmp_path / "p.tsv"), chunk=0),
+    ]
+    for call in calls:
+        with pytest.raises(HyenaDNAError, match="chunk must be positive, got 0"):
+            call()
+    assert not list(tmp_path.iterdir())

@@ -234,6 +234,8 @@ def run_explain(
         raise HyenaDNAError(f"{ism_tsv} exists; pass --overwrite to replace it")
     if ism_tsv and "ism" not in methods:
         raise HyenaDNAError("--ism_tsv needs ism among --methods")
+    if chunk < 1:
+        raise HyenaDNAError(f"chunk must be positive, got {chunk}")
     rank = launch(trainer) or Rank(0, 1, resolve_device(device), lambda: None)
     net = load_explained_model(model, rank.device)
     names, seqs, labels = read_sequence_input(input, format, reader or {}, split)

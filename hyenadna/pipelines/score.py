@@ -150,6 +150,8 @@ def run_score_vcf(
     longest = getattr(model, "max_length", None) or model.config.l_max
     if not 2 <= window <= longest:
         raise HyenaDNAError(f"window must lie in [2, {longest}] (the model's longest input), got {window}")
+    if chunk < 1:
+        raise HyenaDNAError(f"chunk must be positive, got {chunk}")
     header = "\t".join(VARIANT_COLUMNS + scorer.columns)
     settings = {
         "model": scorer.model,
