@@ -68,6 +68,8 @@ def test_one_process_needs_no_launch():
     assert launch(None) is None and launch(Processes(devices=1)) is None
     with pytest.raises(HyenaDNAError, match="must be positive"):
         launch(Processes(devices=0))
+    with pytest.raises(HyenaDNAError, match="cannot start the processes of .*invalid strategy"):
+        launch(Processes(accelerator="cpu", devices=2, strategy="nonsense"))
 
 
 def test_predict_stopped_on_a_chunk_resumes_to_the_straight_run(tmp_path, monkeypatch):

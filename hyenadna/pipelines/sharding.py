@@ -91,12 +91,15 @@ def launch(processes: Processes | None) -> Rank | None:
         import torch
 
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
-    fabric = Fabric(
-        accelerator=accelerator,
-        devices=processes.devices,
-        num_nodes=processes.num_nodes,
-        strategy=processes.strategy,
-    )
+    try:
+        fabric = Fabric(
+            accelerator=accelerator,
+            devices=processes.devices,
+            num_nodes=processes.num_nodes,
+            strategy=processes.strategy,
+        )
+    except (RuntimeError, ValueError) as exc:  # no such device, too few devices, unknown strategy
+        raise HyenaDNAError(f"cannot start the processes of {processes}: {exc}") from None
     fabric.launch()
 
     def reduce_sum(tensor):
