@@ -49,6 +49,8 @@ COMMANDS = {
     "motifs": "hyenadna.pipelines.motifs:run_motifs",
     "info": "hyenadna.pipelines.info:run_info",
 }
+DISTRIBUTED_INFERENCE = ("predict", "embed", "score", "loss", "explain")
+"""Subcommands that may run on several processes (--trainer.devices): they close the process group."""
 
 
 def command(name: str) -> Callable:
@@ -158,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         kwargs = {k: v for k, v in dict(init).items() if k not in ("config", "__path__")}
         with contextlib.redirect_stdout(sys.stderr):  # progress bars and logs: stdout is for the result
             result = command(name)(**kwargs)
+            if name in DISTRIBUTED_INFERENCE:
+                from hyenadna.pipelines.sharding import close_processes
+
+                close_processes()
     except HyenaDNAError as exc:
         print(f"hyenadna: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -18,6 +18,7 @@ Several nodes need ``OUTPUT`` on a file system that all of them see.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import shutil
@@ -101,11 +102,31 @@ def launch(processes: Processes | None) -> Rank | None:
     except (RuntimeError, ValueError) as exc:  # no such device, too few devices, unknown strategy
         raise HyenaDNAError(f"cannot start the processes of {processes}: {exc}") from None
     fabric.launch()
+    atexit.register(_destroy_process_group)  # on any way out, errors included
 
     def reduce_sum(tensor):
         return fabric.all_reduce(tensor.to(fabric.device), reduce_op="sum").cpu()
 
     return Rank(fabric.global_rank, fabric.world_size, fabric.device, fabric.barrier, reduce_sum)
+
+
+def close_processes() -> None:
+    """At the end of a command that succeeded: wait for every rank, then close the process
+    group, so that the ranks leave together and gloo / NCCL are torn down in order (a rank that
+    exits while another still holds its connections can abort the other at exit). Nothing
+    without a process group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def _destroy_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
