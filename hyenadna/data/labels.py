@@ -365,6 +365,11 @@ def stratified_split(
     return [records[i] for i in sorted(keep)], [records[i] for i in sorted(held)]
 
 
+def sequence_input_files(source: str | dict[str, str]) -> list[str]:
+    """The files of a :func:`read_sequence_input` source (one path, or one per label)."""
+    return [source] if isinstance(source, str) else list(source.values())
+
+
 def read_sequence_input(
     source: str | dict[str, str], format: str = "auto", reader: dict | None = None, split: str | None = None
 ) -> tuple[list[str], list[str], list[tuple[str, ...]] | None]:

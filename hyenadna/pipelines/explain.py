@@ -225,9 +225,9 @@ def run_explain(
 
     from hyenadna.atomic import atomic_write_text, files_fingerprint
     from hyenadna.attribution import Explained
-    from hyenadna.data.labels import read_sequence_input
+    from hyenadna.data.labels import read_sequence_input, sequence_input_files
     from hyenadna.pipelines.common import resolve_device
-    from hyenadna.pipelines.sharding import Rank, chunked, launch, run_chunks
+    from hyenadna.pipelines.sharding import alone, chunked, launch, run_chunks
 
     methods = list(methods or ["grad_x_input", "ism"])
     if ism_tsv and Path(ism_tsv).exists() and not overwrite:
@@ -236,7 +236,7 @@ def run_explain(
         raise HyenaDNAError("--ism_tsv needs ism among --methods")
     if chunk < 1:
         raise HyenaDNAError(f"chunk must be positive, got {chunk}")
-    rank = launch(trainer) or Rank(0, 1, resolve_device(device), lambda: None)
+    rank = launch(trainer) or alone(resolve_device(device))
     net = load_explained_model(model, rank.device)
     names, seqs, labels = read_sequence_input(input, format, reader or {}, split)
     if max_records is not None:
@@ -245,9 +245,8 @@ def run_explain(
     outputs = Explained(net, target_output).names
     attrs = {"model": model, "methods": json.dumps(methods), "output": target_output, "steps": steps,
              "baseline": baseline}  # fmt: skip
-    input_files = [input] if isinstance(input, str) else list(input.values())
-    settings = {**attrs, "files": files_fingerprint(model, input_files), "format": format, "split": split,
-                "reader": json.dumps(reader or {}, sort_keys=True), "max_records": max_records,
+    settings = {**attrs, "files": files_fingerprint(model, sequence_input_files(input)), "format": format,
+                "split": split, "reader": json.dumps(reader or {}, sort_keys=True), "max_records": max_records,
                 "chunk": chunk}  # fmt: skip
     start = time.perf_counter()
     results: dict[str, list[np.ndarray]] = {}

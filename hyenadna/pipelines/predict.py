@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from hyenadna.atomic import files_fingerprint
-from hyenadna.data.labels import read_sequence_input
+from hyenadna.data.labels import read_sequence_input, sequence_input_files
 from hyenadna.heads import HeadConfig
 from hyenadna.pipelines.common import resolve_device
-from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, Rank, chunked, launch, run_chunks
+from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, alone, chunked, join_text, launch, run_chunks
 from hyenadna.task_model import load_task_model, predict_sequences
 from hyenadna.tiling import Tiling
 
@@ -66,25 +66,18 @@ def run_predict(
 
     if chunk < 1:
         raise HyenaDNAError(f"chunk must be positive, got {chunk}")
-    rank = launch(trainer) or Rank(0, 1, resolve_device(device), lambda: None)
+    rank = launch(trainer) or alone(resolve_device(device))
     seq_model = load_task_model(model, map_location=rank.device).eval()
     names, seqs, truths = read_sequence_input(input, format, reader or {})
     config = seq_model.head_config
-    input_files = [input] if isinstance(input, str) else list(input.values())
     settings = {
-        "files": files_fingerprint(model, input_files),
+        "files": files_fingerprint(model, sequence_input_files(input)),
         "format": format,
         "reader": json.dumps(reader or {}, sort_keys=True),
         "tiling": json.dumps(asdict(tiling) if tiling is not None and tiling.enabled else None),
         "chunk": chunk,
     }
     header = prediction_table(config, [], np.zeros((0, len(config.labels))), [] if truths is not None else None)
-
-    def merge(paths: list[Path], path: str) -> None:
-        with open(path, "w") as fh:
-            fh.write(header)
-            for part in paths:
-                fh.write(part.read_text())
 
     def writer(rows: list[int]):
         chunk_names = [names[i] for i in rows]
@@ -97,7 +90,7 @@ def run_predict(
 
     bar = tqdm(unit=" seq", desc="predict", disable=not (progress and rank.leader), mininterval=1.0)
     rows = chunked(range(len(seqs)), chunk)
-    if not run_chunks(output, rank, settings, ".tsv", resume, overwrite, rows, writer, merge, bar):
+    if not run_chunks(output, rank, settings, ".tsv", resume, overwrite, rows, writer, join_text(header), bar):
         return None
     return {"rows": len(seqs), "output": output}
 

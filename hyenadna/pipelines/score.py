@@ -28,7 +28,7 @@ import numpy as np
 
 from hyenadna.atomic import atomic_write_text, files_fingerprint, partial_output, removed_unless_written, run_lock
 from hyenadna.errors import HyenaDNAError
-from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, Rank, chunked, launch, run_chunks
+from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, Rank, chunked, join_text, launch, run_chunks
 from hyenadna.pipelines.variants import InfoField, VariantJob, WindowScorer, variant_jobs
 from hyenadna.tiling import Tiling
 
@@ -213,12 +213,6 @@ def _score_vcf_sharded(rank, scorer, vcf, genome, output, window, max_allele, ch
 
     width = len(scorer.columns)
 
-    def merge(paths: list[Path], path: str) -> None:
-        with open(path, "w") as fh:
-            fh.write(header + "\n")
-            for part in paths:
-                fh.write(part.read_text())
-
     def writer(batch: list[VariantJob]):
         text = "".join(_rows(batch, scorer.score(batch), {}, width))
         return lambda tmp: Path(tmp).write_text(text)
@@ -226,6 +220,7 @@ def _score_vcf_sharded(rank, scorer, vcf, genome, output, window, max_allele, ch
     jobs = variant_jobs(vcf, Genome(genome), window, max_allele)
     bar = tqdm(unit=" allele", desc="score", disable=not (progress and rank.leader), mininterval=1.0)
     settings = {**settings, "chunk": chunk, "header": header}
+    merge = join_text(header + "\n")
     done = run_chunks(output, rank, settings, ".tsv", resume, overwrite, chunked(jobs, chunk), writer, merge, bar)
     return Path(output) if done else None
 

@@ -76,6 +76,11 @@ class Rank:
         return self.rank == 0
 
 
+def alone(device: Any) -> Rank:
+    """The one rank of a run in this process alone (no process group)."""
+    return Rank(0, 1, device, lambda: None)
+
+
 def launch(processes: Processes | None) -> Rank | None:
     """Start the run's processes (``None`` when one process runs alone: the caller's usual path).
 
@@ -205,6 +210,18 @@ class ChunkFolder:
         atomic_write(self.output, lambda tmp: merge(paths, tmp))
         shutil.rmtree(self.folder)
         return True
+
+
+def join_text(header: str) -> Callable[[list[Path], str], None]:
+    """The ``merge`` of a text table: ``header`` (with its newline), then every part in order."""
+
+    def join(paths: list[Path], path: str) -> None:
+        with open(path, "w") as fh:
+            fh.write(header)
+            for part in paths:
+                fh.write(part.read_text())
+
+    return join
 
 
 def run_chunks(
