@@ -9,13 +9,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
+from hyenadna.data.fasta import read_fasta
 from hyenadna.data.genome import Genome
 from hyenadna.errors import HyenaDNAError
-from hyenadna.tasks import BUNDLED, CHR20, TASKS, build_task, spliceai_wheel
+from hyenadna.tasks import BUNDLED, CHR20, TASKS, build_task, spliceai_wheel, write_split_fasta
 from hyenadna.tasks.annotation import Gene, RegionSplit, parse_spliceai_table, read_spliceai_annotation
+from hyenadna.tokenizer import reverse_complement
 
 TASK_DIR = BUNDLED / "tasks"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -134,3 +138,38 @@ def test_region_split_matches_the_pretraining_hold_out():
     regions = RegionSplit.by_fraction(Genome(CHR20).length("20"), 0.2, 0.1)
     assert regions.test_start == held_out.start and regions.length == held_out.end
     assert regions.of_span(held_out.start - 1, held_out.start + 10) is None
+
+
+def test_genome_task_stretches_hold_their_split_windows_and_no_other(tmp_path):
+    """The stretches a model may be pretrained on before bacteria4: the three splits partition
+    each genome, and every task window lies in the stretches of its own split."""
+    sources = TASKS["bacteria4"].sources()
+    splits = ("train", "val", "test")
+    stretches = {split: write_split_fasta("bacteria4", split, tmp_path, line_width=60) for split in splits}
+    joined: dict[tuple[str, str], tuple[int, str]] = {}  # (label, split) -> (start in the genomes end to end, bases)
+    for label, path in sources.items():
+        genome = "".join(seq for _, seq in read_fasta(path)).upper()
+        offset = 0
+        for split in splits:
+            records = list(read_fasta(stretches[split][label]))
+            assert records and all(":" in name for name, _ in records)
+            bases = "".join(seq for _, seq in records)
+            assert genome[offset : offset + len(bases)] == bases
+            joined[label, split] = offset, bases
+            offset += len(bases)
+        assert offset == len(genome)
+        assert len(joined[label, "test"][1]) == round(0.1 * len(genome))
+    rows = read_rows(TASK_DIR / "bacteria4.csv.gz")
+    for row in rows:
+        label, start = row["name"].rsplit(":", 1)
+        lo, bases = joined[label, row["split"]]
+        window = bases[int(start) - lo : int(start) - lo + 200]
+        assert len(window) == 200 and row["sequence"] in (window, reverse_complement(window))
+    config = yaml.safe_load((REPO / "configs/pretrain_tiny1k_bacteria4.yaml").read_text())
+    assert sorted(Path(g["path"]).name for g in config["data"]["genomes"]) == sorted(
+        p.name for p in stretches["train"].values()
+    )  # the pretraining recipe reads the training stretches and nothing else
+    with pytest.raises(HyenaDNAError, match="not cut from whole genomes"):
+        write_split_fasta("splice_chr20", "train", tmp_path)
+    with pytest.raises(HyenaDNAError, match="unknown split 'dev'"):
+        write_split_fasta("bacteria4", "dev", tmp_path)

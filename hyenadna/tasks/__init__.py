@@ -15,7 +15,7 @@ import io
 import json
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +49,8 @@ class TaskSpec:
     sources: Callable[[], dict[str, Path]]
     build: Callable[[dict[str, Path]], list[TaskRow]]
     parameters: dict = field(default_factory=dict)
+    stretches: Callable[[dict[str, Path], str], Iterator[tuple[str, str, str]]] | None = None
+    """For tasks cut from whole genomes: ``(label, name, sequence)`` of every stretch in a split."""
 
 
 BACTERIA = {
@@ -103,6 +105,12 @@ def _build_bacteria(sources: dict[str, Path]) -> list[TaskRow]:
     return genome_windows(sources, **TASKS["bacteria4"].parameters)
 
 
+def _bacteria_stretches(sources: dict[str, Path], split: str) -> Iterator[tuple[str, str, str]]:
+    from hyenadna.tasks.builders import genome_split_stretches
+
+    return genome_split_stretches(sources, split)
+
+
 TASKS: dict[str, TaskSpec] = {
     "splice_chr20": TaskSpec(
         "splice donor / acceptor / neither (GT/AG decoys), 200 bp, human chr20 (GRCh37), test = last 10%, "
@@ -119,7 +127,8 @@ TASKS: dict[str, TaskSpec] = {
     "bacteria4": TaskSpec(
         "which of 4 bacterial genomes a 200-bp window (random strand) comes from, split by genome region",
         lambda: {label: Path(RAGOUT) / rel for label, rel in BACTERIA.items()},
-        _build_bacteria, {"per_split": {"train": 1500, "val": 250, "test": 250}, "width": 200, "seed": 0}),
+        _build_bacteria, {"per_split": {"train": 1500, "val": 250, "test": 250}, "width": 200, "seed": 0},
+        _bacteria_stretches),
 }  # fmt: skip
 
 
@@ -162,3 +171,37 @@ def build_task(name: str, out: str | os.PathLike) -> dict:
     }
     atomic_write(out / f"{name}.json", lambda tmp: Path(tmp).write_text(json.dumps(provenance, indent=2) + "\n"))
     return provenance
+
+
+def write_split_fasta(name: str, split: str, out: str | os.PathLike, line_width: int = 80) -> dict[str, Path]:
+    """Write the ``split`` stretches of genome task ``name`` as one FASTA per label,
+    ``<out>/<label>.<split>.fa``; returns label -> file.
+
+    The training stretches are the corpus for pretraining on the task's own genomes (see
+    ``configs/pretrain_tiny1k_bacteria4.yaml``) without a base of its validation or test windows.
+    """
+    if name not in TASKS:
+        raise HyenaDNAError(f"unknown task {name!r}; the suite has {sorted(TASKS)}")
+    spec = TASKS[name]
+    if spec.stretches is None:
+        genome_tasks = sorted(n for n, t in TASKS.items() if t.stretches is not None)
+        raise HyenaDNAError(f"task {name} is not cut from whole genomes by region; those that are: {genome_tasks}")
+    sources = spec.sources()
+    for label, path in sources.items():
+        if not Path(path).is_file():
+            raise HyenaDNAError(f"task {name}: source {label} not found: {path} (see ../shared/DATA.md)")
+    by_label: dict[str, list[tuple[str, str]]] = {}
+    for label, record, sequence in spec.stretches(sources, split):
+        by_label.setdefault(label, []).append((record, sequence))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for label, records in by_label.items():
+        text = "".join(
+            f">{record}\n" + "".join(seq[i : i + line_width] + "\n" for i in range(0, len(seq), line_width))
+            for record, seq in records
+        )
+        path = out / f"{label}.{split}.fa"
+        atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
+        written[label] = path
+    return written

@@ -119,10 +119,18 @@ class RegionSplit:
         test_start = length - n_test
         return cls(test_start - round(length * val_fraction), test_start, length)
 
+    def bounds(self, split: str) -> tuple[int, int]:
+        """``[start, end)`` of ``split`` ("train", "val" or "test")."""
+        spans = {"train": (0, self.val_start), "val": (self.val_start, self.test_start),
+                 "test": (self.test_start, self.length)}  # fmt: skip
+        if split not in spans:
+            raise HyenaDNAError(f"unknown split {split!r}; expected one of {list(spans)}")
+        return spans[split]
+
     def of_span(self, start: int, end: int) -> str | None:
         """The split holding all of ``[start, end)``, or None when it crosses a boundary."""
-        for name, lo, hi in (("train", 0, self.val_start), ("val", self.val_start, self.test_start),
-                             ("test", self.test_start, self.length)):  # fmt: skip
+        for name in ("train", "val", "test"):
+            lo, hi = self.bounds(name)
             if lo <= start and end <= hi:
                 return name
         return None

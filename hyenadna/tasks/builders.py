@@ -218,10 +218,8 @@ def genome_windows(
     for label, path in genomes.items():
         seq = "".join(s for _, s in read_fasta(path)).upper()
         regions = RegionSplit.by_fraction(len(seq), *fractions)
-        bounds = {"train": (0, regions.val_start), "val": (regions.val_start, regions.test_start),
-                  "test": (regions.test_start, regions.length)}  # fmt: skip
         for split, n in per_split.items():
-            lo, hi = bounds[split]
+            lo, hi = regions.bounds(split)
             starts: set[int] = set()
             for _ in _bounded(100 * n, f"{path}: too few clean {width}-base windows in {split}"):
                 if len(starts) == n:
@@ -234,6 +232,24 @@ def genome_windows(
                 window = seq[start : start + width]
                 rows.append(TaskRow(f"{label}:{start}", reverse_complement(window) if flip else window, label, split))
     return rows
+
+
+def genome_split_stretches(
+    genomes: dict[str, str | Path], split: str, fractions: tuple[float, float] = (0.1, 0.1),
+) -> Iterator[tuple[str, str, str]]:  # fmt: skip
+    """``(label, name, sequence)`` for every stretch of a genome's contigs that lies in ``split``
+    of :func:`genome_windows` (the same fractions of the contigs laid end to end), named
+    ``contig:start-end`` (0-based, end exclusive). This is what a model may be pretrained on
+    before fine-tuning on the task without seeing a base of the other splits."""
+    for label, path in genomes.items():
+        records = [(name, seq.upper()) for name, seq in read_fasta(path)]
+        lo, hi = RegionSplit.by_fraction(sum(len(seq) for _, seq in records), *fractions).bounds(split)
+        offset = 0
+        for name, seq in records:
+            start, end = max(lo, offset) - offset, min(hi, offset + len(seq)) - offset
+            if start < end:
+                yield label, f"{name}:{start}-{end}", seq[start:end]
+            offset += len(seq)
 
 
 def at_most_per_label(rows: list[TaskRow], split: str, limit: int, seed: int = 0) -> list[TaskRow]:
