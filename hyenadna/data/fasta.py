@@ -77,6 +77,15 @@ def read_fasta_records(path: str | os.PathLike) -> Iterator[FastaRecord]:
     yield _finish(path, header, header_line, chunks)
 
 
+def fasta_text(records: list[tuple[str, str]], width: int = 60) -> str:
+    """FASTA records ``(header, sequence)`` with sequence lines of ``width`` bases."""
+    lines = []
+    for header, seq in records:
+        lines.append(f">{header}")
+        lines.extend(seq[i : i + width] for i in range(0, len(seq), width))
+    return "\n".join(lines) + "\n"
+
+
 def read_fasta(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
     """Yield ``(name, sequence)`` for each record; the name is the header up to the first space."""
     for record in read_fasta_records(path):

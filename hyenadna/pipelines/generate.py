@@ -5,18 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from hyenadna.data.fasta import fasta_text
 from hyenadna.errors import HyenaDNAError
-
-LINE_WIDTH = 60
-
-
-def fasta_text(records: list[tuple[str, str]], width: int = LINE_WIDTH) -> str:
-    """FASTA records ``(header, sequence)`` with sequence lines of ``width`` bases."""
-    lines = []
-    for header, seq in records:
-        lines.append(f">{header}")
-        lines.extend(seq[i : i + width] for i in range(0, len(seq), width))
-    return "\n".join(lines) + "\n"
 
 
 def run_generate(

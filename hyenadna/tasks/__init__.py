@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hyenadna.atomic import atomic_write
+from hyenadna.atomic import atomic_write, atomic_write_text
+from hyenadna.data.fasta import fasta_text
 from hyenadna.data.files import file_sha256
 from hyenadna.errors import HyenaDNAError
 from hyenadna.tasks.builders import TaskRow
@@ -141,8 +142,8 @@ def table_bytes(rows: list[TaskRow]) -> bytes:
     return buffer.getvalue()
 
 
-def build_task(name: str, out: str | os.PathLike) -> dict:
-    """Build one task into ``out``; returns its provenance (also written as ``<name>.json``)."""
+def _task_sources(name: str) -> tuple[TaskSpec, dict[str, Path]]:
+    """Task ``name`` and its source files, each checked to exist."""
     if name not in TASKS:
         raise HyenaDNAError(f"unknown task {name!r}; the suite has {sorted(TASKS)}")
     spec = TASKS[name]
@@ -150,6 +151,12 @@ def build_task(name: str, out: str | os.PathLike) -> dict:
     for label, path in sources.items():
         if not Path(path).is_file():
             raise HyenaDNAError(f"task {name}: source {label} not found: {path} (see ../shared/DATA.md)")
+    return spec, sources
+
+
+def build_task(name: str, out: str | os.PathLike) -> dict:
+    """Build one task into ``out``; returns its provenance (also written as ``<name>.json``)."""
+    spec, sources = _task_sources(name)
     rows = spec.build(sources)
     if any("," in r.name for r in rows):
         raise HyenaDNAError(f"task {name}: a record name holds a comma")
@@ -180,16 +187,10 @@ def write_split_fasta(name: str, split: str, out: str | os.PathLike, line_width:
     The training stretches are the corpus for pretraining on the task's own genomes (see
     ``configs/pretrain_tiny1k_bacteria4.yaml``) without a base of its validation or test windows.
     """
-    if name not in TASKS:
-        raise HyenaDNAError(f"unknown task {name!r}; the suite has {sorted(TASKS)}")
-    spec = TASKS[name]
+    spec, sources = _task_sources(name)
     if spec.stretches is None:
         genome_tasks = sorted(n for n, t in TASKS.items() if t.stretches is not None)
         raise HyenaDNAError(f"task {name} is not cut from whole genomes by region; those that are: {genome_tasks}")
-    sources = spec.sources()
-    for label, path in sources.items():
-        if not Path(path).is_file():
-            raise HyenaDNAError(f"task {name}: source {label} not found: {path} (see ../shared/DATA.md)")
     by_label: dict[str, list[tuple[str, str]]] = {}
     for label, record, sequence in spec.stretches(sources, split):
         by_label.setdefault(label, []).append((record, sequence))
@@ -197,11 +198,6 @@ def write_split_fasta(name: str, split: str, out: str | os.PathLike, line_width:
     out.mkdir(parents=True, exist_ok=True)
     written = {}
     for label, records in by_label.items():
-        text = "".join(
-            f">{record}\n" + "".join(seq[i : i + line_width] + "\n" for i in range(0, len(seq), line_width))
-            for record, seq in records
-        )
-        path = out / f"{label}.{split}.fa"
-        atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
-        written[label] = path
+        written[label] = out / f"{label}.{split}.fa"
+        atomic_write_text(written[label], fasta_text(records, line_width))
     return written

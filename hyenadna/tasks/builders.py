@@ -29,6 +29,9 @@ from hyenadna.errors import HyenaDNAError
 from hyenadna.tasks.annotation import Gene, RegionSplit
 from hyenadna.tokenizer import reverse_complement
 
+GENOME_FRACTIONS = (0.1, 0.1)
+"""Validation and test shares of a genome laid end to end (the end of it: test last)."""
+
 
 @dataclass(frozen=True)
 class TaskRow:
@@ -208,7 +211,7 @@ def tf_binding_by_chromosome(
 
 def genome_windows(
     genomes: dict[str, str | Path], per_split: dict[str, int], width: int = 200, seed: int = 0,
-    fractions: tuple[float, float] = (0.1, 0.1),
+    fractions: tuple[float, float] = GENOME_FRACTIONS,
 ) -> list[TaskRow]:  # fmt: skip
     """Windows labelled by the genome they come from; each genome's contigs are laid end to end
     and cut by position into train / val / test (the last ``fractions[1]`` test, the
@@ -235,7 +238,7 @@ def genome_windows(
 
 
 def genome_split_stretches(
-    genomes: dict[str, str | Path], split: str, fractions: tuple[float, float] = (0.1, 0.1),
+    genomes: dict[str, str | Path], split: str, fractions: tuple[float, float] = GENOME_FRACTIONS,
 ) -> Iterator[tuple[str, str, str]]:  # fmt: skip
     """``(label, name, sequence)`` for every stretch of a genome's contigs that lies in ``split``
     of :func:`genome_windows` (the same fractions of the contigs laid end to end), named
