@@ -8,6 +8,8 @@ each has a recipe, ``configs/tasks/<task>.yaml``, a plain ``hyenadna finetune`` 
 the validation split. Methods, all trained and early-stopped on the same splits:
 
 * ``kmer``: logistic regression on 3-5-mer frequencies, its C chosen on the validation split;
+* ``markov``: a Markov-chain classifier (:mod:`hyenadna.pipelines.markov_baseline`), one chain per
+  class, its order (0-8), smoothing and strands chosen on the validation split;
 * ``cnn``: the convolutional baseline (:mod:`hyenadna.cnn`), the recipe with ``model.name_or_path: cnn``;
 * ``hyena-scratch``: ``tiny-1k`` from random weights, the recipe otherwise unchanged;
 * ``hyena-chr20``: the bundled human model ``tiny-1k-chr20``, only where the recipe starts from
@@ -36,10 +38,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("tf_oct4_mafk", "splice_chr20", "promoters_chr20", "bacteria4")
-METHODS = ("kmer", "cnn", "hyena-scratch", "hyena-chr20", "hyena-pretrained")
+BASELINES = ("kmer", "markov")
+METHODS = ("kmer", "markov", "cnn", "hyena-scratch", "hyena-chr20", "hyena-pretrained")
 METRICS = ("accuracy", "mcc", "macro_f1", "auroc")
 OVERRIDES = {
-    "cnn": ["--model.name_or_path", "cnn"],
+    "cnn": ["--model.name_or_path", "cnn", "--head.kind", "linear"],
     "hyena-scratch": ["--model.name_or_path", "tiny-1k"],
     "hyena-chr20": ["--model.name_or_path", "tiny-1k-chr20"],
     "hyena-pretrained": [],
@@ -56,7 +59,7 @@ def recipe_model(task: str) -> str:
 def runs_of(task: str, method: str) -> bool:
     """Whether ``method`` is a run of its own on ``task`` (``hyena-chr20`` only where the recipe
     starts from another model)."""
-    return method != "kmer" and not (method == "hyena-chr20" and recipe_model(task) == OVERRIDES[method][-1])
+    return method not in BASELINES and not (method == "hyena-chr20" and recipe_model(task) == OVERRIDES[method][-1])
 
 
 def finetune_run(task: str, method: str, seed: int, out: Path, threads: int | None = None) -> dict:
@@ -77,12 +80,14 @@ def finetune_run(task: str, method: str, seed: int, out: Path, threads: int | No
     return json.loads(metrics.read_text())
 
 
-def kmer_run(task: str, out: Path) -> dict:
-    """The k-mer baseline with C chosen by validation MCC (deterministic: one run)."""
+def baseline_run(task: str, method: str, out: Path) -> dict:
+    """A deterministic baseline (one run): the k-mer model with C, or the Markov classifier with
+    its order, smoothing and strands, chosen by validation MCC."""
     from hyenadna.data.datamodules import LabelledDataModule
     from hyenadna.pipelines.kmer_baseline import kmer_baseline
+    from hyenadna.pipelines.markov_baseline import markov_baseline
 
-    folder = out / task / "kmer"
+    folder = out / task / method
     metrics = folder / "metrics.json"
     if metrics.is_file():
         return json.loads(metrics.read_text())
@@ -90,8 +95,13 @@ def kmer_run(task: str, out: Path) -> dict:
     data.setup("fit")
     split = {s: ([r.sequence for r in d.records], np.stack(d.targets)) for s, d in data.datasets.items()}
     start = time.perf_counter()
-    test = kmer_baseline(data.task, *split["train"], *split["test"], val=split["val"])
-    result = {"test": test, "c": test.pop("c"), "train_seconds": time.perf_counter() - start}
+    if method == "kmer":
+        test = kmer_baseline(data.task, *split["train"], *split["test"], val=split["val"])
+        chosen = {"c": test.pop("c")}
+    else:
+        test = markov_baseline(*split["train"], *split["test"], val=split["val"])
+        chosen = {key: test.pop(key) for key in ("order", "beta", "both_strands")}
+    result = {"test": test, **chosen, "train_seconds": time.perf_counter() - start}
     folder.mkdir(parents=True, exist_ok=True)
     metrics.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -147,8 +157,8 @@ def main() -> None:
     results: dict = {}
     for task in args.tasks:
         for method in args.methods:
-            if method == "kmer":
-                results.setdefault(task, {})[method] = [kmer_run(task, out)]
+            if method in BASELINES:
+                results.setdefault(task, {})[method] = [baseline_run(task, method, out)]
             elif runs_of(task, method):
                 results.setdefault(task, {})[method] = [done[(task, method, s)] for s in args.seeds]
     summary, table = summarise(results)

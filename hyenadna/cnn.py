@@ -80,6 +80,8 @@ class ConvClassifier(TaskModel):
 
     def __init__(self, config: ConvConfig, head: HeadConfig) -> None:
         super().__init__()
+        if head.kind != "linear":
+            raise HyenaDNAError(f"head kind {head.kind!r} needs a Hyena backbone; the CNN has its own dense head")
         self.config = config
         self.head_config = head
         layers: list[nn.Module] = []

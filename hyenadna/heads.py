@@ -1,4 +1,5 @@
-"""Task heads on a HyenaDNA backbone: pooling, a linear head, reverse-complement conjoining.
+"""Task heads on a HyenaDNA backbone: pooling and a linear head, or a class-conditional
+likelihood head (a generative classifier); reverse-complement conjoining.
 
 A fine-tuned model is saved self-contained in one folder:
 
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hyenadna.atomic import atomic_write, atomic_write_text
@@ -23,9 +25,11 @@ from hyenadna.errors import HyenaDNAError
 from hyenadna.masking import to_right_padding
 from hyenadna.model import HyenaDNA
 from hyenadna.modules.pooling import POOLINGS, pool, reverse_complement_batch, reverse_complement_onehot
+from hyenadna.tokenizer import A_ID, T_ID
 
 TASK_FILE, HEAD_FILE = "task.json", "head.safetensors"
 TASKS = ("multiclass", "multilabel", "regression")
+HEAD_KINDS = ("linear", "likelihood")
 
 
 @dataclass
@@ -36,10 +40,14 @@ class HeadConfig:
         task: ``multiclass`` (softmax over ``labels``), ``multilabel`` (a sigmoid per label) or
             ``regression`` (one value per name in ``labels``).
         labels: class names, or regression target names, in output order.
+        kind: ``linear`` (a linear layer on the pooled hidden states) or ``likelihood`` (for
+            ``multiclass`` on a causal backbone: one next-base output layer per class, the
+            logits being each class's log-likelihood of the sequence; see
+            :class:`ClassLikelihoodHead`). ``pooling`` applies to ``linear`` only.
         pooling: ``mean`` over real tokens, ``last`` / ``first`` real token, or ``max``.
         layer: which hidden state to pool (-1: the final normalised one).
         rc_conjoin: average the logits of each sequence and of its reverse complement.
-        dropout: dropout on the pooled vector during training.
+        dropout: dropout on the pooled vector (the hidden states, for the likelihood head) in training.
         train_length: the longest training sequence in bases (None: not recorded); the window
             that scoring variants through the head uses by default.
     """
@@ -51,10 +59,15 @@ class HeadConfig:
     rc_conjoin: bool = False
     dropout: float = 0.1
     train_length: int | None = None
+    kind: str = "linear"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise HyenaDNAError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.kind not in HEAD_KINDS:
+            raise HyenaDNAError(f"head kind must be one of {HEAD_KINDS}, got {self.kind!r}")
+        if self.kind == "likelihood" and self.task != "multiclass":
+            raise HyenaDNAError(f"the likelihood head classifies (multiclass); task {self.task!r} needs kind linear")
         if self.pooling not in POOLINGS:
             raise HyenaDNAError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if not self.labels:
@@ -92,6 +105,10 @@ class TaskModel(nn.Module):
     def predict_outputs(self, logits: torch.Tensor) -> torch.Tensor:
         return task_outputs(self.head_config.task, logits)
 
+    def training_loss(self, logits: torch.Tensor, target: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The loss fine-tuning minimises: cross-entropy, binary cross-entropy or MSE by task."""
+        return task_loss(self.head_config.task, logits, target)
+
     def _one_strand_onehot(
         self, onehot: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
@@ -113,8 +130,67 @@ class TaskModel(nn.Module):
         return logits
 
 
+class ClassLikelihoodHead(nn.Module):
+    """A generative classifier on a causal language model: class ``c`` has its own next-base
+    output layer, and its logit is the log-likelihood of the sequence's bases under it,
+    ``sum_t log p_c(x_{t+1} | x_{<=t})``, plus the class's log prior; softmax over classes is then
+    Bayes' rule.
+
+    Why: where a label shows in the statistics of every base (which genome a read comes from,
+    its composition and codon usage), summing each base's evidence uses all of it, as a
+    Markov-chain classifier does, where pooling hidden states into one vector has to learn the
+    counting. The layers start from the backbone's tied LM head (``shared``) and differ by a
+    per-class ``delta`` that starts at zero, so weight decay pulls the classes towards each
+    other. Trained by each sequence's per-base negative log-likelihood under its own class
+    (:meth:`SequenceModel.training_loss`), the backbone shared by all classes.
+    """
+
+    def __init__(self, lm_weight: torch.Tensor, num_classes: int) -> None:
+        super().__init__()
+        bases, width = lm_weight.shape
+        self.shared = nn.Parameter(torch.empty(bases, width, dtype=lm_weight.dtype))
+        self.delta = nn.Parameter(torch.empty(num_classes, bases, width, dtype=lm_weight.dtype))
+        self.bias = nn.Parameter(torch.empty(num_classes, bases, dtype=lm_weight.dtype))
+        self.register_buffer("log_prior", torch.empty(num_classes, dtype=torch.float32))
+        self.start_from(lm_weight)
+
+    @torch.no_grad()
+    def start_from(self, lm_weight: torch.Tensor, counts: torch.Tensor | None = None) -> None:
+        """Every class's layer set to the LM head's A/C/G/T rows ``lm_weight`` (4, D); log priors
+        from training label counts (a class never seen gets half a count), uniform without."""
+        self.shared.copy_(lm_weight)
+        self.delta.zero_()
+        self.bias.zero_()
+        counts = torch.ones(len(self.log_prior)) if counts is None else torch.as_tensor(counts, dtype=torch.float64)
+        counts = counts.to(torch.float64).clamp_min(0.5)
+        self.log_prior.copy_((counts / counts.sum()).log().to(self.log_prior))
+
+    def forward(self, hidden: torch.Tensor, next_bases: torch.Tensor) -> torch.Tensor:
+        """(B, C) logits from hidden states (B, L, D) and the base that follows each position,
+        one-hot (B, L - 1, 4) over A/C/G/T (zero rows: not scored; soft rows: expected scores)."""
+        dtype = torch.promote_types(hidden.dtype, torch.float32)  # float32, or float64 for a float64 model
+        weight = (self.shared + self.delta).to(dtype)
+        scores = torch.einsum("bld,cvd->blcv", hidden[:, :-1].to(dtype), weight) + self.bias.to(dtype)
+        log_probs = torch.log_softmax(scores, dim=-1)
+        return torch.einsum("blcv,blv->bc", log_probs, next_bases.to(dtype)) + self.log_prior.to(dtype)
+
+
+def lm_base_weight(backbone: HyenaDNA) -> torch.Tensor:
+    """The rows of the backbone's tied LM head that score A, C, G and T: (4, D)."""
+    return backbone.token_embedding.weight[A_ID : T_ID + 1]
+
+
+def next_base_onehot(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, L - 1, 4): position t holds base t + 1 one-hot where both t and t + 1 are real tokens
+    and t + 1 is A/C/G/T; zeros elsewhere (N, special tokens, padding)."""
+    is_base = (input_ids >= A_ID) & (input_ids <= T_ID) & attention_mask.bool()
+    onehot = F.one_hot(torch.where(is_base, input_ids - A_ID, 0), 4) * is_base.unsqueeze(-1)
+    return onehot[:, 1:] * attention_mask.bool()[:, :-1, None]
+
+
 class SequenceModel(TaskModel):
-    """Backbone + pooling + linear head: ``model(input_ids, attention_mask)`` gives (B, outputs) logits."""
+    """Backbone + head (pooling and a linear layer, or :class:`ClassLikelihoodHead`):
+    ``model(input_ids, attention_mask)`` gives (B, outputs) logits."""
 
     def __init__(self, backbone: HyenaDNA, head: HeadConfig) -> None:
         super().__init__()
@@ -124,15 +200,34 @@ class SequenceModel(TaskModel):
         self.backbone = backbone
         self.head_config = head
         self.dropout = nn.Dropout(head.dropout)
-        self.head = nn.Linear(backbone.config.d_model, head.num_outputs)
-        nn.init.normal_(self.head.weight, std=backbone.config.initializer_range)
-        nn.init.zeros_(self.head.bias)
+        if head.kind == "likelihood":
+            self.head = ClassLikelihoodHead(lm_base_weight(backbone), head.num_outputs)
+        else:
+            self.head = nn.Linear(backbone.config.d_model, head.num_outputs)
+            nn.init.normal_(self.head.weight, std=backbone.config.initializer_range)
+            nn.init.zeros_(self.head.bias)
 
-    def _one_strand(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _one_strand(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, next_bases: torch.Tensor | None = None
+    ) -> torch.Tensor:
         # the mask makes padded rows exact (either padding side): a row's logits do not depend on its batch
         hidden = self.backbone.hidden_states(input_ids, layer=self.head_config.layer, attention_mask=attention_mask)
+        if self.head_config.kind == "likelihood":
+            if next_bases is None:
+                next_bases = next_base_onehot(input_ids, attention_mask)
+            return self.head(self.dropout(hidden), next_bases)
         pooled = pool(hidden, attention_mask, self.head_config.pooling)
         return self.head(self.dropout(pooled.to(self.head.weight.dtype)))
+
+    def training_loss(self, logits: torch.Tensor, target: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The likelihood head's loss is generative: the mean over sequences of the negative
+        log-likelihood under the sequence's own class (both strands' mean when conjoined) per
+        position (its length less one), which fits each class's model to its own sequences."""
+        if self.head_config.kind != "likelihood":
+            return super().training_loss(logits, target, attention_mask)
+        scored = (attention_mask.sum(dim=1) - 1).clamp_min(1).to(logits.dtype)
+        own = (logits - self.head.log_prior).gather(1, target.long().unsqueeze(1)).squeeze(1)
+        return -(own / scored).mean()
 
     def _one_strand_onehot(
         self, onehot: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -143,8 +238,12 @@ class SequenceModel(TaskModel):
             index = (positions + shift[:, None]) % input_ids.shape[1]
             onehot = onehot.gather(1, index.unsqueeze(-1).expand_as(onehot))
             input_ids, attention_mask = aligned, attention_mask.gather(1, index)
+        next_bases = None
+        if self.head_config.kind == "likelihood":  # the scored bases are inputs too: differentiable in them
+            real = attention_mask.bool()
+            next_bases = (onehot * real.unsqueeze(-1))[:, 1:] * real[:, :-1, None]
         with self.backbone.bases_from_onehot(onehot, input_ids):
-            return self._one_strand(input_ids, attention_mask)
+            return self._one_strand(input_ids, attention_mask, next_bases)
 
     @property
     def max_length(self) -> int:
@@ -185,6 +284,16 @@ def task_outputs(task: str, logits: torch.Tensor) -> torch.Tensor:
     if task == "multilabel":
         return logits.sigmoid()
     return logits
+
+
+def task_loss(task: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy (multiclass), binary cross-entropy (multilabel) or MSE (regression), in float32."""
+    logits = logits.float()
+    if task == "multiclass":
+        return F.cross_entropy(logits, target)
+    if task == "multilabel":
+        return F.binary_cross_entropy_with_logits(logits, target.float())
+    return F.mse_loss(logits, target.float())
 
 
 def read_head_config(folder: Path) -> HeadConfig:

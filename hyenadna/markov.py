@@ -118,22 +118,38 @@ class MarkovChain:
         return out
 
 
-def windows_bits_per_base(chain: MarkovChain, windows: list[np.ndarray]) -> tuple[float, int]:
-    """Bits per base of ``chain`` over ``windows`` (token-id arrays), and the bases scored.
+def _joined(windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows joined with an N between them (which ends every context): their codes, which
+    positions are scored (not the first base of a window, as when each is scored alone), and
+    which window each position belongs to."""
+    pieces, owner = [], []
+    for i, ids in enumerate(windows):
+        codes = base_codes(ids)
+        pieces += [codes, np.array([4])]
+        owner.append(np.full(codes.size + 1, i))
+    codes, owner = np.concatenate(pieces), np.concatenate(owner)
+    scored = np.ones(codes.size, dtype=bool)
+    scored[np.flatnonzero(np.diff(owner, prepend=-1))] = False
+    return codes, scored, owner
 
-    The windows are scored in one pass: joined with an N between them (which ends every context)
-    and with the first base of each window left unscored, as it is when each is scored alone."""
+
+def windows_bits_per_base(chain: MarkovChain, windows: list[np.ndarray]) -> tuple[float, int]:
+    """Bits per base of ``chain`` over ``windows`` (token-id arrays), and the bases scored, each
+    window scored alone (in one pass, see :func:`_joined`)."""
     if not windows:
         return float("nan"), 0
-    pieces, first, offset = [], [], 0
-    for ids in windows:
-        first.append(offset)
-        pieces += [base_codes(ids), np.array([4])]
-        offset += pieces[-2].size + 1
-    codes = np.concatenate(pieces)
-    scored = np.ones(codes.size, dtype=bool)
-    scored[first] = False
+    codes, scored, _ = _joined(windows)
     logp = chain._log_probs(codes, scored)
     ok = ~np.isnan(logp)
     count = int(ok.sum())
     return bits_per_base(-float(logp[ok].sum()), count), count
+
+
+def windows_log_likelihoods(chain: MarkovChain, windows: list[np.ndarray]) -> np.ndarray:
+    """(N,) log-likelihood (nats, float64) of each window under ``chain``: the sum over its scored
+    bases, each window scored alone, as ``model.score(..., reduce="sum")`` scores a model."""
+    if not windows:
+        return np.zeros(0)
+    codes, scored, owner = _joined(windows)
+    logp = chain._log_probs(codes, scored)
+    return np.bincount(owner, weights=np.nan_to_num(logp, nan=0.0), minlength=len(windows))

@@ -29,12 +29,15 @@ def random_seqs(n: int, lo: int, hi: int, seed: int = 0) -> list[str]:
     return ["".join(rng.choice(list(BASES), int(rng.integers(lo, hi + 1)))) for _ in range(n)]
 
 
-def hyena_head(rc: bool = False, pooling: str = "mean", task: str = "multiclass", seed: int = 0) -> SequenceModel:
+def hyena_head(
+    rc: bool = False, pooling: str = "mean", task: str = "multiclass", seed: int = 0, kind: str = "linear"
+) -> SequenceModel:
     torch.manual_seed(seed)
     backbone = HyenaDNA(HyenaConfig(d_model=16, n_layer=2, l_max=80, residual_in_fp32=False))
     labels = ["a", "b", "c"] if task != "regression" else ["y"]
-    model = SequenceModel(backbone, HeadConfig(task, labels, pooling=pooling, rc_conjoin=rc))
-    torch.nn.init.normal_(model.head.weight, std=1.0)  # outputs that move with the input
+    model = SequenceModel(backbone, HeadConfig(task, labels, pooling=pooling, rc_conjoin=rc, kind=kind))
+    # outputs that move with the input
+    torch.nn.init.normal_(model.head.delta if kind == "likelihood" else model.head.weight, std=1.0)
     return model.double().eval()
 
 
@@ -60,6 +63,7 @@ MODELS = {
     "hyena": lambda: hyena_head(),
     "hyena-rc-max": lambda: hyena_head(rc=True, pooling="max"),
     "hyena-regression": lambda: hyena_head(task="regression", pooling="last"),
+    "hyena-likelihood-rc": lambda: hyena_head(rc=True, kind="likelihood"),
     "cnn-rc": lambda: cnn_head(rc=True),
     "language-model": lm,
 }
@@ -122,7 +126,7 @@ def finite_difference(model, seq: str, pos: int, base: int, output: str, eps: fl
     return ((up - down) / (2 * eps)).numpy()
 
 
-@pytest.mark.parametrize("name", ["hyena", "hyena-rc-max", "cnn-rc", "language-model"])
+@pytest.mark.parametrize("name", ["hyena", "hyena-rc-max", "hyena-likelihood-rc", "cnn-rc", "language-model"])
 def test_gradients_equal_finite_differences(name):
     model = MODELS[name]()
     seqs = random_seqs(3, 15, 30, seed=5)

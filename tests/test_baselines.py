@@ -1,5 +1,6 @@
-"""The yardsticks: the CNN baseline, the k-mer model's validation-chosen C, and order-k Markov chains
-(checked against brute-force counting), plus the epoch-based schedule and RC augmentation."""
+"""The yardsticks: the CNN baseline, the k-mer model's validation-chosen C, order-k Markov chains
+(checked against brute-force counting) and the Markov-chain classifier, plus the epoch-based
+schedule and RC augmentation."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch
 from hyenadna.cnn import ConvClassifier, ConvConfig, one_hot
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads import HeadConfig
-from hyenadna.markov import MarkovChain, windows_bits_per_base
+from hyenadna.markov import MarkovChain, windows_bits_per_base, windows_log_likelihoods
 from hyenadna.pipelines.finetune import run_finetune, schedule_steps
 from hyenadna.pipelines.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
 from hyenadna.pipelines.predict import run_predict
@@ -142,6 +143,7 @@ def test_markov_chain_matches_brute_force_counts():
     each = [chain.log_probs(w) for w in windows]
     assert scored == sum(int((~np.isnan(e)).sum()) for e in each)
     assert bits == pytest.approx(-sum(np.nansum(e) for e in each) / scored / math.log(2), rel=1e-12)
+    np.testing.assert_allclose(windows_log_likelihoods(chain, windows), [np.nansum(e) for e in each], rtol=1e-12)
     lower = chain.truncated(1, beta=0.5)
     assert lower.order == 1 and len(lower.gram_counts) == 2
     with pytest.raises(HyenaDNAError, match="order"):
@@ -183,4 +185,49 @@ def test_kmer_baseline_chooses_c_on_validation():
                            val=(seqs[80:100], labels[80:100]), cs=(0.001, 1.0))  # fmt: skip
     assert result["c"] in (0.001, 1.0) and 0 <= result["accuracy"] <= 1
     assert kmer_baseline("multiclass", seqs[:80], labels[:80], seqs[100:], labels[100:])["c"] == 0.1
+    json.dumps(result)
+
+
+def test_markov_classifier_is_bayes_rule_on_per_class_chains():
+    from hyenadna.pipelines.markov_baseline import MarkovClassifier
+
+    rng = np.random.default_rng(2)
+    at_rich = ["".join(rng.choice(list("ACGT"), 80, p=[0.35, 0.15, 0.15, 0.35])) for _ in range(30)]
+    gc_rich = ["".join(rng.choice(list("ACGT"), 80, p=[0.15, 0.35, 0.35, 0.15])) for _ in range(10)]
+    seqs, labels = at_rich + gc_rich, np.array([0] * 30 + [1] * 10)
+    tok = CharacterTokenizer()
+    for both in (False, True):
+        classifier = MarkovClassifier(seqs, labels, max_order=3, both_strands=both)
+        queries = ["ACGTNACGGCA", "TTATAAT", "GCGCCGGC"]
+        got = classifier.log_posteriors(queries, order=2, beta=4.0)
+        for q, row in zip(queries, got):
+            for c, members in enumerate((at_rich, gc_rich)):
+                train = members + ([reverse_complement(s) for s in members] if both else [])
+                chain = MarkovChain(2, 4.0).fit([tok.encode_bases(s) for s in train])
+                strands = [q, reverse_complement(q)] if both else [q]
+                expected = np.mean([np.nansum(chain.log_probs(tok.encode_bases(s))) for s in strands])
+                assert row[c] == pytest.approx(expected + math.log((30, 10)[c] / 40), rel=1e-12)
+    assert got[1].argmax() == 0 and got[2].argmax() == 1
+
+
+def test_markov_baseline_chooses_on_validation_and_reads_real_bacteria():
+    """Four bacterial genomes from the bundled task table: 100 training windows of 200 bases each."""
+    import csv
+    import gzip
+
+    from hyenadna.pipelines.markov_baseline import markov_baseline
+
+    rows: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
+    per = {"train": 100, "val": 40, "test": 60}
+    with gzip.open(REPO / "data" / "tasks" / "bacteria4.csv.gz", "rt") as handle:
+        for row in csv.DictReader(handle):
+            if sum(r["label"] == row["label"] for r in rows[row["split"]]) < per[row["split"]]:
+                rows[row["split"]].append(row)
+    names = sorted({r["label"] for r in rows["train"]})
+    split = {k: ([r["sequence"] for r in v], np.array([names.index(r["label"]) for r in v])) for k, v in rows.items()}
+    result = markov_baseline(*split["train"], *split["test"], val=split["val"], orders=(0, 2, 4), betas=(1.0, 16.0))
+    assert result["order"] in (0, 2, 4) and result["beta"] in (1.0, 16.0) and isinstance(result["both_strands"], bool)
+    assert result["accuracy"] > 0.7  # chance is 0.25; GC content alone separates two pairs
+    fixed = markov_baseline(*split["train"], *split["test"], orders=(0, 2, 4))
+    assert (fixed["order"], fixed["beta"], fixed["both_strands"]) == (4, 16.0, False)
     json.dumps(result)

@@ -17,7 +17,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from hyenadna.atomic import (
     atomic_write_text,
@@ -29,7 +28,7 @@ from hyenadna.cnn import ConvClassifier, ConvConfig
 from hyenadna.config import HyenaConfig
 from hyenadna.data.datamodules import LabelledDataModule
 from hyenadna.errors import HyenaDNAError
-from hyenadna.heads import HeadConfig, SequenceModel
+from hyenadna.heads import HeadConfig, SequenceModel, lm_base_weight
 from hyenadna.model import HyenaDNA
 from hyenadna.pipelines.common import build_trainer, resume_checkpoint
 from hyenadna.pipelines.metrics import DEFAULT_MONITOR, task_metrics
@@ -79,22 +78,17 @@ class SequenceTaskModule(L.LightningModule):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(batch["input_ids"], batch["attention_mask"])
 
-    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
-        if self.task == "multiclass":
-            return F.cross_entropy(logits, target)
-        if self.task == "multilabel":
-            return F.binary_cross_entropy_with_logits(logits, target.float())
-        return F.mse_loss(logits, target.float())
+    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model.training_loss(logits, batch["target"], batch["attention_mask"])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self(batch), batch["target"])
+        loss = self.loss(self(batch), batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["target"]))
         return loss
 
     def _collect(self, split: str, batch: dict[str, torch.Tensor]) -> None:
         logits = self(batch)
-        self.log(f"{split}/loss", self.loss(logits, batch["target"]), batch_size=len(batch["target"]), sync_dist=True)
+        self.log(f"{split}/loss", self.loss(logits, batch), batch_size=len(batch["target"]), sync_dist=True)
         outputs = self.model.predict_outputs(logits)
         self._outputs[split].append((outputs.cpu().numpy(), batch["target"].cpu().numpy()))
 
@@ -179,7 +173,8 @@ def run_finetune(
         data: labelled files and how to read and batch them.
         model: the backbone: a model folder (ours or a released HyenaDNA checkpoint), a preset,
             or ``cnn`` for the convolutional baseline (``overrides`` then set its shape).
-        head: pooling, layer and reverse-complement conjoining of the task head.
+        head: the task head: its kind (pooled linear, or class likelihoods), pooling, layer and
+            reverse-complement conjoining.
         tuning: frozen or full fine-tuning, early stopping, the k-mer and CNN baselines.
         optim: AdamW and schedule (the head's learning rate; the backbone's is scaled).
         trainer: steps, devices, precision, validation interval.
@@ -235,6 +230,9 @@ def run_finetune(
     )
     if backbone is not None:
         module.model.backbone.load_state_dict(backbone.state_dict())
+        if head_config.kind == "likelihood":  # its layers start from the loaded LM head, its priors from the labels
+            counts = np.bincount(np.stack(datamodule.datasets["train"].targets), minlength=head_config.num_outputs)
+            module.model.head.start_from(lm_base_weight(module.model.backbone), torch.from_numpy(counts))
     metric, mode = (
         (finetune.monitor, DEFAULT_MONITOR[vocab.task][1]) if finetune.monitor else DEFAULT_MONITOR[vocab.task]
     )

@@ -145,13 +145,17 @@ class HeadOptions:
     """The task head.
 
     Attributes:
-        pooling: ``mean`` (over real tokens), ``last``, ``first`` or ``max``.
+        kind: ``linear`` (pooling, then a linear layer) or ``likelihood`` (multi-class only: a
+            next-base output layer per class, each class scoring the sequence by its
+            log-likelihood, trained generatively; see hyenadna.heads.ClassLikelihoodHead).
+        pooling: ``mean`` (over real tokens), ``last``, ``first`` or ``max`` (``linear`` only).
         layer: hidden state to pool (-1: the final one).
         rc_conjoin: average the logits of each sequence and its reverse complement, in
             training and at test time.
-        dropout: dropout on the pooled vector.
+        dropout: dropout on the pooled vector (the hidden states, for the likelihood head).
     """
 
+    kind: str = "linear"
     pooling: str = "mean"
     layer: int = -1
     rc_conjoin: bool = False
