@@ -24,12 +24,18 @@ from hyenadna.atomic import atomic_write, atomic_write_text
 from hyenadna.errors import HyenaDNAError
 from hyenadna.masking import to_right_padding
 from hyenadna.model import HyenaDNA
-from hyenadna.modules.pooling import POOLINGS, pool, reverse_complement_batch, reverse_complement_onehot
+from hyenadna.modules.pooling import (
+    POOLINGS,
+    pool,
+    real_token_bounds,
+    reverse_complement_batch,
+    reverse_complement_onehot,
+)
 from hyenadna.tokenizer import A_ID, T_ID
 
 TASK_FILE, HEAD_FILE = "task.json", "head.safetensors"
 TASKS = ("multiclass", "multilabel", "regression")
-HEAD_KINDS = ("linear", "likelihood")
+HEAD_KINDS = ("linear", "likelihood", "positional")
 
 
 @dataclass
@@ -40,10 +46,13 @@ class HeadConfig:
         task: ``multiclass`` (softmax over ``labels``), ``multilabel`` (a sigmoid per label) or
             ``regression`` (one value per name in ``labels``).
         labels: class names, or regression target names, in output order.
-        kind: ``linear`` (a linear layer on the pooled hidden states) or ``likelihood`` (for
+        kind: ``linear`` (a linear layer on the pooled hidden states), ``likelihood`` (for
             ``multiclass`` on a causal backbone: one next-base output layer per class, the
             logits being each class's log-likelihood of the sequence; see
-            :class:`ClassLikelihoodHead`). ``pooling`` applies to ``linear`` only.
+            :class:`ClassLikelihoodHead`) or ``positional`` (a linear layer on every position's
+            state, for inputs of at most ``train_length`` bases aligned at their first base:
+            where the label sits at a fixed place, a splice site at the window's centre, as
+            the CNN's flatten-and-dense head reads it). ``pooling`` applies to ``linear`` only.
         pooling: ``mean`` over real tokens, ``last`` / ``first`` real token, or ``max``.
         layer: which hidden state to pool (-1: the final normalised one).
         rc_conjoin: average the logits of each sequence and of its reverse complement.
@@ -188,8 +197,23 @@ def next_base_onehot(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> t
     return onehot[:, 1:] * attention_mask.bool()[:, :-1, None]
 
 
+def positional_states(hidden: torch.Tensor, attention_mask: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, length * D): each row's real states from its first base on (either padding side),
+    zeros after its last, flattened in position order. Rows longer than ``length`` are refused."""
+    first, last = real_token_bounds(attention_mask)
+    longest = int((last - first + 1).max())
+    if longest > length:
+        raise HyenaDNAError(f"a sequence of {longest} tokens is longer than the positional head's {length}")
+    positions = torch.arange(length, device=hidden.device)
+    index = (first[:, None] + positions).clamp_max(hidden.shape[1] - 1)
+    states = hidden.gather(1, index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+    real = (first[:, None] + positions) <= last[:, None]
+    return (states * real.unsqueeze(-1).to(states.dtype)).flatten(1)
+
+
 class SequenceModel(TaskModel):
-    """Backbone + head (pooling and a linear layer, or :class:`ClassLikelihoodHead`):
+    """Backbone + head (pooling and a linear layer, :class:`ClassLikelihoodHead`, or a linear
+    layer on every position's state):
     ``model(input_ids, attention_mask)`` gives (B, outputs) logits."""
 
     def __init__(self, backbone: HyenaDNA, head: HeadConfig) -> None:
@@ -202,6 +226,15 @@ class SequenceModel(TaskModel):
         self.dropout = nn.Dropout(head.dropout)
         if head.kind == "likelihood":
             self.head = ClassLikelihoodHead(lm_base_weight(backbone), head.num_outputs)
+        elif head.kind == "positional":
+            if not head.train_length or head.train_length > backbone.config.l_max:
+                raise HyenaDNAError(
+                    f"the positional head needs train_length in [1, l_max={backbone.config.l_max}], "
+                    f"got {head.train_length}"
+                )
+            self.head = nn.Linear(head.train_length * backbone.config.d_model, head.num_outputs)
+            nn.init.normal_(self.head.weight, std=backbone.config.initializer_range / head.train_length**0.5)
+            nn.init.zeros_(self.head.bias)
         else:
             self.head = nn.Linear(backbone.config.d_model, head.num_outputs)
             nn.init.normal_(self.head.weight, std=backbone.config.initializer_range)
@@ -216,6 +249,8 @@ class SequenceModel(TaskModel):
             if next_bases is None:
                 next_bases = next_base_onehot(input_ids, attention_mask)
             return self.head(self.dropout(hidden), next_bases)
+        if self.head_config.kind == "positional":
+            return self.head(self.dropout(positional_states(hidden, attention_mask, self.max_length)))
         pooled = pool(hidden, attention_mask, self.head_config.pooling)
         return self.head(self.dropout(pooled.to(self.head.weight.dtype)))
 
@@ -247,6 +282,8 @@ class SequenceModel(TaskModel):
 
     @property
     def max_length(self) -> int:
+        if self.head_config.kind == "positional":
+            return int(self.head_config.train_length)
         return self.backbone.config.l_max
 
     def save_pretrained(self, path: str | os.PathLike) -> None:

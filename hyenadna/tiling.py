@@ -135,6 +135,6 @@ def too_long_hint(seqs: Sequence[str], l_max: int, names: Sequence[str] | None =
         if len(seq) > l_max:
             name = names[i] if names is not None else f"sequence {i}"
             raise HyenaDNAError(
-                f"{name} has {len(seq):,} bases; the model takes 1 to {l_max:,} (the model's l_max): "
+                f"{name} has {len(seq):,} bases; the model takes 1 to {l_max:,}: "
                 "tile longer sequences with tiling=Tiling(window=...) (--tiling.window on the command line)"
             )

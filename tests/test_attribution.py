@@ -35,7 +35,8 @@ def hyena_head(
     torch.manual_seed(seed)
     backbone = HyenaDNA(HyenaConfig(d_model=16, n_layer=2, l_max=80, residual_in_fp32=False))
     labels = ["a", "b", "c"] if task != "regression" else ["y"]
-    model = SequenceModel(backbone, HeadConfig(task, labels, pooling=pooling, rc_conjoin=rc, kind=kind))
+    head = HeadConfig(task, labels, pooling=pooling, rc_conjoin=rc, kind=kind, train_length=48)
+    model = SequenceModel(backbone, head)
     # outputs that move with the input
     torch.nn.init.normal_(model.head.delta if kind == "likelihood" else model.head.weight, std=1.0)
     return model.double().eval()
@@ -64,6 +65,7 @@ MODELS = {
     "hyena-rc-max": lambda: hyena_head(rc=True, pooling="max"),
     "hyena-regression": lambda: hyena_head(task="regression", pooling="last"),
     "hyena-likelihood-rc": lambda: hyena_head(rc=True, kind="likelihood"),
+    "hyena-positional-rc": lambda: hyena_head(rc=True, kind="positional"),
     "cnn-rc": lambda: cnn_head(rc=True),
     "language-model": lm,
 }
@@ -126,7 +128,9 @@ def finite_difference(model, seq: str, pos: int, base: int, output: str, eps: fl
     return ((up - down) / (2 * eps)).numpy()
 
 
-@pytest.mark.parametrize("name", ["hyena", "hyena-rc-max", "hyena-likelihood-rc", "cnn-rc", "language-model"])
+@pytest.mark.parametrize(
+    "name", ["hyena", "hyena-rc-max", "hyena-likelihood-rc", "hyena-positional-rc", "cnn-rc", "language-model"]
+)
 def test_gradients_equal_finite_differences(name):
     model = MODELS[name]()
     seqs = random_seqs(3, 15, 30, seed=5)

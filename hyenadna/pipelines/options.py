@@ -145,9 +145,11 @@ class HeadOptions:
     """The task head.
 
     Attributes:
-        kind: ``linear`` (pooling, then a linear layer) or ``likelihood`` (multi-class only: a
+        kind: ``linear`` (pooling, then a linear layer), ``likelihood`` (multi-class only: a
             next-base output layer per class, each class scoring the sequence by its
-            log-likelihood, trained generatively; see hyenadna.heads.ClassLikelihoodHead).
+            log-likelihood, trained generatively; see hyenadna.heads.ClassLikelihoodHead) or
+            ``positional`` (a linear layer on every position's state, inputs up to the longest
+            training sequence: for labels at a fixed place in the window).
         pooling: ``mean`` (over real tokens), ``last``, ``first`` or ``max`` (``linear`` only).
         layer: hidden state to pool (-1: the final one).
         rc_conjoin: average the logits of each sequence and its reverse complement, in
