@@ -1,5 +1,6 @@
-"""Task heads on a HyenaDNA backbone: pooling and a linear head, or a class-conditional
-likelihood head (a generative classifier); reverse-complement conjoining.
+"""Task heads on a HyenaDNA backbone: pooling and a linear head, a class-conditional likelihood
+head (a generative classifier) or a linear layer on every position's state; reverse-complement
+conjoining.
 
 A fine-tuned model is saved self-contained in one folder:
 
@@ -170,7 +171,7 @@ class ClassLikelihoodHead(nn.Module):
         self.shared.copy_(lm_weight)
         self.delta.zero_()
         self.bias.zero_()
-        counts = torch.ones(len(self.log_prior)) if counts is None else torch.as_tensor(counts, dtype=torch.float64)
+        counts = torch.ones(len(self.log_prior)) if counts is None else torch.as_tensor(counts)
         counts = counts.to(torch.float64).clamp_min(0.5)
         self.log_prior.copy_((counts / counts.sum()).log().to(self.log_prior))
 

@@ -199,7 +199,7 @@ def test_markov_classifier_is_bayes_rule_on_per_class_chains():
     for both in (False, True):
         classifier = MarkovClassifier(seqs, labels, max_order=3, both_strands=both)
         queries = ["ACGTNACGGCA", "TTATAAT", "GCGCCGGC"]
-        got = classifier.log_posteriors(queries, order=2, beta=4.0)
+        got = classifier.log_posteriors(classifier.encode(queries), order=2, beta=4.0)
         for q, row in zip(queries, got):
             for c, members in enumerate((at_rich, gc_rich)):
                 train = members + ([reverse_complement(s) for s in members] if both else [])

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from itertools import product
 
 import numpy as np
+from scipy.special import softmax
 
 from hyenadna.errors import HyenaDNAError
 from hyenadna.markov import MarkovChain, windows_log_likelihoods
@@ -42,28 +43,26 @@ class MarkovClassifier:
             own = [s for s, t in zip(seqs, targets) if t == c]
             self.chains.append(MarkovChain(max_order).fit(_ids(own, both_strands)))
 
-    def log_posteriors(self, seqs: Sequence[str], order: int, beta: float) -> np.ndarray:
-        """(N, C) class log-likelihoods plus log priors (the mean of both strands' likelihoods
-        when the chains were fitted on both)."""
+    def encode(self, seqs: Sequence[str]) -> list[list[np.ndarray]]:
+        """The token ids :meth:`log_posteriors` scores: the sequences, and their reverse
+        complements when the chains were fitted on both strands (encode once, score often)."""
         strands = [list(seqs)] + ([[reverse_complement(s) for s in seqs]] if self.both_strands else [])
-        scores = np.zeros((len(seqs), self.num_classes))
-        for strand in strands:
-            ids = _ids(strand, False)
+        return [_ids(strand, False) for strand in strands]
+
+    def log_posteriors(self, encoded: list[list[np.ndarray]], order: int, beta: float) -> np.ndarray:
+        """(N, C) class log-likelihoods plus log priors of sequences given by :meth:`encode` (the
+        mean of both strands' likelihoods when the chains were fitted on both)."""
+        scores = np.zeros((len(encoded[0]), self.num_classes))
+        for ids in encoded:
             for c, chain in enumerate(self.chains):
                 scores[:, c] += windows_log_likelihoods(chain.truncated(order, beta), ids)
-        return scores / len(strands) + self.log_prior
+        return scores / len(encoded) + self.log_prior
 
 
 def _ids(seqs: Sequence[str], both_strands: bool) -> list[np.ndarray]:
     tokenizer = CharacterTokenizer(unknown="unk")
     strands = list(seqs) + ([reverse_complement(s) for s in seqs] if both_strands else [])
     return [tokenizer.encode_bases(s) for s in strands]
-
-
-def _probabilities(log_posteriors: np.ndarray) -> np.ndarray:
-    shifted = log_posteriors - log_posteriors.max(axis=1, keepdims=True)
-    probs = np.exp(shifted)
-    return probs / probs.sum(axis=1, keepdims=True)
 
 
 def markov_baseline(
@@ -89,14 +88,16 @@ def markov_baseline(
     choice = (False, 5, 16.0)
     if val is not None:
         best = -np.inf
+        encoded = {strands: classifier.encode(val[0]) for strands, classifier in fitted.items()}
         for strands, order, beta in product(fitted, orders, betas):
-            probs = _probabilities(fitted[strands].log_posteriors(val[0], order, beta))
+            probs = softmax(fitted[strands].log_posteriors(encoded[strands], order, beta), axis=1)
             score = task_metrics("multiclass", probs, np.asarray(val[1]))[metric]
             if score > best:  # ties keep the earlier: one strand, lower order, less smoothing
                 best, choice = score, (strands, order, beta)
     elif choice[1] > max(orders):
         choice = (False, max(orders), choice[2])
     strands, order, beta = choice
-    probs = _probabilities(fitted[strands].log_posteriors(test_seqs, order, beta))
+    classifier = fitted[strands]
+    probs = softmax(classifier.log_posteriors(classifier.encode(test_seqs), order, beta), axis=1)
     result = task_metrics("multiclass", probs, np.asarray(test_targets))
     return {**result, "order": order, "beta": beta, "both_strands": strands}
