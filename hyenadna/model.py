@@ -136,9 +136,9 @@ class HyenaDNA(nn.Module):
         if input_ids.dim() != 2:
             return False
         probe = self.token_embedding.weight[:1].expand(*input_ids.shape, -1)  # the input's shape, dtype and device
-        route = choose_path(probe, self.token_embedding.weight, self.config.fftconv_impl,
-                            self.config.inference_chunk, self.training)  # fmt: skip
-        return route.operator == "chunked"
+        config = self.config
+        return choose_path(probe, self.token_embedding.weight, config.fftconv_impl, config.inference_chunk,
+                           self.training, config.cuda_inference_chunk).chunked  # fmt: skip
 
     @torch.no_grad()
     def _chunked_hidden_states(self, input_ids: torch.Tensor, index: int) -> torch.Tensor:
@@ -148,7 +148,7 @@ class HyenaDNA(nn.Module):
         hidden = self.token_embedding(input_ids)
         if index == 0:
             return hidden
-        chunks = spans(input_ids.shape[1], self.config.inference_chunk)
+        chunks = spans(input_ids.shape[1], self.config.chunk_for(input_ids.device))
         residual = hidden  # the embedding's own buffer becomes the stream
         if self.config.residual_in_fp32:  # float64 activations keep a float64 stream
             residual = hidden.to(torch.promote_types(hidden.dtype, torch.float32))

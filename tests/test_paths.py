@@ -67,7 +67,7 @@ def recorded_routes(monkeypatch) -> list[str]:
 
     def spy(*args, **kwargs):
         route = choose_path(*args, **kwargs)
-        routes.append(route.operator)
+        routes.append(route.operator.name)
         return route
 
     monkeypatch.setattr(model_module, "choose_path", spy)
@@ -101,8 +101,8 @@ def run_case(monkeypatch, path: str, dtype: torch.dtype, grad: bool, tolerance, 
     model = model_of(order, length, fftconv_impl=impl, inference_chunk=0 if path == "channels_last" else CHUNK)
     model = model.to(DEVICE, dtype)
     ref = reference_of(model)  # the weights as the path holds them, in float64
-    ids = torch.randint(0, 12, (batch, length))
-    weights = torch.randn(batch, length, model.config.padded_vocab_size, dtype=torch.float64)
+    ids = torch.randint(0, 12, (batch, length)).to(DEVICE)
+    weights = torch.randn(batch, length, model.config.padded_vocab_size, dtype=torch.float64).to(DEVICE)
 
     expected = ref(ids)
     (expected * weights).sum().backward()
@@ -141,13 +141,14 @@ def test_long_inference_with_triton_takes_the_kernels_not_the_chunked_torch_path
     kernels."""
     import hyenadna.ops.operator_paths as paths
 
-    model = model_of(2, 300, fftconv_impl="triton", inference_chunk=CHUNK).float().eval()
+    model = model_of(2, 300, fftconv_impl="triton", inference_chunk=CHUNK, cuda_inference_chunk=CHUNK)
+    model = model.float().to(DEVICE).eval()
     kernel_calls = []
     real = paths.operator_channels_first
-    monkeypatch.setattr(operator_module, "operator_channels_first",
-                        lambda *a, **k: kernel_calls.append(a[2]) or real(*a, **k))  # fmt: skip
+    monkeypatch.setattr(paths, "operator_channels_first",
+                        lambda *a, **k: kernel_calls.append(k["triton"]) or real(*a, **k))  # fmt: skip
     with torch.no_grad():
-        got = model(torch.randint(0, 12, (1, 300)))
+        got = model(torch.randint(0, 12, (1, 300), device=DEVICE))
     assert kernel_calls == [True, True]  # both layers, with the Triton kernels
     assert got.shape == (1, 300, model.config.padded_vocab_size)
 

@@ -15,13 +15,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from hyenadna.config import HyenaConfig
 from hyenadna.modules.operator import HyenaOperator
 from hyenadna.ops.dispatch import choose_path
 from hyenadna.ops.gelu import gelu_tanh_
-from hyenadna.ops.mlp import gelu_mlp
 from hyenadna.ops.rows import workspace_buffer
 
 
@@ -38,14 +36,7 @@ class Mlp(nn.Module):
         self.impl = impl
 
     def forward(self, x: torch.Tensor, recompute: bool = False) -> torch.Tensor:
-        if choose_path(x, self.fc1.weight, self.impl).mlp == "fused":
-            return gelu_mlp(x, (self.fc1.weight, self.fc1.bias), (self.fc2.weight, self.fc2.bias), recompute)
-        if recompute and torch.is_grad_enabled():
-            return checkpoint(self._forward_autograd, x, use_reentrant=False)
-        return self._forward_autograd(x)
-
-    def _forward_autograd(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        return choose_path(x, self.fc1.weight, self.impl).mlp(x, self, recompute)
 
     def forward_inference_(self, x: torch.Tensor) -> torch.Tensor:
         """Grad-free, the hidden layer's GELU in place (float32: the sigmoid form of

@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from hyenadna.config import HyenaConfig
 from hyenadna.errors import HyenaDNAError
 from hyenadna.modules.filter_bank import FilterBank
 from hyenadna.ops.dispatch import choose_path
 from hyenadna.ops.fftconv import fftconv_
-from hyenadna.ops.hyena_mixer import hyena_mixer
-from hyenadna.ops.operator_paths import operator_channels_first, operator_channels_last
-from hyenadna.ops.reference import OperatorWeights, hyena_operator_ref
+from hyenadna.ops.reference import OperatorWeights
 from hyenadna.ops.rows import rows_product
 from hyenadna.ops.short_conv import short_conv
 
@@ -69,32 +66,7 @@ class HyenaOperator(nn.Module):
         length = x.shape[-2]
         if length > self.l_max:
             raise HyenaDNAError(f"input of length {length} is longer than the model's l_max {self.l_max}")
-        path = choose_path(x, self.in_proj.weight, self.fftconv_impl).operator
-        recompute = recompute and torch.is_grad_enabled()
-        if path == "fused":
-            return self._fused(x, recompute)
-        if recompute:
-            return checkpoint(self._run, x, path, use_reentrant=False)
-        return self._run(x, path)
-
-    def _run(self, x: torch.Tensor, path: str) -> torch.Tensor:
-        length = x.shape[-2]
-        if path == "reference":
-            return hyena_operator_ref(x, *self.weights(self.filter.long_filters(length)))
-        k, k_f = self.filter.filters_for(length)
-        if path == "channels_last":
-            return operator_channels_last(x, self.weights(k), k_f)
-        return operator_channels_first(x, self.weights(k), path == "triton")
-
-    def _fused(self, x: torch.Tensor, recompute: bool) -> torch.Tensor:
-        """Training in float32/float64: :func:`hyena_mixer`, with a hand-written backward."""
-        length = x.shape[-2]
-        if recompute:  # the filter MLP's activations are as large as the operator's own
-            k = checkpoint(self.filter.long_filters, length, use_reentrant=False)
-        else:
-            k = self.filter.filters_for(length)[0]
-        in_proj, conv, k, skip, out_proj, order = self.weights(k.to(x.dtype))
-        return hyena_mixer(x, in_proj, conv, k, None if skip is None else skip.to(x.dtype), out_proj, order, recompute)
+        return choose_path(x, self.in_proj.weight, self.fftconv_impl).operator(x, self, recompute)
 
     # ---- the chunked inference path (Block.forward_chunked_) ----
 

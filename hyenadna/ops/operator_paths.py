@@ -9,12 +9,104 @@ says which runs. Every function takes the weights as the reference does, gathere
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from hyenadna.ops.fftconv import fftconv
-from hyenadna.ops.reference import OperatorWeights, check_conv_shapes
+from hyenadna.ops.hyena_mixer import hyena_mixer
+from hyenadna.ops.mlp import gelu_mlp
+from hyenadna.ops.reference import OperatorWeights, check_conv_shapes, hyena_operator_ref
 from hyenadna.ops.short_conv import short_conv as short_conv_fn
+
+
+class FilterSource(Protocol):
+    """What a path needs of a layer's long filters (:class:`hyenadna.modules.filter_bank.FilterBank`)."""
+
+    def long_filters(self, length: int) -> torch.Tensor: ...
+
+    def filters_for(self, length: int) -> tuple[torch.Tensor | None, torch.Tensor | None]: ...
+
+
+class OperatorLayer(Protocol):
+    """What a path needs of a Hyena operator (:class:`hyenadna.modules.operator.HyenaOperator`):
+    its filters and its weights gathered around given filters ``k`` (order-1, d, L)."""
+
+    filter: FilterSource
+
+    def weights(self, k: torch.Tensor) -> OperatorWeights: ...
+
+
+class MlpLayer(Protocol):
+    """What an MLP path needs: the two ``nn.Linear`` layers around the GELU."""
+
+    fc1: torch.nn.Linear
+    fc2: torch.nn.Linear
+
+
+def _checkpointed(run: Callable) -> Callable:
+    """``run(x, layer)`` as a path ``(x, layer, recompute)``: with ``recompute`` (and gradients),
+    generic activation checkpointing keeps the input only."""
+
+    def path(x: torch.Tensor, layer, recompute: bool = False) -> torch.Tensor:
+        if recompute and torch.is_grad_enabled():
+            return checkpoint(run, x, layer, use_reentrant=False)
+        return run(x, layer)
+
+    path.__doc__ = run.__doc__
+    return path
+
+
+@_checkpointed
+def run_reference(x: torch.Tensor, layer: OperatorLayer) -> torch.Tensor:
+    """:func:`hyena_operator_ref` with freshly computed filters."""
+    return hyena_operator_ref(x, *layer.weights(layer.filter.long_filters(x.shape[-2])))
+
+
+@_checkpointed
+def run_channels_last(x: torch.Tensor, layer: OperatorLayer) -> torch.Tensor:
+    """:func:`operator_channels_last` with the layer's cached filter spectra."""
+    k, k_f = layer.filter.filters_for(x.shape[-2])
+    return operator_channels_last(x, layer.weights(k), k_f)
+
+
+@_checkpointed
+def run_autograd(x: torch.Tensor, layer: OperatorLayer) -> torch.Tensor:
+    """:func:`operator_channels_first` through torch.fft."""
+    return operator_channels_first(x, layer.weights(layer.filter.filters_for(x.shape[-2])[0]))
+
+
+@_checkpointed
+def run_triton(x: torch.Tensor, layer: OperatorLayer) -> torch.Tensor:
+    """:func:`operator_channels_first` through the Triton kernels."""
+    return operator_channels_first(x, layer.weights(layer.filter.filters_for(x.shape[-2])[0]), triton=True)
+
+
+def run_fused(x: torch.Tensor, layer: OperatorLayer, recompute: bool = False) -> torch.Tensor:
+    """Training in float32/float64: :func:`hyena_mixer`, with a hand-written backward (and its
+    own checkpointing, which skips the out-projection on the second pass)."""
+    length = x.shape[-2]
+    recompute = recompute and torch.is_grad_enabled()
+    if recompute:  # the filter MLP's activations are as large as the operator's own
+        k = checkpoint(layer.filter.long_filters, length, use_reentrant=False)
+    else:
+        k = layer.filter.filters_for(length)[0]
+    in_proj, conv, k, skip, out_proj, order = layer.weights(k.to(x.dtype))
+    return hyena_mixer(x, in_proj, conv, k, None if skip is None else skip.to(x.dtype), out_proj, order, recompute)
+
+
+def mlp_fused(x: torch.Tensor, layer: MlpLayer, recompute: bool = False) -> torch.Tensor:
+    """:func:`gelu_mlp`: saves the pre-activation only; ``recompute`` keeps just the input."""
+    return gelu_mlp(x, (layer.fc1.weight, layer.fc1.bias), (layer.fc2.weight, layer.fc2.bias), recompute)
+
+
+@_checkpointed
+def mlp_autograd(x: torch.Tensor, layer: MlpLayer) -> torch.Tensor:
+    """``fc2(gelu_tanh(fc1(x)))`` through plain autograd (any dtype, autocast)."""
+    return layer.fc2(F.gelu(layer.fc1(x), approximate="tanh"))
 
 
 def _skip(d_skip: torch.Tensor | None, step: int) -> torch.Tensor | None:

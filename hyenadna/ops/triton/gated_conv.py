@@ -11,10 +11,12 @@ given in that order, and the inverse runs the conjugate steps in reverse, so no 
 or bit reversal is ever needed. The gates, the D term and the cast back to the input dtype
 are fused around it; only the inputs are read and only the output is written.
 
-Lengths up to ``MAX_LENGTH`` (n = 64 x 64) fit one program; longer inputs go to the
+Lengths up to ``MAX_LENGTH`` (n = 64 x 32) fit one program; longer inputs go to the
 four-step kernels of :mod:`hyenadna.ops.triton.long_conv`, which reuse these tiles as their
 inner step (:func:`gated_fftconv_triton` picks). Accumulation is float32 throughout; float32
-inputs use exact ("ieee") products, half-precision inputs TF32.
+inputs use three TF32 products per product ("tf32x3", float32 accuracy on tensor cores),
+half-precision inputs one (:func:`hyenadna.ops.triton.monarch.dot_precision`). Every kernel
+specialisation is compiled for sm_80/89/90 in CI (:mod:`hyenadna.ops.triton.compile_check`).
 
 Backward (same decomposition): with g = dy * x0 and u = x1 * v,
 ``dx0 = dy * (h * u + D u)``, ``du = corr(h, g) + D g`` (an anti-causal correlation, the
@@ -40,7 +42,7 @@ from hyenadna.ops.triton.monarch import (
     split_power_of_two,
 )
 
-MAX_LENGTH = 2048  # n = 4096 = 64 x 64, the largest transform one program holds
+MAX_LENGTH = 1024  # n = 2048 = 64 x 32, the largest transform one program holds within sm_89's shared memory
 
 
 def transform_shape(length: int) -> tuple[int, int]:

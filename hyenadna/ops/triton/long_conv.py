@@ -38,6 +38,7 @@ batch sum of G conj(U) (dh), each then finished by the outer inverse with its ow
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 
@@ -60,10 +61,14 @@ from hyenadna.ops.triton.long_conv_kernels import (
 from hyenadna.ops.triton.monarch import dft_tables, dot_precision, split_power_of_two
 
 WORKSPACE_BYTES = 1 << 30  # float32 intermediates held at once, per call
-TILE = 4096  # elements of an outer program's (P, BQ) tile, as many as an inner (64, 64) tile
-MAX_INNER = 4096  # the inner row transform: at most (64, 64)
+# Tile sizes: every kernel they give must fit the shared memory of the smallest target, sm_89's
+# 101,376 bytes per block (tests/test_compile_targets.py compiles each for sm_80, sm_89, sm_90).
+TILE = 1024  # elements of an outer program's (P, BQ) tile
+MAX_INNER = 1024  # the inner row transform: at most (32, 32); the backward's (64, 32) needs 160 kB
 MAX_OUTER = 4096  # the outer column transform: at most (64, 64)
-FUSED_MAX_SIZE = 1 << 16  # transforms up to this size run forward and backward as one persistent kernel each
+# Transforms up to this size run each direction as one persistent kernel, whose tiles stay live
+# across its steps: the backward at 2^14 points needs 106 kB.
+FUSED_MAX_SIZE = 1 << 13
 
 
 @dataclass(frozen=True)
@@ -107,8 +112,8 @@ def _outer_split(p: int) -> tuple[int, int] | None:
 
 def plan_for(length: int) -> Plan:
     """The factorisation for a length: n the next power of two >= 2L (4096 at least: P >= 16
-    and Q >= 256), Q as large as one inner program takes with P a size the column transform
-    takes. Any length up to :func:`max_length` has one; the model sends only the lengths
+    and Q >= 256), Q as large as one inner program takes (:data:`MAX_INNER`) with P a size the
+    column transform takes. Any length up to :func:`max_length` has one; the model sends only the lengths
     the one-program kernel cannot hold."""
     n = max(4096, 1 << (2 * length - 1).bit_length())
     for q_bits in range(MAX_INNER.bit_length() - 1, 7, -1):
@@ -139,7 +144,8 @@ def filter_rows(h: torch.Tensor, plan: Plan) -> torch.Tensor:
     channels = h.shape[0]
     dtype = torch.float64 if h.dtype == torch.float64 else torch.float32
     index, mirrored = _spectrum_gather(plan, h.device)
-    with torch.autocast(h.device.type, enabled=False):
+    # (autocast keeps FFTs in float32 anyway; ``meta`` tensors, which compile_check runs on, have no autocast)
+    with torch.autocast(h.device.type, enabled=False) if h.device.type != "meta" else contextlib.nullcontext():
         values = torch.fft.rfft(h.to(dtype), n=plan.n)[:, index].view(channels, plan.rows, plan.q)
     rows = torch.empty(channels, 2, plan.rows, plan.q, dtype=torch.float32, device=h.device)
     rows[:, 0] = values.real
@@ -199,7 +205,7 @@ class _Launcher:
             spec, self.outer, x0, x1, v, dummy if dy is None else dy, d, out,
             dummy if out2 is None else out2, dummy if dd is None else dd,
             self.length, self.channels, self.batch, c0, self.stride_b, self.stride_c, 1.0 / self.plan.n,
-            **self.shape, PRECISION=self.precision, MODE=mode,
+            **self.shape, PRECISION=self.precision, MODE=mode.value,
         )  # fmt: skip
 
     def inner_args(self):

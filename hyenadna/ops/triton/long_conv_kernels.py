@@ -19,8 +19,12 @@ import triton.language as tl
 
 from hyenadna.ops.triton.monarch import cmul, cmul_conj, column_dft, load_tables, row_dft, row_idft
 
-# epilogues of the outer inverse
-FORWARD, GRAD_X0, GRAD_U, GRAD_H = 0, 1, 2, 3
+# epilogues of the outer inverse: a kernel may read a module global only when it is a tl.constexpr
+# (the CPU interpreter never checks this; the compiler refuses anything else)
+FORWARD = tl.constexpr(0)
+GRAD_X0 = tl.constexpr(1)
+GRAD_U = tl.constexpr(2)
+GRAD_H = tl.constexpr(3)
 
 
 @triton.jit

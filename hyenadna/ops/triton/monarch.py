@@ -54,9 +54,11 @@ def dft_tables(n1: int, n2: int, device: torch.device) -> torch.Tensor:
 
 
 def dot_precision(dtype: torch.dtype) -> str:
-    """Exact products for float32/float64 operands, TF32 for half-precision ones (whose own
-    rounding is coarser than TF32's)."""
-    return "ieee" if dtype in (torch.float32, torch.float64) else "tf32"
+    """Products as accurate as the operands: for float32 inputs three TF32 products per product
+    ("tf32x3", the split of each operand into a TF32 head and tail: float32 accuracy on tensor
+    cores; "ieee" compiles to scalar FMA code that takes ptxas minutes per kernel and spills at
+    64 x 64 tiles), for half-precision inputs one TF32 product (their own rounding is coarser)."""
+    return "tf32x3" if dtype in (torch.float32, torch.float64) else "tf32"
 
 
 @triton.jit
