@@ -12,12 +12,15 @@ state) runs the method twice on a side stream (compiling kernels, filling the fi
 and plan caches), captures a third run, and every later call of that shape copies the input
 into the captured buffer, replays the graph and returns a copy of the output. The weights are
 read where they lie, so a change of any parameter (an optimiser step, ``load_state_dict``)
-is noticed by its version counters and the graph is captured again. Calls with gradients, on
-the CPU, or with keyword arguments run the method as it is.
+is noticed by its version counters (a change of ``model.config`` too) and the graph is captured
+again; a change made behind autograd's back (``p.data``, ``torch.no_grad`` writes through
+``.data``) is not, so call :meth:`GraphedModel.clear` after one. Calls with gradients, in
+training mode, on the CPU, or with keyword arguments run the method as it is.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -28,8 +31,15 @@ from torch import nn
 class _Captured(NamedTuple):
     graph: torch.cuda.CUDAGraph
     inputs: torch.Tensor
-    output: torch.Tensor
+    output: object
     version: tuple
+    held: list  # cached tensors the graph reads (filter spectra), kept alive with it
+
+
+def _clone(output):
+    if isinstance(output, torch.Tensor):
+        return output.clone()
+    return type(output)(_clone(item) for item in output)
 
 
 class GraphedModel:
@@ -44,41 +54,49 @@ class GraphedModel:
         self._graphs: OrderedDict = OrderedDict()
 
     def _version(self) -> tuple:
-        return tuple((t.data_ptr(), t._version) for t in (*self.model.parameters(), *self.model.buffers()))
+        tensors = (*self.model.parameters(), *self.model.buffers())
+        return (repr(getattr(self.model, "config", None)), *((t.data_ptr(), t._version) for t in tensors))
 
-    def __call__(self, inputs: torch.Tensor, **kwargs) -> torch.Tensor:
+    def __call__(self, inputs: torch.Tensor, **kwargs):
         run = getattr(self.model, self.method)
         if kwargs or inputs.device.type != "cuda" or torch.is_grad_enabled() or self.model.training:
             return run(inputs, **kwargs)
         autocast = torch.is_autocast_enabled("cuda")
-        key = (tuple(inputs.shape), inputs.dtype, inputs.device, autocast,
-               torch.get_autocast_dtype("cuda") if autocast else None)  # fmt: skip
+        dtype = torch.get_autocast_dtype("cuda") if autocast else None
+        key = (tuple(inputs.shape), inputs.dtype, inputs.device, dtype)
         version = self._version()
         captured = self._graphs.get(key)
         if captured is None or captured.version != version:
             self._graphs.pop(key, None)
-            captured = self._capture(run, inputs, version)
+            captured = self._capture(run, inputs, version, dtype)
             self._graphs[key] = captured
             while len(self._graphs) > self.max_graphs:
                 self._graphs.popitem(last=False)
         self._graphs.move_to_end(key)
         captured.inputs.copy_(inputs)
         captured.graph.replay()
-        return captured.output.clone()
+        return _clone(captured.output)
 
-    @staticmethod
-    def _capture(run, inputs: torch.Tensor, version: tuple) -> _Captured:
-        static = inputs.clone()
-        side = torch.cuda.Stream(device=inputs.device)
-        side.wait_stream(torch.cuda.current_stream(inputs.device))
-        with torch.cuda.stream(side):
-            for _ in range(2):  # compile, plan and cache outside the capture
-                run(static)
-        torch.cuda.current_stream(inputs.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            output = run(static)
-        return _Captured(graph, static, output, version)
+    def _capture(self, run, inputs: torch.Tensor, version: tuple, dtype: torch.dtype | None) -> _Captured:
+        """Two runs on a side stream (compile, plan and cache outside the capture), then the
+        capture. Under autocast the casts of the weights are captured too (``cache_enabled=False``):
+        autocast's cache of cast weights is emptied when the caller's autocast block ends, and a
+        graph that read it would read freed memory."""
+        device = inputs.device
+        with torch.cuda.device(device), torch.inference_mode(False):
+            static = inputs.clone()
+            cast = torch.autocast("cuda", dtype=dtype, cache_enabled=False) if dtype else contextlib.nullcontext()
+            side = torch.cuda.Stream(device=device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side), cast, torch.no_grad():
+                for _ in range(2):
+                    run(static)
+            torch.cuda.current_stream(device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph), cast, torch.no_grad():
+                output = run(static)
+        held = [t for module in self.model.modules() if hasattr(module, "held_tensors") for t in module.held_tensors()]
+        return _Captured(graph, static, output, version, held)
 
     def clear(self) -> None:
         """Drop every captured graph (and the memory its activations hold)."""

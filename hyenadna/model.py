@@ -143,8 +143,8 @@ class HyenaDNA(nn.Module):
     @torch.no_grad()
     def _chunked_hidden_states(self, input_ids: torch.Tensor, index: int) -> torch.Tensor:
         """Hidden states of layer ``index`` (0 .. n_layer, as in :meth:`all_hidden_states`), the
-        blocks run in place on one residual stream, ``config.inference_chunk`` positions at a
-        time."""
+        blocks run in place on one residual stream, ``config.chunk_for(device)`` positions at a
+        time (``inference_chunk`` on the CPU, ``cuda_inference_chunk`` on CUDA)."""
         hidden = self.token_embedding(input_ids)
         if index == 0:
             return hidden

@@ -53,7 +53,7 @@ def test_no_cuda_route_is_chunked_unless_asked(fake_gpu, impl, grad):
         if impl == "triton" and length <= max_length():
             assert path == "triton"
     asked = dispatch.cuda_operator_path(CUDA, torch.bfloat16, (1, 8, 5000), impl, grad, cuda_inference_chunk=4096)
-    assert (asked == "chunked") == (not grad)
+    assert (asked == "chunked") == (not grad and impl != "triton")  # the kernels asked by name come first
 
 
 def test_cuda_routes_follow_the_measured_table(fake_gpu):
@@ -68,10 +68,13 @@ def test_cuda_routes_follow_the_measured_table(fake_gpu):
         "channels_last"
     ]
     assert [path(True, n) for n in (1024, 65_536, 262_144, 1 << 20)] == ["triton", "triton", "autograd", "triton"]
-    # the hand-written float32 backward only where it applies
-    assert dispatch.cuda_operator_path(CUDA, torch.float32, (1, 8, 200_000), "torch", True, fused_ok=False) == (
-        "autograd"
-    )
+    # the hand-written float32 backward where it applies (float32 without autocast), else autograd
+    for impl, length in (("torch", 1024), ("auto", 200_000)):
+        for fused_ok, expected in ((False, "autograd"), (True, "fused")):
+            assert dispatch.cuda_operator_path(CUDA, torch.float32, (1, 8, length), impl, True, fused_ok=fused_ok) == (
+                expected
+            )
+    assert dispatch.Path("triton", print) == "triton" and dispatch.Path("fused", print) != "triton"
 
 
 def test_a_plan_that_does_not_fit_is_never_launched(fake_gpu):
@@ -119,3 +122,24 @@ def test_kernel_dtype_under_autocast_is_the_autocast_dtype():
     assert dispatch.kernel_dtype(x) == torch.float32
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert dispatch.kernel_dtype(x) == torch.bfloat16
+
+
+def test_recording_never_swallows_another_threads_launches():
+    """While one thread records the kernels a plan would launch (the fit check, inside the
+    dispatcher), another thread's launches run for real: its result is the reference's."""
+    import threading
+
+    from hyenadna.ops import fftconv_ref
+    from hyenadna.ops.triton.gated_conv import gated_fftconv_triton
+
+    torch.manual_seed(0)
+    x0, x1, v = torch.randn(3, 1, 2, 40).unbind(0)
+    h, d = torch.randn(2, 40) / 6, torch.randn(2)
+    result = {}
+    with record_launches() as found:
+        worker = threading.Thread(target=lambda: result.update(y=gated_fftconv_triton(x0, x1, v, h, d)))
+        worker.start()
+        worker.join()
+    assert not found
+    want = x0.double() * fftconv_ref(x1.double() * v.double(), h.double(), d.double())
+    assert float((result["y"].double() - want).norm() / want.norm()) < 1e-4

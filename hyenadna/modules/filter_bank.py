@@ -132,6 +132,11 @@ class FilterBank(ImplicitFilter):
             self._spectra.popitem(last=False)
         self._spectra[key] = entry
 
+    def held_tensors(self) -> list[torch.Tensor]:
+        """The filters and spectra the cache holds now: a CUDA graph captured from a call that
+        read them keeps them (a later eviction must not free memory the graph reads)."""
+        return [t for entry in self._spectra.values() for t in entry[1:] if isinstance(t, torch.Tensor)]
+
     def spectrum_fits_cache(self, length: int, dtype: torch.dtype) -> bool:
         """Whether a spectra-only entry at ``length`` (as :func:`_nbytes` counts it) fits this
         layer's cache, for activations of ``dtype``: float64 ones take complex128 spectra."""

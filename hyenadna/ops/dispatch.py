@@ -51,7 +51,15 @@ import torch
 
 from hyenadna.config import IMPLEMENTATIONS
 from hyenadna.errors import HyenaDNAError
-from hyenadna.ops import operator_paths
+from hyenadna.ops.operator_paths import (
+    mlp_autograd,
+    mlp_fused,
+    run_autograd,
+    run_channels_last,
+    run_fused,
+    run_reference,
+    run_triton,
+)
 
 TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -66,17 +74,17 @@ TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 #              256k x 1: 347 / 286; 1M x 1: triton 1,693 ms in 131 GB, autograd out of memory (141 GB)
 CUDA_ROUTES: dict[bool, tuple[tuple[float, str, str], ...]] = {
     False: ((1 << 16, "triton", "channels_last"), (math.inf, "channels_last", "channels_last")),  # inference
-    True: (
-        (1 << 16, "triton", "autograd"),
-        (1 << 18, "autograd", "autograd"),
-        (math.inf, "triton", "autograd"),  # the only path that fits 1M bases in a card's memory
+    True: (  # "fused" (the hand-written float32 backward) becomes "autograd" under autocast and half precision
+        (1 << 16, "triton", "fused"),
+        (1 << 18, "fused", "fused"),
+        (math.inf, "triton", "fused"),  # the only path that fits 1M bases in a card's memory
     ),
 }
 
 
 class Path(NamedTuple):
     """One way to run a layer: its name (the tables') and the function the module calls,
-    ``run(x, layer, recompute)``."""
+    ``run(x, layer, recompute)``. A path equals its name (``route.operator == "triton"``)."""
 
     name: str
     run: Callable[..., torch.Tensor]
@@ -84,21 +92,30 @@ class Path(NamedTuple):
     def __call__(self, x: torch.Tensor, layer, recompute: bool = False) -> torch.Tensor:
         return self.run(x, layer, recompute)
 
+    def __eq__(self, other: object) -> bool:
+        return self.name == other if isinstance(other, str) else tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
 
 OPERATOR_PATHS = {
-    "reference": Path("reference", operator_paths.run_reference),
-    "triton": Path("triton", operator_paths.run_triton),
-    "channels_last": Path("channels_last", operator_paths.run_channels_last),
-    "fused": Path("fused", operator_paths.run_fused),
-    "autograd": Path("autograd", operator_paths.run_autograd),
+    "reference": Path("reference", run_reference),
+    "triton": Path("triton", run_triton),
+    "channels_last": Path("channels_last", run_channels_last),
+    "fused": Path("fused", run_fused),
+    "autograd": Path("autograd", run_autograd),
     # the model runs whole blocks chunk by chunk (Block.forward_chunked_); a single layer asked
     # to run the route itself computes the same numbers in the projections' layout
-    "chunked": Path("chunked", operator_paths.run_channels_last),
+    "chunked": Path("chunked", run_channels_last),
 }
 MLP_PATHS = {
-    "fused": Path("fused", operator_paths.mlp_fused),
-    "autograd": Path("autograd", operator_paths.mlp_autograd),
-    "chunked": Path("chunked", operator_paths.mlp_autograd),
+    "fused": Path("fused", mlp_fused),
+    "autograd": Path("autograd", mlp_autograd),
+    "chunked": Path("chunked", mlp_autograd),
 }
 
 
@@ -153,7 +170,8 @@ def triton_applies(
     grad: bool | None = None,
 ) -> bool:
     """Whether the Triton kernels run for a (batch, channels, length) input of ``dtype`` on
-    ``device``: ``impl="triton"`` (refused with a clear error where the kernels cannot run), or
+    ``device``: ``impl="triton"`` (refused with a clear error where the kernels cannot run at
+    all: no triton, float64, a CPU without the interpreter), or
     ``"auto"`` on CUDA with triton installed for float32 and half inputs (float64 keeps torch's
     float64 FFTs; the kernels accumulate in float32), for lengths up to the kernels' limit and
     plans that fit the device's shared memory (:func:`hyenadna.ops.triton.fit.plan_fits`;
@@ -229,11 +247,11 @@ def cuda_operator_path(
     the device (:func:`triton_applies`); ``fused`` only where the hand-written backward applies
     (``fused_ok``)."""
     batch, channels, length = shape
+    if impl == "triton" and triton_applies(device, dtype, length, impl, batch, channels, grad):
+        return "triton"  # asked for by name: before chunking, as on the CPU
     if not grad and not training and 0 < cuda_inference_chunk < length:  # asked for: a memory budget
         return "chunked"
     best, torch_best = cuda_route(grad, length)
-    if impl == "triton":
-        best = "triton"
     if best == "triton" and not triton_applies(device, dtype, length, impl, batch, channels, grad):
         best = torch_best
     if best == "fused" and not fused_ok:

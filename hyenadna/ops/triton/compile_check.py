@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -30,12 +31,15 @@ import torch
 # bytes of shared memory one block may use (the opt-in maximum), by compute capability
 SHARED_MEMORY_LIMITS = {80: 166_912, 86: 101_376, 87: 166_912, 89: 101_376, 90: 232_448}
 
-# the modules whose kernels the launchers call by module-global name
-KERNEL_MODULES = (
-    "hyenadna.ops.triton.gated_conv",
-    "hyenadna.ops.triton.long_conv",
-    "hyenadna.ops.triton.short_conv",
-)
+# the kernels the launchers call by module-global name, by module (helpers that kernels call
+# are never replaced: a kernel compiled meanwhile must find them)
+LAUNCHED_KERNELS = {
+    "hyenadna.ops.triton.gated_conv": ("_gated_conv_fwd", "_gated_conv_bwd"),
+    "hyenadna.ops.triton.long_conv": ("_fused_fwd", "_fused_bwd", "_outer_fwd", "_outer_inv", "_inner_conv",
+                                      "_inner_bwd"),
+    "hyenadna.ops.triton.short_conv": ("_short_conv_fwd", "_short_conv_bwd"),
+}  # fmt: skip
+_RECORDING = threading.RLock()  # one recording at a time; other threads keep launching for real
 
 POINTER_TYPES = {
     torch.float32: "*fp32",
@@ -79,13 +83,15 @@ def _type_of(value) -> str:
 
 class _Recorder:
     """Stands in for a JIT kernel: ``kernel[grid](*args, **kwargs)`` records the
-    specialisation and launches nothing."""
+    specialisation and launches nothing, in the recording thread; in any other thread it
+    launches the kernel as usual."""
 
     def __init__(self, module: str, name: str, kernel, found: set[Specialisation]):
         self.module, self.name, self.kernel, self.found = module, name, kernel, found
+        self.thread = threading.get_ident()
 
     def __getitem__(self, grid):
-        return self._record
+        return self._record if threading.get_ident() == self.thread else self.kernel[grid]
 
     def _record(self, *args, num_warps: int = 4, num_stages: int | None = None, **kwargs) -> None:
         params = _parameters(self.kernel)
@@ -125,23 +131,25 @@ def _parameters(kernel) -> list[tuple[str, bool, object]]:
 
 @contextlib.contextmanager
 def record_launches() -> Iterator[set[Specialisation]]:
-    """Within the block, every Triton kernel the launchers call is recorded, not run (compiled
-    kernels, and interpreted ones under ``TRITON_INTERPRET=1``)."""
+    """Within the block, every Triton kernel the launchers call from this thread is recorded,
+    not run (compiled kernels, and interpreted ones under ``TRITON_INTERPRET=1``)."""
     kernel_types = _kernel_types()
     found: set[Specialisation] = set()
-    saved = []
-    for name in KERNEL_MODULES:
-        module = importlib.import_module(name)
-        for attr, value in vars(module).items():
-            kernel = value.kernel if isinstance(value, _Recorder) else value  # recorders nest
-            if isinstance(kernel, kernel_types) and not attr.startswith("__"):
-                saved.append((module, attr, value))
-                setattr(module, attr, _Recorder(name, attr, kernel, found))
-    try:
-        yield found
-    finally:
-        for module, attr, value in saved:
-            setattr(module, attr, value)
+    with _RECORDING:
+        saved = []
+        for name, kernels in LAUNCHED_KERNELS.items():
+            module = importlib.import_module(name)
+            for attr in kernels:
+                value = getattr(module, attr)
+                kernel = value.kernel if isinstance(value, _Recorder) else value  # recorders nest
+                if isinstance(kernel, kernel_types):
+                    saved.append((module, attr, value))
+                    setattr(module, attr, _Recorder(name, attr, kernel, found))
+        try:
+            yield found
+        finally:
+            for module, attr, value in reversed(saved):
+                setattr(module, attr, value)
 
 
 def gated_conv_specialisations(
@@ -212,9 +220,19 @@ def _compile_job(job: tuple[Specialisation, int]) -> tuple[Specialisation, int, 
         return spec, capability, f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:300]}"
 
 
-def _warm_job(job: tuple[Specialisation, str]) -> int | str:
-    from hyenadna.ops.triton.fit import kernel_shared_bytes
+def kernel_shared_bytes(spec: Specialisation, device: torch.device) -> int:
+    """Shared memory of ``spec`` compiled for ``device``: Triton compiles it (or finds it in
+    its cache) without launching it, with the same argument values as the launch."""
+    kernel = getattr(importlib.import_module(spec.module), spec.kernel)
+    placeholders = {kind: dtype for dtype, kind in POINTER_TYPES.items()}
+    args = [placeholders[kind] if kind.startswith("*") else value
+            for (_, kind), value in zip(spec.signature, spec.values) if kind != "constexpr"]  # fmt: skip
+    with torch.cuda.device(device):
+        compiled = kernel.warmup(*args, grid=(1,), num_warps=spec.num_warps, **dict(spec.constexprs))
+    return int(compiled.metadata.shared)
 
+
+def _warm_job(job: tuple[Specialisation, str]) -> int | str:
     spec, device = job
     try:
         return kernel_shared_bytes(spec, torch.device(device))
@@ -231,8 +249,10 @@ def warm(specs: list[Specialisation], device: torch.device, jobs: int) -> list[i
 
     if not specs:
         return []
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max(1, min(jobs, len(specs))), mp_context=context) as pool:
+    with ProcessPoolExecutor(max(1, min(jobs, len(specs))), mp_context=context, initializer=_worker_setup) as pool:
         return list(pool.map(_warm_job, [(spec, str(device)) for spec in specs]))
 
 

@@ -7,7 +7,7 @@ launch (forward, and backward under autograd) with :func:`hyenadna.ops.triton.co
 record_launches`, compiles each for the device through Triton's own cache (``warmup``: the
 launch that follows reuses the binary) and compares its ``metadata.shared`` with the device's
 opt-in limit. The answer is kept per (device, dtype, shape, grad mode); a call that does not
-fit goes to torch.fft, with one warning per device and plan.
+fit goes to torch.fft, with a warning the first time each is asked.
 
 On the CPU interpreter there is no shared memory and nothing to check; the tests fake a
 device through :func:`shared_memory_limit` and :func:`kernel_shared_bytes`.
@@ -16,12 +16,11 @@ device through :func:`shared_memory_limit` and :func:`kernel_shared_bytes`.
 from __future__ import annotations
 
 import functools
-import importlib
 import warnings
 
 import torch
 
-from hyenadna.ops.triton.compile_check import POINTER_TYPES, Specialisation
+from hyenadna.ops.triton.compile_check import kernel_shared_bytes
 
 
 def shared_memory_limit(device: torch.device) -> int | None:
@@ -30,18 +29,6 @@ def shared_memory_limit(device: torch.device) -> int | None:
     if device.type != "cuda":
         return None
     return int(torch.cuda.get_device_properties(device).shared_memory_per_block_optin)
-
-
-def kernel_shared_bytes(spec: Specialisation, device: torch.device) -> int:
-    """Shared memory of ``spec`` compiled for ``device``: Triton compiles it (or finds it in
-    its cache) without launching it, with the same argument values as the launch."""
-    kernel = getattr(importlib.import_module(spec.module), spec.kernel)
-    placeholders = {kind: dtype for dtype, kind in POINTER_TYPES.items()}
-    args = [placeholders[kind] if kind.startswith("*") else value
-            for (_, kind), value in zip(spec.signature, spec.values) if kind != "constexpr"]  # fmt: skip
-    with torch.cuda.device(device):
-        compiled = kernel.warmup(*args, grid=(1,), num_warps=spec.num_warps, **dict(spec.constexprs))
-    return int(compiled.metadata.shared)
 
 
 def _device_key(device: torch.device) -> tuple[str, int]:
@@ -64,13 +51,18 @@ def _plan_fits(device_key: tuple[str, int], dtype: torch.dtype, batch: int, chan
     limit = shared_memory_limit(device)
     if limit is None:
         return True
-    specs = gated_conv_specialisations([length], [dtype], grad=grad, batch=batch, channels=channels)
     try:
+        specs = gated_conv_specialisations([length], [dtype], grad=grad, batch=batch, channels=channels)
         too_large = [(spec, size) for spec in specs if (size := kernel_shared_bytes(spec, device)) > limit]
-    except Exception as error:  # a Triton whose warm-up API differs: the launch itself will tell
+    except (AttributeError, TypeError) as error:  # a Triton whose warm-up API differs: the launch will tell
         warnings.warn(f"could not compile the Triton kernels ahead of their launch ({error}); launching them",
                       RuntimeWarning, stacklevel=4)  # fmt: skip
         return True
+    except Exception as error:  # the kernels do not compile for this device: never launch them
+        warnings.warn(f"the Triton long-convolution kernels for length {length} ({dtype}) do not compile for "
+                      f"this GPU ({type(error).__name__}: {error}): that length runs through torch.fft instead",
+                      RuntimeWarning, stacklevel=4)  # fmt: skip
+        return False
     if too_large:
         spec, size = max(too_large, key=lambda item: item[1])
         warnings.warn(

@@ -123,7 +123,7 @@ def plan_for(length: int) -> Plan:
     raise HyenaDNAError(f"length {length} is beyond the Triton long convolution's {max_length():,} positions")
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)  # one plan per power of two: never evicted (a CUDA graph may hold them)
 def _spectrum_gather(plan: Plan, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Where the kernels' spectrum layout (rows k <= P/2, frequency k + P (k1 + N1 k2) at
     tile position (k1, k2)) reads an rfft of size n: the index into its n/2 + 1 values, and
