@@ -24,10 +24,11 @@ import math
 
 import torch
 
-from hyenadna.config import IMPLEMENTATIONS
 from hyenadna.errors import HyenaDNAError
 from hyenadna.ops.reference import check_conv_shapes, fft_dtype, fftconv_ref
 from hyenadna.ops.rows import zero_padded
+
+UNGATED_IMPLEMENTATIONS = ("auto", "torch", "ref")  # fftconv's: no Triton kernel for the ungated form
 
 # How much larger a power-of-two FFT may be than the smallest 7-smooth size and still be the
 # faster choice, by the smooth size in points. Measured with benchmarks/fft_sizes.py (torch's
@@ -177,17 +178,20 @@ def fftconv(
 ) -> torch.Tensor:
     """Causal long convolution ``k * u + D ⊙ u`` over the length axis (the fast path).
 
-    ``impl``: ``"auto"`` (the best available for the device), ``"torch"`` (torch.fft at a
-    fast FFT size) or ``"ref"`` (:func:`fftconv_ref`); ``"triton"`` matters only to the gated
-    convolution (:mod:`hyenadna.ops.operator_paths`) and means ``"torch"`` here. ``k_f``: the
+    ``impl``: ``"auto"`` or ``"torch"`` (torch.fft at a fast FFT size) or ``"ref"``
+    (:func:`fftconv_ref`). The Triton kernels compute the gated convolution only
+    (:func:`hyenadna.ops.operator_paths.gated_fftconv`); which path a layer takes is
+    :func:`hyenadna.ops.dispatch.choose_path`'s choice, not this function's. ``k_f``: the
     filter's spectrum (C, F) from :func:`filter_spectrum`, to skip recomputing it (ignored by
     ``ref``).
     ``channels_last``: ``u`` is (..., L, C), the layout of the projections around the
     convolution, which then needs no transposes.
     """
-    if impl not in IMPLEMENTATIONS:
-        raise HyenaDNAError(f"unknown fftconv implementation {impl!r}; choose from {IMPLEMENTATIONS}")
-    impl = "torch" if impl == "triton" else impl  # the ungated convolution has no Triton kernel
+    if impl not in UNGATED_IMPLEMENTATIONS:
+        raise HyenaDNAError(
+            f"unknown fftconv implementation {impl!r}; choose from {UNGATED_IMPLEMENTATIONS} (the Triton kernels "
+            "take the gated convolution, hyenadna.ops.operator_paths.gated_fftconv)"
+        )
     if channels_last:
         check_conv_shapes(u.transpose(-1, -2), k, d)
         if impl == "ref":
