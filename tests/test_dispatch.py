@@ -132,9 +132,10 @@ def test_recording_never_swallows_another_threads_launches():
     from hyenadna.ops import fftconv_ref
     from hyenadna.ops.triton.gated_conv import gated_fftconv_triton
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the interpreter on a CPU (conftest)
     torch.manual_seed(0)
-    x0, x1, v = torch.randn(3, 1, 2, 40).unbind(0)
-    h, d = torch.randn(2, 40) / 6, torch.randn(2)
+    x0, x1, v = torch.randn(3, 1, 2, 40, device=device).unbind(0)
+    h, d = torch.randn(2, 40, device=device) / 6, torch.randn(2, device=device)
     result = {}
     with record_launches() as found:
         worker = threading.Thread(target=lambda: result.update(y=gated_fftconv_triton(x0, x1, v, h, d)))
