@@ -46,6 +46,7 @@ sys.path.insert(0, str(HERE))
 from attention_lm import AttentionLM  # noqa: E402
 
 from hyenadna import HyenaConfig, HyenaDNA  # noqa: E402
+from hyenadna.atomic import atomic_write_text  # noqa: E402
 from hyenadna.cuda_graphs import GraphedModel  # noqa: E402
 from hyenadna.modules.operator import HyenaOperator  # noqa: E402
 from hyenadna.ops import dispatch  # noqa: E402
@@ -356,7 +357,7 @@ def main() -> None:
                     torch.cuda.empty_cache()
         result["rows"].append(row)
         print(format_table({"rows": [row]}).splitlines()[1], flush=True)
-        path.write_text(json.dumps(result, indent=1) + "\n")
+        atomic_write_text(path, json.dumps(result, indent=1) + "\n")
     for length in (1 * K, 64 * K) if not args.smoke else (64, 1030):
         for impl in ("auto", "torch", "triton"):
             try:
@@ -365,7 +366,7 @@ def main() -> None:
                 err = f"{type(error).__name__}: {error}"
             result["errors_vs_fp64"].append({"impl": impl, "length": length, "rel_err": err})
     result["total_s"] = time.perf_counter() - start
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
     print(format_table(result))
     print(f"wrote {path} ({result['total_s']:.0f} s)")
     plot(result, path.with_suffix(".png"))

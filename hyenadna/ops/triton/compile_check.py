@@ -244,16 +244,21 @@ def warm(specs: list[Specialisation], device: torch.device, jobs: int) -> list[i
     """Compile ``specs`` for ``device`` into Triton's cache on ``jobs`` processes at once (the
     launches that follow find them there): a cold start of a long-context run compiles dozens of
     kernels, one after another, in the launching process. Returns each one's shared memory."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     if not specs:
         return []
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max(1, min(jobs, len(specs))), mp_context=context, initializer=_worker_setup) as pool:
+    with _compiling_pool(min(jobs, len(specs))) as pool:
         return list(pool.map(_warm_job, [(spec, str(device)) for spec in specs]))
+
+
+def _compiling_pool(jobs: int):
+    """``jobs`` fresh processes that compile, never interpret (spawned: no CUDA state forked)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max(1, jobs), mp_context=context, initializer=_worker_setup)
 
 
 def _worker_setup() -> None:
@@ -271,9 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     and exit 1 if any fails to compile or does not fit."""
     import argparse
     import json
-    import multiprocessing
     import time
-    from concurrent.futures import ProcessPoolExecutor
+
+    from hyenadna.atomic import atomic_write_text
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--targets", type=int, nargs="+", default=[80, 89, 90])
@@ -293,8 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(specs)} specialisations for lengths 1 to {lengths[-1]:,}, float32/bfloat16/float16, forward and "
           f"backward; {len(jobs)} compilations for sm_{', sm_'.join(map(str, args.targets))}", flush=True)  # fmt: skip
     failures, rows = 0, []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=_worker_setup) as pool:
+    with _compiling_pool(args.jobs) as pool:
         for spec, cc, result in pool.map(_compile_job, jobs):
             limit = SHARED_MEMORY_LIMITS[cc]
             ok = isinstance(result, int) and result <= limit
@@ -303,8 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'ok  ' if ok else 'FAIL'} sm_{cc} {spec.describe()}: {shown}", flush=True)
             rows.append({"target": cc, "kernel": spec.describe(), "shared": result, "limit": limit, "ok": ok})
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(rows, handle, indent=1)
+        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
     print(f"{len(jobs) - failures} passed, {failures} failed ({time.perf_counter() - start:.0f} s)")
     return 1 if failures else 0
 

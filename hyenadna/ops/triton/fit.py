@@ -20,7 +20,7 @@ import warnings
 
 import torch
 
-from hyenadna.ops.triton.compile_check import kernel_shared_bytes
+from hyenadna.ops.triton.compile_check import gated_conv_specialisations, kernel_shared_bytes
 
 
 def shared_memory_limit(device: torch.device) -> int | None:
@@ -45,8 +45,6 @@ def plan_fits(device: torch.device, dtype: torch.dtype, batch: int, channels: in
 @functools.lru_cache(maxsize=1024)
 def _plan_fits(device_key: tuple[str, int], dtype: torch.dtype, batch: int, channels: int, length: int,
                grad: bool) -> bool:  # fmt: skip
-    from hyenadna.ops.triton.compile_check import gated_conv_specialisations
-
     device = torch.device(*device_key)
     limit = shared_memory_limit(device)
     if limit is None:
