@@ -15,6 +15,7 @@ import torch
 
 from hyenadna.bundled import bundled_models, verified_folder
 from hyenadna.config import PRESETS, HyenaConfig
+from hyenadna.devices import check_device, check_dtype
 from hyenadna.errors import HyenaDNAError
 from hyenadna.hub import hub_snapshot, is_hub_id
 from hyenadna.model import HyenaDNA
@@ -28,7 +29,7 @@ __all__ = ["PRESETS", "CharacterTokenizer", "HyenaConfig", "HyenaDNA", "HyenaDNA
 def load(
     name_or_path: str | os.PathLike,
     device: str | torch.device | None = None,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
     revision: str | None = None,
     local_files_only: bool | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -41,9 +42,16 @@ def load(
     ``local_files_only`` and ``cache_dir`` as in ``huggingface_hub``, whose cache and
     ``HF_HUB_OFFLINE`` apply).
 
-    ``device`` and ``dtype`` move the model; ``overrides`` replace config fields, for example
-    ``fftconv_impl="ref"``. Training code sets train mode itself.
+    ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``: CUDA when available) and ``dtype``
+    (float32, float64, bfloat16 or float16, as a torch dtype or its name) move the model; both
+    are checked before anything is read, and every weight is checked finite as it loads.
+    ``overrides`` replace config fields, for example ``fftconv_impl="ref"``. Training code sets
+    train mode itself.
     """
+    if isinstance(device, str) and device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = check_device(device)
+    dtype = check_dtype(dtype)
     if isinstance(name_or_path, str) and name_or_path in PRESETS:
         model = HyenaDNA(HyenaConfig.from_preset(name_or_path, **overrides))
         return model.to(device=device, dtype=dtype).eval()

@@ -97,10 +97,25 @@ def _mean_log_likelihood(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Te
     return (total / scored.sum(1).clamp_min(1)).unsqueeze(-1)
 
 
-def _rows(explained: Explained, seqs: Sequence[str] | str) -> list[np.ndarray]:
+def _rows(explained: Explained, seqs: Sequence[str] | str, names: Sequence[str] | None = None) -> list[np.ndarray]:
     seqs = [seqs] if isinstance(seqs, str) else list(seqs)
     minimum = 2 if isinstance(explained.model, HyenaDNA) else 1
-    return encode_sequences(seqs, explained.max_length, min_bases=minimum, purpose="attribution")
+    return encode_sequences(seqs, explained.max_length, names=names, min_bases=minimum, purpose="attribution")
+
+
+def check_sequences(model: TaskModel | HyenaDNA, seqs: Sequence[str], names: Sequence[str] | None = None) -> list[int]:
+    """Refuse, naming the record, a sequence the methods cannot take (a character the tokenizer
+    rejects, or a length outside what the model takes: attribution does not tile), before a
+    command creates anything; returns the number of ISM mutants of each sequence. One sequence
+    at a time: the ids of a whole input are not held at once."""
+    explained = Explained(model)
+    names = names if names is not None else [f"sequence {i}" for i in range(len(seqs))]
+    return [mutant_count(_rows(explained, [seq], [name])[0]) for seq, name in zip(seqs, names)]
+
+
+def mutant_count(row: np.ndarray) -> int:
+    """How many mutants :func:`mutants` makes of ``row``: three per base, four per N position."""
+    return 3 * len(row) + int(np.count_nonzero((row < A_ID) | (row > T_ID)))
 
 
 def _eval(model):
@@ -295,3 +310,34 @@ def output_values(model: TaskModel | HyenaDNA, seqs: Sequence[str] | str, output
     finally:
         model.train(was)
     return torch.stack(out).cpu().numpy()
+
+
+def ism_importance(deltas: np.ndarray, sequence: str) -> np.ndarray:
+    """ISM as a logo (L, 4): at each position the sequence's own base, with the mean loss of
+    output that replacing it causes (minus the mean delta over the three alternatives); zero
+    elsewhere and at non-ACGT positions."""
+    out = np.zeros_like(deltas)
+    for pos, base in enumerate(sequence.upper()):
+        if base in "ACGT":
+            b = "ACGT".index(base)
+            out[pos, b] = -deltas[pos].sum() / 3  # the own base's delta is 0
+    return out
+
+
+def target_index(outputs: list[str], target: str | None) -> int:
+    """The index of output ``target`` (default: the last), refused when the model has no such output."""
+    if target is None:
+        return len(outputs) - 1
+    if target not in outputs:
+        raise HyenaDNAError(f"target {target!r} is not an output of the model ({', '.join(outputs)})")
+    return outputs.index(target)
+
+
+def contrast(arrays: list[np.ndarray], index: int) -> list[np.ndarray]:
+    """Attributions toward output ``index`` against the mean of the others (L, 4): for a softmax
+    classifier, what favours this class over the rest; the output itself when it is the only one.
+    Every method here is linear in the output, so this is the attribution of that difference."""
+    others = [j for j in range(arrays[0].shape[-1]) if j != index] if arrays else []
+    if not others:
+        return [a[..., index] for a in arrays]
+    return [a[..., index] - a[..., others].mean(-1) for a in arrays]

@@ -10,6 +10,10 @@ prefix, may wrap the mixer and MLP as ``.mixer.layer.`` / ``.mlp.layer.`` (gradi
 checkpointing), repeat the filter's Sin frequency under three keys, store buffers that we
 recompute, and sit beside torchmetrics state. :func:`import_released` translates all of that
 and checks what it drops.
+
+Whatever the format, every weight is checked finite as it loads (:func:`check_finite`): a file
+holding NaN or infinity would otherwise load without a word and make every embedding and score
+NaN.
 """
 
 from __future__ import annotations
@@ -96,7 +100,21 @@ def _read_json(path: Path) -> dict:
     return values
 
 
+def check_finite(state: dict[str, torch.Tensor], source: str | os.PathLike) -> None:
+    """Refuse weights holding NaN or infinity, naming ``source`` (the file) and the first bad tensor."""
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor) or not (value.is_floating_point() or value.is_complex()):
+            continue
+        if not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise HyenaDNAError(
+                f"{source}: weight {key} holds {bad:,} NaN or infinite value(s) of {value.numel():,}; "
+                "the file is corrupt or the training diverged: load another checkpoint"
+            )
+
+
 def _build(model_class: type[HyenaDNA], config: HyenaConfig, state: dict[str, torch.Tensor], source: Path) -> HyenaDNA:
+    check_finite(state, source)
     model = model_class(config)
     expected = model.state_dict()
     wrong = [f"{k} {tuple(v.shape)} (the config makes {tuple(expected[k].shape)})"
@@ -295,6 +313,7 @@ def import_released(
     config = config_from_released(values, source=str(config_path))
     weights_path = folder / RELEASED_WEIGHTS_NAME
     released = _released_state_dict(safe_torch_load(weights_path, map_location=map_location), weights_path)
+    check_finite(released, weights_path)  # before translation, whose consistency checks would misname NaN
     state = translate_released_state(released, config, weights_path)
     config = HyenaConfig.from_dict({**config.to_dict(), **overrides}, source="overrides")
     return _build(model_class, config, state, weights_path)
@@ -322,6 +341,7 @@ def import_hf(
             raise HyenaDNAError(f"{weights}: not a state dict of tensors")
     else:
         raise HyenaDNAError(f"{folder}: a Hugging Face HyenaDNA folder needs {WEIGHTS_NAME} or {HF_PICKLE_NAME}")
+    check_finite(state, weights)
     released = released_keys(state, config, train_freq=values.get("train_freq", True))
     ours = translate_released_state(released, config, weights)
     config = HyenaConfig.from_dict({**config.to_dict(), **overrides}, source="overrides")

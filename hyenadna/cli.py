@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -102,6 +103,8 @@ def build_parser(names: Sequence[str] = tuple(COMMANDS)):
     from hyenadna import __version__
 
     parser = ArgumentParser(
+        exit_on_error=False,  # main() prints the one message that matters, without the usage
+        allow_abbrev=False,  # --input.windo is a typo, not --input.window
         prog="hyenadna",
         version=__version__,
         description="Long-context DNA language models (HyenaDNA).",
@@ -112,7 +115,7 @@ def build_parser(names: Sequence[str] = tuple(COMMANDS)):
     for name in names:
         fn = command(name)
         summary = (fn.__doc__ or "").split("\n")[0]
-        sub = ArgumentParser(description=summary)
+        sub = ArgumentParser(description=summary, exit_on_error=False, allow_abbrev=False)
         sub.add_argument("--config", action=ActionConfigFile, help="a YAML file with any of the options below")
         sub.add_function_arguments(fn, fail_untyped=True, as_positional=False)
         subcommands.add_subcommand(name, sub, help=summary)
@@ -141,6 +144,37 @@ def with_bare_flags(args: list[str], flags: set[str]) -> list[str]:
     return out
 
 
+def innermost_message(exc: BaseException) -> str:
+    """The one line a user needs from an error of the option parser or of Lightning: our own
+    message where one is in the chain of causes, else the innermost message, where jsonargparse
+    lists an error per alternative of an optional group the first that is not "expected None"."""
+    chain, seen = [], set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    ours = [e for e in chain if isinstance(e, HyenaDNAError)]
+    if ours:
+        return str(ours[-1])
+    keys: list[str] = []  # the option, as nested parsers name it on the way down: tiling, window
+    for error in chain:
+        key = re.match(r'Parser key "([^"]+)":', str(error))
+        if key and key.group(1) not in keys:
+            keys.append(key.group(1))
+    innermost = str(chain[-1])
+    alternatives = [line.strip()[2:] for line in innermost.splitlines() if line.strip().startswith("- ")]
+    alternatives = [a for a in alternatives if "NoneType" not in a]
+    message = " ".join(line.strip() for line in (alternatives or [innermost])[0].splitlines() if line.strip())
+    message = message.replace("Expected a ", "expected ")
+    message = re.sub(r"<class '([\w.]+)'>", r"\1", message)
+    return (f"--{'.'.join(keys)}: " if keys else "") + message
+
+
+def _is_lightning_misconfiguration(exc: BaseException) -> bool:
+    return type(exc).__name__ == "MisconfigurationException" and type(exc).__module__.startswith("lightning")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``hyenadna`` command. Run as a program (``argv`` None), it first re-executes itself
     with jemalloc as the allocator when installed (see :mod:`hyenadna.runtime`)."""
@@ -154,9 +188,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser = build_parser(chosen or tuple(COMMANDS))
         if chosen:
             args = with_bare_flags(args, boolean_options(parser, chosen[0]))
-        cfg = parser.parse_args(args)
-        name = cfg.command
-        init = parser.instantiate(cfg)[name]
+        from jsonargparse import ArgumentError
+
+        try:
+            cfg = parser.parse_args(args)
+            name = cfg.command
+            init = parser.instantiate(cfg)[name]
+        except (ArgumentError, ValueError, TypeError) as exc:  # a value the options' types refuse
+            where = f"hyenadna {chosen[0]} --help" if chosen else "hyenadna --help"
+            raise HyenaDNAError(f"{innermost_message(exc)} (see {where})") from None
         kwargs = {k: v for k, v in dict(init).items() if k not in ("config", "__path__")}
         with contextlib.redirect_stdout(sys.stderr):  # progress bars and logs: stdout is for the result
             result = command(name)(**kwargs)
@@ -166,6 +206,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 close_processes()
     except HyenaDNAError as exc:
         print(f"hyenadna: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except Exception as exc:
+        if not _is_lightning_misconfiguration(exc):
+            raise  # a bug of ours: the traceback is what a report needs
+        print(f"hyenadna: error: {innermost_message(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
     if result is not None:
         print(REPORTS.get(name, lambda r: json.dumps(r, indent=2, default=str))(result))

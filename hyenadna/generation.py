@@ -15,6 +15,11 @@ The next base is drawn from the model's distribution renormalised over A, C, G a
 likelihood convention of :mod:`hyenadna.likelihood`), after temperature, top-k and top-p
 (nucleus) filtering; temperature 0 is argmax decoding. Draws come from one seeded
 ``torch.Generator``, so a seed gives the same bases on every run of the same model and device.
+
+Every setting is checked before any work (:func:`check_sampling`): a temperature is 0 or at
+least :data:`MIN_TEMPERATURE` (logits are shifted by their maximum before they are divided, so
+no temperature in range overflows; below it float32 would turn the division into NaN), top_k
+lies in 0..4, top_p in (0, 1], a seed in 0..2**63-1 and a batch size is at least 1.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import hyenadna.validate as validate
 from hyenadna.errors import HyenaDNAError
 from hyenadna.likelihood import BASE_IDS
 from hyenadna.ops.reference import fftconv_ref, short_conv_ref
@@ -35,6 +41,10 @@ if TYPE_CHECKING:
     from hyenadna.model import HyenaDNA
 
 BASE_LETTERS = "ACGT"
+MIN_TEMPERATURE = 1e-4
+"""The smallest temperature above 0: logit gaps divided by less reach float32's limits (0/1e-46 is
+NaN); at 1e-4 sampling is already argmax decoding for any gap over 0.01 nats."""
+MAX_SEED = 2**63 - 1
 
 
 class _LayerState:
@@ -154,9 +164,13 @@ def next_base_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int =
     ``top_k`` most probable bases (0: all) and to the smallest set whose probability reaches
     ``top_p``, renormalised. Temperature 0 puts all mass on the most probable base."""
     base_logits = logits[..., BASE_IDS].float()
+    if not bool(torch.isfinite(base_logits).all()):
+        raise HyenaDNAError("the model gave NaN or infinite next-base logits; its weights or dtype cannot sample")
     if temperature == 0:
         return F.one_hot(base_logits.argmax(-1), 4).to(base_logits.dtype)
-    probs = torch.softmax(base_logits / temperature, dim=-1)
+    # shifted so the largest is 0: a small temperature sends the others to -inf, never to NaN
+    shifted = base_logits - base_logits.amax(-1, keepdim=True)
+    probs = torch.softmax(shifted / temperature, dim=-1)
     if top_k or top_p < 1:
         ordered, order = probs.sort(dim=-1, descending=True)
         keep = torch.ones_like(ordered, dtype=torch.bool)
@@ -169,15 +183,30 @@ def next_base_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int =
     return probs
 
 
-def check_sampling(max_new_tokens: int, temperature: float, top_k: int, top_p: float) -> None:
-    if max_new_tokens < 0:
-        raise HyenaDNAError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    if temperature < 0:
-        raise HyenaDNAError(f"temperature must be >= 0, got {temperature}")
-    if not 0 <= top_k <= 4:
-        raise HyenaDNAError(f"top_k must lie in 0..4 (0: no cut), got {top_k}")
-    if not 0 < top_p <= 1:
-        raise HyenaDNAError(f"top_p must lie in (0, 1], got {top_p}")
+def check_sampling(
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    seed: int | None = None,
+    batch_size: int = 1,
+    flag: str = "",
+    min_new_tokens: int = 0,
+) -> None:
+    """Refuse a sampling setting out of range, naming it (``flag``: ``"--"`` on the command
+    line); module docstring for the rules. ``min_new_tokens``: 1 where an empty result would be
+    an empty record."""
+    validate.integer(f"{flag}max_new_tokens", max_new_tokens, low=min_new_tokens)
+    temperature = validate.number(f"{flag}temperature", temperature, low=0)
+    if 0 < temperature < MIN_TEMPERATURE:
+        raise HyenaDNAError(
+            f"{flag}temperature must be 0 (argmax decoding) or at least {MIN_TEMPERATURE:g}, got {temperature:g}"
+        )
+    validate.integer(f"{flag}top_k", top_k, 0, 4)
+    validate.number(f"{flag}top_p", top_p, 0, 1, open_low=True)
+    if seed is not None:
+        validate.integer(f"{flag}seed", seed, 0, MAX_SEED)
+    validate.positive(f"{flag}batch_size", batch_size)
 
 
 @torch.inference_mode()
@@ -195,9 +224,10 @@ def generate(
 
     Prompts of the same length decode together, ``batch_size`` at a time, in input order; a
     string prompt gives a string. Each prompt needs at least one base, and prompt plus
-    ``max_new_tokens`` must fit the model's ``l_max``.
+    ``max_new_tokens`` must fit the model's ``l_max``. Settings out of range are refused
+    (:func:`check_sampling`).
     """
-    check_sampling(max_new_tokens, temperature, top_k, top_p)
+    check_sampling(max_new_tokens, temperature, top_k, top_p, seed, batch_size)
     single = isinstance(prompts, str)
     prompts = [prompts] if single else list(prompts)
     tokenizer = CharacterTokenizer()

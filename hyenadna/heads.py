@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hyenadna import validate
 from hyenadna.atomic import atomic_write, atomic_write_text
+from hyenadna.checkpoint import check_finite
 from hyenadna.errors import HyenaDNAError
 from hyenadna.masking import to_right_padding
 from hyenadna.model import HyenaDNA
@@ -72,6 +74,8 @@ class HeadConfig:
     kind: str = "linear"
 
     def __post_init__(self) -> None:
+        """Every field checked, naming it: a hand-edited task.json (``train_length: -3``) is
+        refused at load, not used."""
         if self.task not in TASKS:
             raise HyenaDNAError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.kind not in HEAD_KINDS:
@@ -80,8 +84,23 @@ class HeadConfig:
             raise HyenaDNAError(f"the likelihood head classifies (multiclass); task {self.task!r} needs kind linear")
         if self.pooling not in POOLINGS:
             raise HyenaDNAError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if isinstance(self.labels, tuple):
+            self.labels = list(self.labels)
+        if not isinstance(self.labels, list) or not all(isinstance(x, str) for x in self.labels):
+            raise HyenaDNAError(f"labels must be a list of names, got {self.labels!r}")
         if not self.labels:
             raise HyenaDNAError("a head needs at least one label or target name")
+        repeated = sorted({x for x in self.labels if self.labels.count(x) > 1})
+        if repeated:
+            raise HyenaDNAError(f"labels must be distinct; {repeated} appear more than once")
+        validate.integer("layer", self.layer)
+        if not isinstance(self.rc_conjoin, bool):
+            raise HyenaDNAError(f"rc_conjoin must be true or false, got {self.rc_conjoin!r}")
+        self.dropout = validate.number("dropout", self.dropout, 0, 1)
+        if self.dropout >= 1:
+            raise HyenaDNAError(f"dropout must be below 1 (1 drops everything), got {self.dropout:g}")
+        if self.train_length is not None:
+            validate.integer("train_length", self.train_length, low=1)
 
     @property
     def num_outputs(self) -> int:
@@ -300,16 +319,27 @@ class SequenceModel(TaskModel):
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> SequenceModel:
         """Load a folder written by :meth:`save_pretrained`."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         folder = Path(path)
         head = read_head_config(folder)
+        head_file = folder / HEAD_FILE
+        if not head_file.is_file():  # before the backbone: the folder is incomplete either way
+            raise HyenaDNAError(
+                f"{folder}: no {HEAD_FILE}; this fine-tuned model folder is incomplete (copy it whole, "
+                "or fine-tune again)"
+            )
         model = cls(HyenaDNA.from_pretrained(folder, map_location=map_location), head)
-        state = load_file(str(folder / HEAD_FILE), device=str(map_location))
+        try:
+            state = load_file(str(head_file), device=str(map_location))
+        except (SafetensorError, OSError) as exc:
+            raise HyenaDNAError(f"{head_file}: cannot read head weights: {exc}") from None
+        check_finite(state, head_file)
         try:
             model.head.load_state_dict(state)
         except RuntimeError as exc:
-            raise HyenaDNAError(f"{folder / HEAD_FILE}: head weights do not match task.json ({exc})") from None
+            raise HyenaDNAError(f"{head_file}: head weights do not match task.json ({exc})") from None
         return model
 
 
@@ -335,11 +365,19 @@ def task_loss(task: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Te
 
 
 def read_head_config(folder: Path) -> HeadConfig:
-    """The ``task.json`` of a fine-tuned model folder."""
+    """The ``task.json`` of a fine-tuned model folder, every field checked (errors name the file)."""
     task_file = Path(folder) / TASK_FILE
     if not task_file.is_file():
         raise HyenaDNAError(f"{folder}: no {TASK_FILE}; this is not a fine-tuned model folder")
     try:
-        return HeadConfig(**json.loads(task_file.read_text()))
-    except (TypeError, json.JSONDecodeError) as exc:
+        values = json.loads(task_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HyenaDNAError(f"{task_file}: not a valid task file ({exc})") from None
+    if not isinstance(values, dict):
+        raise HyenaDNAError(f"{task_file}: not a valid task file (a JSON object of head settings is needed)")
+    try:
+        return HeadConfig(**values)
+    except TypeError as exc:
+        raise HyenaDNAError(f"{task_file}: not a valid task file ({exc})") from None
+    except HyenaDNAError as exc:
+        raise HyenaDNAError(f"{task_file}: {exc}") from None

@@ -19,6 +19,7 @@ from torch import nn
 
 import hyenadna.checkpoint as checkpoint
 from hyenadna.config import HyenaConfig
+from hyenadna.devices import check_device, check_dtype
 from hyenadna.embedding import embed_sequences
 from hyenadna.errors import HyenaDNAError
 from hyenadna.generation import generate
@@ -278,6 +279,7 @@ class HyenaDNA(nn.Module):
         Face's ``from_pretrained``; training code sets train mode itself). ``device`` / ``dtype``
         move it; ``overrides`` replace config fields (``modulation_shift=0.05`` reproduces the
         hub's standalone port)."""
+        device, dtype = check_device(device), check_dtype(dtype)
         model = checkpoint.load_pretrained(cls, path, map_location=device or map_location, **overrides)
         return model.to(device=device, dtype=dtype).eval()
 

@@ -29,12 +29,15 @@ or the tab-separated count rows of the pscan ``.wil`` files (``pscan-chip-data``
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from hyenadna import validate
 from hyenadna.errors import HyenaDNAError
 
 BASES = "ACGT"
@@ -208,12 +211,14 @@ def cluster_seqlets(
 
 def read_jaspar(path: str | os.PathLike) -> list[JasparMatrix]:
     """Matrices of a JASPAR flat file (``A [ 1 2 ... ]`` rows) or of a pscan ``.wil`` file
-    (four rows of counts, A C G T, after each ``>ID NAME`` header)."""
+    (four rows of counts, A C G T, after each ``>ID NAME`` header), gzipped or not. Counts that
+    no matrix can hold (NaN, infinite, negative, a column of zeros) are refused with the matrix
+    named: they would match as garbage."""
     path = Path(path)
     if not path.is_file():
         raise HyenaDNAError(f"JASPAR file not found: {path}")
     matrices: list[JasparMatrix] = []
-    header: tuple[str, str] | None = None
+    header: tuple[str, str, int] | None = None  # id, name, line
     rows: list[list[float]] = []
 
     def finish(line_number: int) -> None:
@@ -221,9 +226,13 @@ def read_jaspar(path: str | os.PathLike) -> list[JasparMatrix]:
             return
         if len(rows) != 4 or len({len(r) for r in rows}) != 1 or not rows[0]:
             raise HyenaDNAError(f"{path}, line {line_number}: matrix {header[0]} does not have four rows of counts")
-        matrices.append(JasparMatrix(header[0], header[1], np.array(rows, dtype=np.float64).T))
+        counts = np.array(rows, dtype=np.float64).T
+        problem = _bad_counts(counts)
+        if problem:
+            raise HyenaDNAError(f"{path}, line {header[2]}: matrix {header[0]} has {problem}")
+        matrices.append(JasparMatrix(header[0], header[1], counts))
 
-    lines = path.read_text().splitlines()
+    lines = _read_text(path).splitlines()
     for number, line in enumerate(lines, start=1):
         line = line.strip()
         if not line:
@@ -231,7 +240,9 @@ def read_jaspar(path: str | os.PathLike) -> list[JasparMatrix]:
         if line.startswith(">"):
             finish(number)
             fields = line[1:].split(None, 1)
-            header, rows = (fields[0], fields[1].strip() if len(fields) > 1 else fields[0]), []
+            if not fields:
+                raise HyenaDNAError(f"{path}, line {number}: a '>' header without a matrix id")
+            header, rows = (fields[0], fields[1].strip() if len(fields) > 1 else fields[0], number), []
             continue
         if header is None:
             raise HyenaDNAError(f"{path}, line {number}: counts before the first '>' header")
@@ -246,6 +257,32 @@ def read_jaspar(path: str | os.PathLike) -> list[JasparMatrix]:
     if not matrices:
         raise HyenaDNAError(f"{path}: no matrices")
     return matrices
+
+
+def _bad_counts(counts: np.ndarray) -> str | None:
+    """What is wrong with a count matrix (W, 4), or None."""
+    if not np.isfinite(counts).all():
+        return "NaN or infinite counts"
+    if (counts < 0).any():
+        return "negative counts"
+    empty = np.flatnonzero(counts.sum(1) <= 0)
+    if len(empty):
+        return f"no counts in column {int(empty[0]) + 1}"
+    return None
+
+
+def _read_text(path: Path) -> str:
+    """A JASPAR file's text; a gzipped one (by its magic bytes, whatever its name) unpacked."""
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise HyenaDNAError(f"{path}: a damaged gzip file ({exc})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HyenaDNAError(f"{path}: not a text file of JASPAR matrices") from None
 
 
 def _column_pcc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -284,6 +321,28 @@ def match_patterns(patterns: list[Pattern], database: list[JasparMatrix], top: i
         pattern.matches = sorted(scored, key=lambda m: -m["score"])[:top]
 
 
+def check_settings(
+    core: int = 10,
+    flank: int = 5,
+    per_sequence: int = 2,
+    quantile: float = 0.99,
+    max_shift: int = 4,
+    min_similarity: float = 0.6,
+    min_seqlets: int = 10,
+    trim: float = 0.3,
+    top: int = 5,
+) -> None:
+    """Refuse settings outside their range (named as the ``motifs`` command's options), before
+    any work: a window of 0 bases, a quantile of 1.5 or a negative flank have no meaning."""
+    counts = {"--core": (core, 1), "--flank": (flank, 0), "--per_sequence": (per_sequence, 1),
+              "--max_shift": (max_shift, 0), "--min_seqlets": (min_seqlets, 1), "--top": (top, 1)}  # fmt: skip
+    for option, (value, low) in counts.items():
+        validate.integer(option, value, low=low)
+    validate.number("--quantile", quantile, 0.0, 1.0)
+    validate.number("--min_similarity", min_similarity, -1.0, 1.0)
+    validate.number("--trim", trim, 0.0, 1.0)
+
+
 def discover_motifs(
     sequences: list[str],
     attributions: list[np.ndarray],
@@ -300,6 +359,7 @@ def discover_motifs(
 ) -> list[Pattern]:
     """Seqlets, patterns and (with a ``database``) their JASPAR matches: the module docstring's
     steps 1-4 on sequences and their attributions (L_i, 4) toward one output."""
+    check_settings(core, flank, per_sequence, quantile, max_shift, min_similarity, min_seqlets, trim, top)
     if len(sequences) != len(attributions):
         raise HyenaDNAError(f"{len(sequences)} sequences but {len(attributions)} attribution arrays")
     for i, (seq, scores) in enumerate(zip(sequences, attributions)):

@@ -110,6 +110,32 @@ def motif_logo(ppm: np.ndarray, path: str | os.PathLike, title: str = "") -> Pat
     return _save(fig, path)
 
 
+def attribution_pictures(folder: Path, names, seqs, results: dict, outputs: list[str], target: str | None,
+                      count: int) -> list[str]:  # fmt: skip
+    """Logos of each gradient method and ISM heatmaps (mean over alternatives as a logo too) for
+    the first ``count`` records, toward ``target`` against the other outputs. File names come
+    from the record names through :func:`hyenadna.file_plan.unique_names`, joined by
+    :func:`hyenadna.file_plan.inside`: no record name can write outside ``folder``."""
+    from hyenadna.attribution import contrast, ism_importance, target_index
+    from hyenadna.file_plan import inside, unique_names
+
+    index = target_index(outputs, target)
+    what = outputs[index] if len(outputs) < 2 else f"{outputs[index]} vs rest"
+    count = min(count, len(seqs))
+    stems = [f"{i:04d}_{name}" for i, name in enumerate(unique_names(names[:count], fallback="record"))]
+    written = []
+    for i in range(count):
+        for method, arrays in results.items():
+            scores = contrast([arrays[i]], index)[0]
+            if method == "ism":
+                heatmap = inside(folder, f"{stems[i]}.ism_heatmap.png")
+                written.append(str(ism_heatmap(scores, seqs[i], heatmap, f"{names[i]}: ISM, {what}")))
+                scores = ism_importance(scores, seqs[i])
+            title = f"{names[i]}: {method}, {what}"
+            written.append(str(attribution_logo(scores, inside(folder, f"{stems[i]}.{method}.png"), title)))
+    return written
+
+
 def classification_curves(probs: np.ndarray, targets: np.ndarray, labels: Sequence[str],
                           folder: str | os.PathLike) -> list[Path]:  # fmt: skip
     """ROC and precision-recall curves (one-vs-rest per class, AUC and AP in the legend) and the

@@ -11,7 +11,10 @@ import numpy as np
 import torch
 
 from hyenadna.batching import encode_sequences, run_batched
+from hyenadna.checkpoint import check_finite
 from hyenadna.cnn import CNN_FILE, ConvClassifier
+from hyenadna.cnn import WEIGHTS_FILE as CNN_WEIGHTS
+from hyenadna.errors import HyenaDNAError
 from hyenadna.heads import SequenceModel, TaskModel
 from hyenadna.tiling import Tiling, tiled_per_window, too_long_hint
 from hyenadna.tokenizer import CharacterTokenizer, pad_ids, reverse_complement
@@ -19,10 +22,15 @@ from hyenadna.tokenizer import CharacterTokenizer, pad_ids, reverse_complement
 
 def load_task_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TaskModel:
     """A fine-tuned model folder: a :class:`SequenceModel`, or the :class:`ConvClassifier` baseline
-    (told apart by its ``cnn.json``)."""
-    if (Path(path) / CNN_FILE).is_file():
-        return ConvClassifier.from_pretrained(path, map_location=map_location)
-    return SequenceModel.from_pretrained(path, map_location=map_location)
+    (told apart by its ``cnn.json``). Every weight, backbone and head, is checked finite."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise HyenaDNAError(f"no fine-tuned model folder at {path}")
+    if (folder / CNN_FILE).is_file():
+        model = ConvClassifier.from_pretrained(folder, map_location=map_location)
+        check_finite(model.state_dict(), folder / CNN_WEIGHTS)
+        return model
+    return SequenceModel.from_pretrained(folder, map_location=map_location)
 
 
 def predict_sequences(
@@ -36,18 +44,24 @@ def predict_sequences(
     """Probabilities (classification) or values (regression), (N, outputs) float32, of DNA
     strings in input order. ``rc_average`` averages them with the reverse complements' (on top of
     a head's own ``rc_conjoin``, which averages logits). ``tiling``: a sequence longer than the
-    model gets the mean (or max) of its windows' predictions (hyenadna.tiling)."""
+    model gets the mean of its windows' probabilities or, with ``combine="max"``, the softmax
+    (sigmoid) of the maximum of its windows' logits, so that class probabilities still sum to 1
+    (hyenadna.tiling)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
 
-    @torch.inference_mode()
-    def predict_batch(rows: list[np.ndarray]) -> list[np.ndarray]:
-        batch = pad_ids(rows, side="right")
-        logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        return list(model.predict_outputs(logits).float().cpu().numpy())
+    def outputs(logits: torch.Tensor) -> np.ndarray:
+        return model.predict_outputs(logits).float().cpu().numpy()
 
-    def predict(strings: Sequence[str], labels: Sequence[str] | None = None) -> np.ndarray:
+    def predict(strings: Sequence[str], labels: Sequence[str] | None = None, logits: bool = False) -> np.ndarray:
+        @torch.inference_mode()
+        def predict_batch(rows: list[np.ndarray]) -> list[np.ndarray]:
+            batch = pad_ids(rows, side="right")
+            raw = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            wide = raw.to(torch.promote_types(raw.dtype, torch.float32))  # bfloat16 has no numpy twin
+            return list(wide.cpu().numpy() if logits else outputs(raw))
+
         rows = encode_sequences(strings, model.max_length, labels, tokenizer=CharacterTokenizer())
         out = run_batched(rows, batch_size, predict_batch)
         return np.stack(out) if out else np.zeros((0, model.head_config.num_outputs), dtype=np.float32)
@@ -57,6 +71,9 @@ def predict_sequences(
             too_long_hint(strings, model.max_length, names)
             return predict(strings, names)
         tiling.check(model.max_length)
+        if tiling.combine == "max":  # the maximum logit per output, then the softmax: sums stay 1
+            combined = tiled_per_window(strings, model.max_length, tiling, lambda s: predict(s, logits=True))
+            return outputs(torch.from_numpy(combined))
         return tiled_per_window(strings, model.max_length, tiling, predict)
 
     try:

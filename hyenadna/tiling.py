@@ -13,14 +13,21 @@ window they come from gives (tested).
 
 Pooled embeddings of a tiled sequence pool the stitched per-base states (mean, max, first,
 last over the whole sequence, each base once). Predictions of a fine-tuned model, whose head
-reads a whole window, are combined over the windows: their mean (``combine="mean"``) or
-maximum, for each output.
+reads a whole window, are combined over the windows (:func:`tiled_per_window`):
+
+* ``combine="mean"``: the mean of the windows' probabilities (or values), which for a softmax
+  still sum to 1;
+* ``combine="max"``: the maximum over the windows of each output's **logit**, then the softmax
+  (or sigmoid): the class most strongly called in any window wins, and multiclass probabilities
+  sum to 1 (a maximum of each class's probability taken separately would not). Sigmoid and
+  regression outputs are monotone in their logit, so for them it is the maximum of the outputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from typing import NamedTuple
 
 import numpy as np
@@ -50,7 +57,8 @@ class Tiling:
         stride: bases between window starts (default: half the window); smaller than the window,
             so that every base after the first window keeps at least window - stride bases of
             left context.
-        combine: how a fine-tuned model's predictions over the windows are combined: mean or max.
+        combine: how a fine-tuned model's predictions over the windows are combined: ``mean``
+            of the probabilities, or ``max`` of the logits before the softmax (module docstring).
     """
 
     window: int = 0
@@ -58,6 +66,13 @@ class Tiling:
     combine: str = "mean"
 
     def __post_init__(self) -> None:
+        for name in ("window", "stride"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral):
+                raise HyenaDNAError(f"tiling {name} must be a whole number of bases, got {value!r}")
+            setattr(self, name, int(value))
+        if not isinstance(self.combine, str):
+            raise HyenaDNAError(f"tiling combine must be one of {COMBINE}, got {self.combine!r}")
         if self.window < 0 or self.window == 1:
             raise HyenaDNAError(f"tiling window must be 0 (off) or at least 2 bases, got {self.window}")
         if self.window and self.stride == 0:
@@ -116,7 +131,8 @@ def tiled_per_window(
     seqs: Sequence[str], l_max: int, tiling: Tiling, fn: Callable[[list[str]], np.ndarray]
 ) -> np.ndarray:
     """``fn`` (strings -> (N, outputs)) over every sequence, a longer one's windows combined by
-    ``tiling.combine``."""
+    the mean or the maximum (``tiling.combine``) of what ``fn`` gives: for ``max`` the caller
+    passes logits and applies the softmax after (module docstring)."""
     pieces, owners = [], []
     for i, seq in enumerate(seqs):
         spans = tiling.spans(len(seq)) if len(seq) > l_max else [Span(0, len(seq), 0, len(seq))]

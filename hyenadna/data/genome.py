@@ -199,18 +199,38 @@ class Genome:
 
     def region(self, text: str) -> tuple[str, int, int]:
         """``"contig"`` or ``"contig:start-end"`` (1-based, inclusive, samtools style; commas
-        allowed) as 0-based half-open ``(contig, start, end)``, checked against the genome."""
-        contig, _, span = text.replace(",", "").partition(":")
-        size = self.length(contig.strip())
+        allowed) as 0-based half-open ``(contig, start, end)``, checked against the genome. A
+        contig whose name holds ``:`` is named whole, or braced as samtools does
+        (``{HLA-A*01:01}:1-100``); a text that reads both ways is refused as ambiguous."""
+        text = text.strip()
+        if text.startswith("{") and "}" in text:
+            contig, rest = text[1:].split("}", 1)
+            if rest and not rest.startswith(":"):
+                raise HyenaDNAError(f"{self.path}: bad region {text!r} (want {{contig}}:start-end)")
+            return self._span(text, contig, rest[1:])
+        contig, colon, span = text.rpartition(":")
+        if text in self.contigs:
+            if colon and contig in self.contigs:
+                raise HyenaDNAError(
+                    f"{self.path}: region {text!r} is ambiguous: a contig of that name, and {contig!r} with a span; "
+                    f"write {{{text}}} for the contig or {{{contig}}}:{span} for the span"
+                )
+            return text, 0, self.contigs[text]
+        if not colon:
+            return self._span(text, text, "")
+        return self._span(text, contig, span)
+
+    def _span(self, text: str, contig: str, span: str) -> tuple[str, int, int]:
+        size = self.length(contig)
         if not span:
-            return contig.strip(), 0, size
+            return contig, 0, size
         try:
-            first, last = (int(v) for v in span.split("-"))
+            first, last = (int(v) for v in span.replace(",", "").split("-"))
         except ValueError:
             raise HyenaDNAError(f"{self.path}: bad region {text!r} (want contig or contig:start-end)") from None
         if not 1 <= first <= last <= size:
             raise HyenaDNAError(f"{self.path}: region {text!r} is not within {contig} (length {size:,})")
-        return contig.strip(), first - 1, last
+        return contig, first - 1, last
 
     def windows(self, window: int, stride: int | None = None, region: str | None = None):
         """``(contig, start, end)`` of windows of ``window`` bases every ``stride`` (default:

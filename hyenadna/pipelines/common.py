@@ -44,9 +44,14 @@ def atomic_checkpoint_io():
 
 
 def resolve_device(device: str) -> str:
-    """``auto``: CUDA when torch sees a GPU, else the CPU; any other value as given."""
+    """``auto``: CUDA when torch sees a GPU, else the CPU; any other value as given, once
+    checked to exist on this machine (``--device cuda`` without CUDA is one line, not a
+    ``pin_memory`` traceback mid-run)."""
+    from hyenadna.devices import check_device
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    check_device(device)
     return device
 
 
@@ -126,7 +131,9 @@ def build_trainer(
 
 
 def resume_checkpoint(output: Path, resume: bool | str) -> str | None:
-    """``True``: the run's ``last.ckpt`` (which must exist); a path: that file; ``False``: None."""
+    """``True``: the run's ``last.ckpt`` (which must exist); a path: that file; ``False``: None.
+    The file must be a whole checkpoint that loads with ``weights_only=True`` (checked here, so a
+    refusal is one error naming it)."""
     if not resume:
         return None
     # Our training loader restarts mid-epoch where the checkpoint stopped (see
@@ -143,4 +150,23 @@ def resume_checkpoint(output: Path, resume: bool | str) -> str | None:
             f"cannot resume: {path} is not a complete checkpoint ({type(exc).__name__}); resume from another one "
             "(--resume PATH, see checkpoints/) or start again with --overwrite"
         ) from None
+    _check_loads_safely(path)
     return str(path)
+
+
+def _check_loads_safely(path: Path) -> None:
+    """Load ``path`` as Lightning will (``weights_only=True``: nothing in it can run code), memory
+    mapped so no weight is read, so that a checkpoint naming any other global (a pickle that
+    would call ``os.system``) is one error naming the file, not a traceback from inside the fit."""
+    import pickle
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in lines if "global" in line.lower()), lines[0] if lines else type(exc).__name__)
+        raise HyenaDNAError(
+            f"cannot resume: {path} was refused by the safe checkpoint loader ({reason}); only checkpoints "
+            "this program wrote can be resumed: resume from another one (--resume PATH) or start again "
+            "with --overwrite"
+        ) from None

@@ -73,6 +73,44 @@ class EmbedInput:
     orientation: str = "reference"
 
 
+def check_input(source: EmbedInput) -> None:
+    """Refuse, before anything is created, an input whose options do not go together: each
+    option belongs to one kind of input, and one given to another kind would be ignored."""
+    from hyenadna.data.intervals import RESIZE_POLICIES
+    from hyenadna.validate import integer, positive
+
+    given = [k for k in ("fasta", "bed", "bam") if getattr(source, k)]
+    if len(given) != 1:
+        raise HyenaDNAError(f"give exactly one input of fasta, bed (with genome) or bam; got {given or 'none'}")
+    kind = given[0]
+    belongs = {"window": "fasta", "stride": "fasta", "genome": "bed", "length": "bed", "flank": "bed",
+               "reference": "bam", "min_mapq": "bam"}  # fmt: skip
+    for option, owner in belongs.items():
+        value = getattr(source, option)
+        if value not in (None, 0) and owner != kind:
+            raise HyenaDNAError(f"--input.{option} applies to a --input.{owner} input, not to --input.{kind}")
+    if source.resize != "none" and kind != "bed":
+        raise HyenaDNAError(f"--input.resize applies to a --input.bed input, not to --input.{kind}")
+    if source.region and not (kind == "bam" or source.window):
+        raise HyenaDNAError(
+            "--input.region restricts the reads of a --input.bam or the windows of a genome (--input.fasta with "
+            "--input.window); a FASTA without --input.window is embedded record by record"
+        )
+    if source.stride is not None and not source.window:
+        raise HyenaDNAError("--input.stride needs --input.window")
+    for option in ("window", "stride", "length"):
+        if getattr(source, option) is not None:
+            positive(f"--input.{option}", getattr(source, option))
+    integer("--input.flank", source.flank, low=0)
+    integer("--input.min_mapq", source.min_mapq, low=0, high=255)
+    if kind == "bed" and not source.genome:
+        raise HyenaDNAError("a BED input needs its genome FASTA (--input.genome)")
+    if source.resize not in RESIZE_POLICIES:
+        raise HyenaDNAError(f"--input.resize must be one of {RESIZE_POLICIES}, got {source.resize!r}")
+    if source.orientation not in ("reference", "read"):
+        raise HyenaDNAError(f"--input.orientation must be reference or read, got {source.orientation!r}")
+
+
 @dataclass(frozen=True)
 class EmbedRecord:
     name: str
@@ -182,16 +220,29 @@ def run_embed(
 
     from hyenadna import load
     from hyenadna.embedding import check_embed_options
+    from hyenadna.file_plan import FilePlan
     from hyenadna.pipelines.common import resolve_device
+    from hyenadna.pipelines.sharding import alone, continues_chunks
     from hyenadna.tokenizer import CharacterTokenizer
+    from hyenadna.validate import positive
 
     if dtype not in ("float32", "float16"):
         raise HyenaDNAError(f"dtype must be float32 or float16, got {dtype!r}")
-    if chunk < 1:
-        raise HyenaDNAError(f"chunk must be positive, got {chunk}")
+    positive("--chunk", chunk)
+    positive("--batch_size", batch_size)
     if pooling == "none":
         raise HyenaDNAError("pooling 'none' is not stored; use per_token=True with a pooling for the pooled rows")
+    check_input(input)
+    plan = FilePlan("embed")
+    for option in ("fasta", "bed", "genome", "bam", "reference"):
+        plan.input(f"--input.{option}", getattr(input, option))
+    plan.model("--model", model)
+    plan.output("--output", output, companions=(".partial", ".parts", ".lock"))
+    plan.check()
+    in_chunks = continues_chunks(output, trainer.distributed, resume)
     rank = launch(trainer)
+    if rank is None and in_chunks:  # a chunk folder left by several processes: continued through its chunks
+        rank = alone(resolve_device(device))
     if rank is None:
         out, partial = partial_output(output, resume, overwrite)
     torch.manual_seed(seed)

@@ -6,7 +6,9 @@ Attribution file layout (N records, C outputs; see :mod:`hyenadna.attribution`):
   ``offsets[i]:offsets[i+1]`` of every per-base dataset, as in the embedding export;
 * one dataset per method, ``ism``, ``grad_x_input``, ``integrated_gradients``: (sum of lengths,
   4, C) float32, bases A, C, G, T;
-* ``outputs`` (the C output names), ``labels`` (the true labels, when the input had them);
+* ``outputs`` (the C output names), ``labels`` (the true labels, when the input had them: per
+  record a JSON list of its labels, attribute ``labels_encoding = "json"``, so a label holding
+  ``;`` survives; files written before it joined a record's labels with ``;`` and are still read);
 * attributes: ``model``, ``methods``, ``output`` (logit or probability), ``steps``,
   ``baseline``, ``complete``.
 
@@ -20,13 +22,19 @@ and ``--trainer.devices`` / ``--trainer.num_nodes`` share the chunks between pro
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hyenadna.errors import HyenaDNAError
+from hyenadna.file_plan import FilePlan
 from hyenadna.pipelines.sharding import ONE_PROCESS, Processes
+
+DEFAULT_METHODS = ("grad_x_input", "ism")
+FORMATS = ("auto", "table", "fasta", "bed", "genomic_benchmarks")
+LABELS_ENCODING = "json"
 
 
 def load_explained_model(model: str, device: str):
@@ -70,8 +78,10 @@ def write_attributions(path: str, names, seqs, labels, outputs: list[str], resul
         h5.create_dataset("sequences", data=np.array(seqs, dtype=object), dtype=text)
         h5.create_dataset("offsets", data=np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64))
         h5.create_dataset("outputs", data=np.array(outputs, dtype=object), dtype=text)
-        if labels is not None:
-            h5.create_dataset("labels", data=np.array([";".join(x) for x in labels], dtype=object), dtype=text)
+        if labels is not None:  # a JSON list per record: any label text round-trips
+            rows = [json.dumps(list(x), ensure_ascii=False) for x in labels]
+            h5.create_dataset("labels", data=np.array(rows, dtype=object), dtype=text)
+            h5.attrs["labels_encoding"] = LABELS_ENCODING
         for method, arrays in results.items():
             data = np.concatenate(arrays) if arrays else np.zeros((0, 4, len(outputs)), np.float32)
             h5.create_dataset(method, data=data.astype(np.float32), compression="gzip", chunks=True)
@@ -102,26 +112,73 @@ def read_chunks(paths: list[Path], methods: list[str]) -> dict[str, list[np.ndar
 
 def read_attributions(path: str | Path, method: str) -> dict[str, Any]:
     """Names, sequences, labels (or None), output names and the per-record (L, 4, C) arrays of
-    ``method`` from an attribution file."""
+    ``method`` from an attribution file; anything else (not HDF5, another layout, torn offsets)
+    is refused in one line naming the file."""
     import h5py
 
+    from hyenadna.attribution import METHODS
+
     path = Path(path)
+    if method not in METHODS:
+        raise HyenaDNAError(f"method must be one of {METHODS}, got {method!r}")
     if not path.is_file():
         raise HyenaDNAError(f"attribution file not found: {path}")
-    with h5py.File(path, "r") as h5:
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError:
+        raise HyenaDNAError(f"{path} is not an HDF5 file (hyenadna explain writes attributions as HDF5)") from None
+    with h5:
         if not h5.attrs.get("complete", False):
             raise HyenaDNAError(f"{path}: not a complete attribution file")
         if method not in h5:
-            have = [m for m in ("ism", "grad_x_input", "integrated_gradients") if m in h5]
-            raise HyenaDNAError(f"{path} holds no {method!r} attributions (it has {', '.join(have)})")
-        offsets = h5["offsets"][:]
-        data = h5[method][:]
-        strings = {k: [v.decode() if isinstance(v, bytes) else v for v in h5[k][:]] for k in
+            have = [m for m in METHODS if m in h5]
+            raise HyenaDNAError(f"{path} holds no {method!r} attributions (it has {', '.join(have) or 'none'})")
+        missing = [k for k in ("names", "sequences", "outputs", "offsets") if k not in h5]
+        if missing:
+            raise HyenaDNAError(f"{path}: not an attribution file of hyenadna explain (no {', '.join(missing)})")
+        offsets = np.asarray(h5["offsets"][()])
+        data = h5[method][()]
+        strings = {k: [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(h5[k][()])] for k in
                    ("names", "sequences", "outputs", "labels") if k in h5}  # fmt: skip
+        encoding = h5.attrs.get("labels_encoding", "")
+    _check_layout(path, strings, offsets, data)
     arrays = [data[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
-    labels = [tuple(x.split(";")) for x in strings["labels"]] if "labels" in strings else None
+    labels = _decode_labels(path, strings["labels"], encoding) if "labels" in strings else None
     return {"names": strings["names"], "sequences": strings["sequences"], "outputs": strings["outputs"],
             "labels": labels, "arrays": arrays}  # fmt: skip
+
+
+def _check_layout(path: Path, strings: dict[str, list[str]], offsets: np.ndarray, data: np.ndarray) -> None:
+    """Refuse an attribution file whose datasets do not fit together (module docstring)."""
+    n = len(strings["names"])
+    lengths = [len(s) for s in strings["sequences"]]
+    problem = None
+    if offsets.ndim != 1 or offsets.dtype.kind not in "iu" or len(offsets) != n + 1 or len(lengths) != n:
+        problem = f"{n} names, {len(lengths)} sequences and {offsets.size} offsets (want names + 1)"
+    elif offsets[0] != 0 or np.diff(offsets).tolist() != lengths:
+        problem = "its offsets do not follow the sequences' lengths"
+    elif data.ndim != 3 or data.shape[1:] != (4, len(strings["outputs"])) or len(data) != offsets[-1]:
+        problem = f"attributions of shape {data.shape}, expected ({offsets[-1]}, 4, {len(strings['outputs'])})"
+    elif "labels" in strings and len(strings["labels"]) != n:
+        problem = f"{len(strings['labels'])} labels for {n} records"
+    if problem:
+        raise HyenaDNAError(f"{path}: not a consistent attribution file: {problem}")
+
+
+def _decode_labels(path: Path, rows: list[str], encoding: str) -> list[tuple[str, ...]]:
+    """Each record's labels: a JSON list (this version) or ``;``-joined (files written before)."""
+    if encoding != LABELS_ENCODING:
+        return [tuple(x.split(";")) for x in rows]
+    labels = []
+    for i, text in enumerate(rows):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise HyenaDNAError(f"{path}: labels of record {i} are not a JSON list of strings: {text[:60]!r}")
+        labels.append(tuple(value))
+    return labels
 
 
 def ism_table(names, seqs, deltas: list[np.ndarray], outputs: list[str]) -> str:
@@ -134,36 +191,6 @@ def ism_table(names, seqs, deltas: list[np.ndarray], outputs: list[str]) -> str:
                     values = "\t".join(f"{v:.6g}" for v in array[pos, b])
                     lines.append(f"{name}\t{pos + 1}\t{base}\t{alt}\t{values}")
     return "\n".join(lines) + "\n"
-
-
-def ism_importance(deltas: np.ndarray, sequence: str) -> np.ndarray:
-    """ISM as a logo (L, 4): at each position the sequence's own base, with the mean loss of
-    output that replacing it causes (minus the mean delta over the three alternatives); zero
-    elsewhere and at non-ACGT positions."""
-    out = np.zeros_like(deltas)
-    for pos, base in enumerate(sequence.upper()):
-        if base in "ACGT":
-            b = "ACGT".index(base)
-            out[pos, b] = -deltas[pos].sum() / 3  # the own base's delta is 0
-    return out
-
-
-def target_index(outputs: list[str], target: str | None) -> int:
-    if target is None:
-        return len(outputs) - 1
-    if target not in outputs:
-        raise HyenaDNAError(f"target {target!r} is not an output of the model ({', '.join(outputs)})")
-    return outputs.index(target)
-
-
-def contrast(arrays: list[np.ndarray], index: int) -> list[np.ndarray]:
-    """Attributions toward output ``index`` against the mean of the others (L, 4): for a softmax
-    classifier, what favours this class over the rest; the output itself when it is the only one.
-    Every method here is linear in the output, so this is the attribution of that difference."""
-    others = [j for j in range(arrays[0].shape[-1]) if j != index] if arrays else []
-    if not others:
-        return [a[..., index] for a in arrays]
-    return [a[..., index] - a[..., others].mean(-1) for a in arrays]
 
 
 def run_explain(
@@ -192,25 +219,32 @@ def run_explain(
 ) -> dict | None:
     """Attribute a model's outputs to the bases of each sequence (ISM, gradient x input, integrated gradients).
 
+    Every option and path is checked before the model is loaded or a file is made; each sequence
+    is checked against the model's length (explain does not tile) before the first chunk.
+
     Args:
         model: a fine-tuned model folder (Hyena head or CNN), or a language model (its sequence
             log-likelihood is explained).
         input: sequences: a FASTA (labelled or not), or any labelled format fine-tuning reads.
-        output: the HDF5 file of attributions (layout: hyenadna.pipelines.explain).
-        methods: some of ism, grad_x_input, integrated_gradients (default: grad_x_input and ism).
+        output: the HDF5 file of attributions (layout: hyenadna.pipelines.explain); its folder
+            must exist, and it may not be an input or another output.
+        methods: some of ism, grad_x_input, integrated_gradients, each once (default, or when
+            left out: grad_x_input and ism; an empty list is refused).
         format: auto, table, fasta, bed or genomic_benchmarks.
         reader: options of the labelled reader (sequence_col, label_cols, split_col, name_col...).
         split: keep the records of one split (train, val, test) of a file with a split column.
-        max_records: explain the first N records only.
+        max_records: explain the first N records only (N >= 1; default: all).
         target_output: attribute logits (default) or probabilities of a classifier.
-        steps: integrated gradients' intervals along the path.
+        steps: integrated gradients' intervals along the path (>= 1).
         baseline: integrated gradients' start: uniform (0.25 per base) or zero.
-        ism_tsv: also write ISM as a long table (name, position, ref, alt, delta per output).
-        plots: a folder for pictures (needs hyenadna[plot]): attribution logos and ISM heatmaps.
-        plot_records: how many records get pictures.
+        ism_tsv: also write ISM as a long table (name, position, ref, alt, delta per output);
+            its folder must exist.
+        plots: a folder for pictures (needs hyenadna[plot]): attribution logos and ISM heatmaps,
+            named after the records (made safe as file names); its parent folder must exist.
+        plot_records: how many records get pictures (>= 0).
         target: the output whose attributions are drawn, against the mean of the others (default: the last).
-        batch_size: sequences per gradient batch (ISM batches mutants, at least 32).
-        chunk: records per part file; a stopped run resumes after its last whole chunk.
+        batch_size: sequences per gradient batch (>= 1; ISM batches mutants, at least 32).
+        chunk: records per part file (>= 1); a stopped run resumes after its last whole chunk.
         device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
         resume: continue the parts (OUTPUT.parts/) a stopped run left.
         overwrite: replace an existing output.
@@ -218,40 +252,54 @@ def run_explain(
         trainer: run on several processes, devices or nodes (--trainer.devices,
             --trainer.num_nodes, --trainer.accelerator): the ranks share the chunks and rank 0
             writes the outputs (see hyenadna.pipelines.sharding); the other ranks return None.
+
+    Returns:
+        On rank 0, a summary; with ISM, ``ism_mutants`` and ``mutants_per_s`` count only the
+        mutants computed in this session (not those of the chunks a stopped run left).
     """
     import time
 
     from tqdm import tqdm
 
     from hyenadna.atomic import atomic_write_text, files_fingerprint
-    from hyenadna.attribution import Explained
+    from hyenadna.attribution import Explained, check_sequences, target_index
     from hyenadna.data.labels import read_sequence_input, sequence_input_files
     from hyenadna.pipelines.common import resolve_device
     from hyenadna.pipelines.sharding import alone, chunked, launch, run_chunks
+    from hyenadna.plotting import attribution_pictures
 
-    methods = list(methods or ["grad_x_input", "ism"])
-    if ism_tsv and Path(ism_tsv).exists() and not overwrite:
-        raise HyenaDNAError(f"{ism_tsv} exists; pass --overwrite to replace it")
-    if ism_tsv and "ism" not in methods:
-        raise HyenaDNAError("--ism_tsv needs ism among --methods")
-    if chunk < 1:
-        raise HyenaDNAError(f"chunk must be positive, got {chunk}")
+    methods = check_explain_options(methods, format, target_output, steps, baseline, max_records, plot_records,
+                                    batch_size, chunk, ism_tsv, plots)  # fmt: skip
+    explain_plan(model, input, reader, output, ism_tsv, plots)
+    for path, option in ((output, "--output"), (ism_tsv, "--ism_tsv")):
+        if path and Path(path).exists() and not overwrite:
+            raise HyenaDNAError(f"{path} exists; pass --overwrite to replace it ({option})")
     rank = launch(trainer) or alone(resolve_device(device))
     net = load_explained_model(model, rank.device)
     names, seqs, labels = read_sequence_input(input, format, reader or {}, split)
     if max_records is not None:
         names, seqs = names[:max_records], seqs[:max_records]
         labels = labels[:max_records] if labels is not None else None
+    if not seqs:
+        raise HyenaDNAError(f"{input}: no records to explain")
     outputs = Explained(net, target_output).names
+    if target is not None:
+        target_index(outputs, target)  # refused now, not after the HDF5 is written
+    mutant_counts = check_sequences(net, seqs, names)  # before the chunk folder: no tiling here
     attrs = {"model": model, "methods": json.dumps(methods), "output": target_output, "steps": steps,
              "baseline": baseline}  # fmt: skip
     settings = {**attrs, "files": files_fingerprint(model, sequence_input_files(input)), "format": format,
                 "split": split, "reader": json.dumps(reader or {}, sort_keys=True), "max_records": max_records,
                 "chunk": chunk}  # fmt: skip
+    parts = Path(output).with_name(Path(output).name + ".parts")
+    left_before = {p.name for p in parts.glob("chunk*")} if rank.leader and parts.is_dir() else set()
     start = time.perf_counter()
     results: dict[str, list[np.ndarray]] = {}
+    computed = {"mutants": 0}
 
     def merge(paths: list[Path], path: str) -> None:
+        fresh = [k for k, p in enumerate(paths) if p.name not in left_before]  # computed in this session
+        computed["mutants"] = sum(sum(mutant_counts[k * chunk : (k + 1) * chunk]) for k in fresh)
         results.update(read_chunks(paths, methods))
         write_attributions(path, names, seqs, labels, outputs, results, attrs)
 
@@ -268,32 +316,78 @@ def run_explain(
     summary: dict[str, Any] = {"records": len(seqs), "bases": sum(map(len, seqs)), "methods": methods,
                                "outputs": outputs, "seconds": round(seconds, 2), "output": output}  # fmt: skip
     if "ism" in results:
-        summary["mutants_per_s"] = round(sum(3 * len(s) for s in seqs) / max(seconds, 1e-9), 1)
+        summary["ism_mutants"] = computed["mutants"]
+        if computed["mutants"]:
+            summary["mutants_per_s"] = round(computed["mutants"] / max(seconds, 1e-9), 1)
     if ism_tsv:
         atomic_write_text(ism_tsv, ism_table(names, seqs, results["ism"], outputs))
         summary["ism_tsv"] = ism_tsv
     if plots:
-        summary["plots"] = draw_attributions(Path(plots), names, seqs, results, outputs, target, plot_records)
+        summary["plots"] = attribution_pictures(Path(plots), names, seqs, results, outputs, target, plot_records)
     return summary
 
 
-def draw_attributions(folder: Path, names, seqs, results: dict, outputs: list[str], target: str | None,
-                      count: int) -> list[str]:  # fmt: skip
-    """Logos of each gradient method and ISM heatmaps (mean over alternatives as a logo too) for
-    the first ``count`` records, toward ``target`` against the other outputs."""
-    from hyenadna import plotting
+def check_explain_options(methods: list[str] | str | None, format: str, target_output: str, steps: int, baseline: str,
+                          max_records: int | None, plot_records: int, batch_size: int, chunk: int,
+                          ism_tsv: str | None, plots: str | None) -> list[str]:  # fmt: skip
+    """Every option of ``explain`` that needs no file, checked before anything is made; returns
+    the methods to run (the defaults for None; an empty list or a repeated method is refused)."""
+    from hyenadna import validate
+    from hyenadna.attribution import BASELINES, METHODS, OUTPUTS
 
-    index = target_index(outputs, target)
-    what = outputs[index] if len(outputs) < 2 else f"{outputs[index]} vs rest"
-    written = []
-    for i in range(min(count, len(seqs))):
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in names[i])
-        for method, arrays in results.items():
-            scores = contrast([arrays[i]], index)[0]
-            if method == "ism":
-                heatmap = folder / f"{i:04d}_{safe}.ism_heatmap.png"
-                written.append(str(plotting.ism_heatmap(scores, seqs[i], heatmap, f"{names[i]}: ISM, {what}")))
-                scores = ism_importance(scores, seqs[i])
-            title = f"{names[i]}: {method}, {what}"
-            written.append(str(plotting.attribution_logo(scores, folder / f"{i:04d}_{safe}.{method}.png", title)))
-    return written
+    chosen = list(DEFAULT_METHODS) if methods is None else [methods] if isinstance(methods, str) else list(methods)
+    if not chosen:
+        raise HyenaDNAError(f"--methods is empty: name some of {METHODS}, or leave it out for {DEFAULT_METHODS}")
+    if any(m not in METHODS for m in chosen):
+        raise HyenaDNAError(f"methods must be some of {METHODS}, got {chosen}")
+    repeated = sorted({m for m in chosen if chosen.count(m) > 1})
+    if repeated:
+        raise HyenaDNAError(f"--methods names {', '.join(repeated)} more than once: give each method once")
+    for option, value, allowed in (("--format", format, FORMATS), ("--target_output", target_output, OUTPUTS),
+                                   ("--baseline", baseline, BASELINES)):  # fmt: skip
+        if value not in allowed:
+            raise HyenaDNAError(f"{option} must be one of {', '.join(allowed)}, got {value!r}")
+    for option, value in (("--steps", steps), ("--batch_size", batch_size), ("--chunk", chunk)):
+        validate.integer(option, value)
+        if value < 1:  # the words every chunked command uses
+            raise HyenaDNAError(f"{option.lstrip('-')} must be positive, got {value}")
+    if max_records is not None:
+        validate.integer("--max_records", max_records, low=1)
+    validate.integer("--plot_records", plot_records, low=0)
+    if ism_tsv and "ism" not in chosen:
+        raise HyenaDNAError("--ism_tsv needs ism among --methods")
+    if plots:
+        from hyenadna.plotting import plotting_available
+
+        if not plotting_available():
+            raise HyenaDNAError("--plots needs matplotlib and logomaker: pip install 'hyenadna[plot]'")
+    return chosen
+
+
+def explain_plan(model: str, input: str | dict[str, str], reader: dict | None, output: str, ism_tsv: str | None,
+                 plots: str | None) -> FilePlan:  # fmt: skip
+    """The files ``explain`` reads and writes, checked (:class:`hyenadna.file_plan.FilePlan`):
+    no output may be an input (a file of the model folder, the sequences, a BED reader's genome)
+    or another output (``OUTPUT``, its ``.parts/`` and ``.lock``, the ISM table, the plots folder)."""
+    from hyenadna.data.labels import sequence_input_files
+
+    plan = FilePlan("explain")
+    plan.model("--model", model)
+    for path in sequence_input_files(input):
+        for item in _files(path):
+            plan.input("--input", item)
+    genome = (reader or {}).get("genome")
+    if isinstance(genome, (str, os.PathLike)):
+        plan.input("--reader.genome", genome)
+    plan.output("--output", output, companions=(".parts", ".lock"))
+    plan.output("--ism_tsv", ism_tsv)
+    plan.output("--plots", plots, folder=True)
+    return plan.check()
+
+
+def _files(path: str | os.PathLike) -> list[str]:
+    """``path`` and, for a folder, every file under it."""
+    found = [os.fspath(path)]
+    if Path(path).is_dir():
+        found += [os.path.join(root, name) for root, _, files in os.walk(path) for name in files]
+    return found

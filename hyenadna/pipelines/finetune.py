@@ -28,6 +28,7 @@ from hyenadna.cnn import ConvClassifier, ConvConfig
 from hyenadna.config import HyenaConfig
 from hyenadna.data.datamodules import LabelledDataModule
 from hyenadna.errors import HyenaDNAError
+from hyenadna.file_plan import check_run_folder
 from hyenadna.heads import HeadConfig, SequenceModel, lm_base_weight
 from hyenadna.model import HyenaDNA
 from hyenadna.pipelines.common import build_trainer, resume_checkpoint
@@ -188,6 +189,17 @@ def run_finetune(
     if not data.train:
         raise HyenaDNAError("fine-tuning needs labelled training data (data.train)")
     out = Path(output)
+    check_run_folder(
+        "finetune",
+        out,
+        model.name_or_path,
+        {
+            "--data.train": data.train,
+            "--data.val": data.val,
+            "--data.test": data.test,
+            "--data.reader.genome": data.reader.get("genome"),
+        },
+    )
     if launched_as_rank_zero():
         prepare_run_folder(out, resume, overwrite)
     L.seed_everything(seed, workers=True, verbose=False)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from hyenadna import validate
 from hyenadna.data.fasta import read_fasta
 from hyenadna.errors import HyenaDNAError
 from hyenadna.likelihood import LN2, next_base_log_probs
@@ -53,6 +54,8 @@ def fasta_lm_loss(
 ) -> list[RecordLoss]:
     """Loss of ``model`` on each record of ``path``, cut into consecutive windows (with ``rank``:
     this rank's share of the batches, the sums added over the ranks)."""
+    validate.positive("batch_size", batch_size)
+    validate.integer("window", window)
     if not 2 <= window <= model.config.l_max:
         raise HyenaDNAError(f"window must lie in [2, l_max={model.config.l_max}], got {window}")
     tokenizer = CharacterTokenizer()
@@ -97,19 +100,27 @@ def run_loss(
     Args:
         fasta: FASTA file (plain or gzip).
         model: a preset (random weights) or a model folder.
-        window: bases per window (default: the model's l_max).
-        batch_size: windows per forward pass.
-        seed: seed for a preset's random weights.
+        window: bases per window, 2 to the model's l_max (default: l_max).
+        batch_size: windows per forward pass, at least 1.
+        seed: seed for a preset's random weights, 0 to 2**63-1.
         trainer: run on several processes, devices or nodes (--trainer.devices,
             --trainer.num_nodes, --trainer.accelerator): the ranks share the batches and rank 0
             prints the result; the other ranks return None.
     """
     from hyenadna import load
 
+    validate.positive("--batch_size", batch_size)
+    if window is not None:
+        validate.integer("--window", window, low=2)
+    validate.integer("--seed", seed, 0, 2**63 - 1)
+    if not os.path.isfile(fasta):  # before the processes start and the model loads
+        raise HyenaDNAError(f"FASTA file not found: {fasta}")
     rank = launch(trainer)
     torch.manual_seed(seed)
     net = load(model, device=rank.device if rank else None).eval()
     window = window or net.config.l_max
+    if window > net.config.l_max:
+        raise HyenaDNAError(f"--window must lie in 2..{net.config.l_max} (the model's l_max), got {window}")
     start = time.perf_counter()
     results = fasta_lm_loss(net, fasta, window=window, batch_size=batch_size, rank=rank)
     seconds = time.perf_counter() - start

@@ -6,20 +6,26 @@ Writes into the output folder:
   best JASPAR matches) and the settings;
 * ``motifs.tsv``: one line per pattern with its best match;
 * ``motifs.meme``: the PPMs in MEME's minimal format, for Tomtom, FIMO and the like;
-* ``logos/`` with the plot extra installed: an information logo of each pattern.
+* ``logos/`` with the plot extra installed: an information logo of each pattern, named after
+  its ``id`` (the output name made safe as a file name); motifs.json lists them (``logos``),
+  so that ``--overwrite`` removes the logos of the run it replaces and nothing else.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hyenadna.errors import HyenaDNAError
+from hyenadna.file_plan import FilePlan, inside
 
 DEFAULT_JASPAR = Path("/usr/share/pscan-chip/jaspar_2016.wil")  # Debian's pscan-chip-data
+MOTIF_FILES = ("motifs.json", "motifs.tsv", "motifs.meme")
+LOGOS = "logos"
 
 
 def meme_text(entries: list[tuple[str, np.ndarray, int]]) -> str:
@@ -51,79 +57,169 @@ def run_motifs(
 ) -> dict:
     """Find the recurring high-attribution patterns of each output and match them against JASPAR.
 
+    Every option and path is checked, and both inputs read, before the output folder is touched.
+
     Args:
         attributions: an HDF5 file of ``hyenadna explain``.
-        output: a folder for motifs.json, motifs.tsv, motifs.meme and logos/.
+        output: a folder for motifs.json, motifs.tsv, motifs.meme and logos/ (made when missing;
+            its parent folder must exist). Logo and MEME names come from the output names made
+            safe as file names (``id`` in motifs.json).
         method: which attributions to read: grad_x_input, integrated_gradients or ism.
-        jaspar: JASPAR matrices (JASPAR flat format or a pscan .wil file); default: Debian's
+        jaspar: JASPAR matrices (JASPAR flat format or a pscan .wil file, gzipped or not;
+            counts must be finite, not negative, and no column all zero); default: Debian's
             pscan-chip-data JASPAR 2016 when installed, else no matching.
-        targets: the outputs to find motifs for (default: every output).
+        targets: the outputs to find motifs for, each once (default: every output; an empty
+            list is refused).
         by_label: with labels in the file, look for an output's motifs in the sequences labelled
             with it (what drives a class where it is present).
-        core: bases summed to find a seqlet.
-        flank: bases kept each side of a seqlet's core.
-        per_sequence: seqlets per sequence at most.
-        quantile: a window becomes a seqlet above this quantile of all window sums.
-        min_similarity: cosine similarity that puts a seqlet into a pattern.
-        min_seqlets: smaller patterns are dropped.
-        top: JASPAR matches kept per pattern.
-        overwrite: replace an existing output folder's files.
+        core: bases summed to find a seqlet (>= 1).
+        flank: bases kept each side of a seqlet's core (>= 0).
+        per_sequence: seqlets per sequence at most (>= 1).
+        quantile: a window becomes a seqlet above this quantile of all window sums (0 to 1).
+        min_similarity: cosine similarity that puts a seqlet into a pattern (-1 to 1).
+        min_seqlets: smaller patterns are dropped (>= 1).
+        top: JASPAR matches kept per pattern (>= 1).
+        overwrite: replace an existing output folder's files; the logos of the run replaced
+            (those its motifs.json lists) are removed, nothing else in the folder is.
     """
     from hyenadna import motifs, plotting
     from hyenadna.atomic import atomic_write_text
-    from hyenadna.pipelines.explain import contrast, ism_importance, read_attributions
+    from hyenadna.attribution import contrast, ism_importance
+    from hyenadna.file_plan import unique_names
+    from hyenadna.pipelines.explain import read_attributions
 
+    motifs.check_settings(core, flank, per_sequence, quantile, min_similarity=min_similarity,
+                          min_seqlets=min_seqlets, top=top)  # fmt: skip
+    chosen = _check_targets(targets)
     folder = Path(output)
-    if (folder / "motifs.json").exists() and not overwrite:
-        raise HyenaDNAError(f"{folder / 'motifs.json'} exists; pass --overwrite to replace it")
+    jaspar_path = Path(jaspar) if jaspar else (DEFAULT_JASPAR if DEFAULT_JASPAR.is_file() else None)
+    motifs_plan(attributions, jaspar_path, folder)
+    existing = [name for name in MOTIF_FILES if (folder / name).exists()]
+    if existing and not overwrite:
+        raise HyenaDNAError(f"{folder / existing[0]} exists; pass --overwrite to replace it")
     data = read_attributions(attributions, method)
     outputs, labels = data["outputs"], data["labels"]
-    chosen = targets or outputs
+    if len(set(outputs)) != len(outputs):
+        raise HyenaDNAError(f"{attributions}: output names repeat ({', '.join(outputs)})")
+    chosen = chosen or outputs
     unknown = [t for t in chosen if t not in outputs]
     if unknown:
         raise HyenaDNAError(f"targets {unknown} are not outputs of the model ({', '.join(outputs)})")
-    jaspar_path = Path(jaspar) if jaspar else (DEFAULT_JASPAR if DEFAULT_JASPAR.is_file() else None)
     database = motifs.read_jaspar(jaspar_path) if jaspar_path else None
     settings = {"core": core, "flank": flank, "per_sequence": per_sequence, "quantile": quantile,
                 "min_similarity": min_similarity, "min_seqlets": min_seqlets}  # fmt: skip
     report: dict[str, Any] = {"attributions": str(attributions), "method": method, "jaspar": str(jaspar_path),
-                              "settings": settings, "outputs": {}}  # fmt: skip
-    tsv = ["output\tpattern\tseqlets\tsequences\tconsensus\tbest_match\tbest_name\tscore"]
-    meme, drawn = [], []
+                              "settings": settings, "outputs": {}, "logos": []}  # fmt: skip
+    found: dict[str, tuple[list[int], list]] = {}
     for target in chosen:
         index = outputs.index(target)
-        rows = range(len(data["sequences"]))
+        rows = list(range(len(data["sequences"])))
         if by_label and labels is not None and len(outputs) > 1:
             rows = [i for i in rows if target in labels[i]]
         seqs = [data["sequences"][i] for i in rows]
         scores = contrast([data["arrays"][i] for i in rows], index)
         if method == "ism":  # deltas of mutants: the own base's importance is the loss its replacement causes
             scores = [ism_importance(a, seq) for a, seq in zip(scores, seqs)]
-        found = motifs.discover_motifs(seqs, scores, database, core, flank, per_sequence, quantile,
-                                       min_similarity=min_similarity, min_seqlets=min_seqlets, top=top)  # fmt: skip
+        found[target] = rows, motifs.discover_motifs(seqs, scores, database, core, flank, per_sequence, quantile,
+                                                     min_similarity=min_similarity, min_seqlets=min_seqlets,
+                                                     top=top)  # fmt: skip
+    ids = iter(unique_names([f"{t}_pattern{k}" for t in chosen for k in range(len(found[t][1]))], "pattern"))
+    tsv = ["output\tpattern\tseqlets\tsequences\tconsensus\tbest_match\tbest_name\tscore"]
+    meme, logos = [], []
+    for target in chosen:
+        rows, patterns = found[target]
         entries = []
-        for k, pattern in enumerate(found):
-            name = f"{target}_pattern{k}"
+        for k, pattern in enumerate(patterns):
+            name, motif_id = f"{target}_pattern{k}", next(ids)
             best = pattern.matches[0] if pattern.matches else {"id": "", "name": "", "score": float("nan")}
             entries.append({
-                "name": name, "seqlets": len(pattern.seqlets), "consensus": pattern.consensus,
+                "name": name, "id": motif_id, "seqlets": len(pattern.seqlets), "consensus": pattern.consensus,
                 "ppm": np.round(pattern.ppm, 4).tolist(), "cwm": np.round(pattern.cwm, 5).tolist(),
                 "matches": pattern.matches,
                 "places": [{"record": data["names"][rows[s.index]], "start": s.start, "end": s.end}
                            for s in pattern.seqlets],
             })  # fmt: skip
-            tsv.append(f"{target}\t{k}\t{len(pattern.seqlets)}\t{len(seqs)}\t{pattern.consensus}\t{best['id']}\t"
-                       f"{best['name']}\t{best['score']}")  # fmt: skip
-            meme.append((name, pattern.ppm, len(pattern.seqlets)))
-            if plotting.plotting_available():
-                title = f"{name}: {len(pattern.seqlets)} seqlets" + (f", {best['name']} {best['score']:.2f}"
-                                                                     if pattern.matches else "")  # fmt: skip
-                drawn.append(str(plotting.motif_logo(pattern.ppm, folder / "logos" / f"{name}.png", title)))
-        report["outputs"][target] = {"sequences": len(seqs), "patterns": entries}
-    folder.mkdir(parents=True, exist_ok=True)
+            cells = [target, k, len(pattern.seqlets), len(rows), pattern.consensus, best["id"], best["name"],
+                     best["score"]]  # fmt: skip
+            tsv.append("\t".join(_cell(c) for c in cells))
+            meme.append((motif_id, pattern.ppm, len(pattern.seqlets)))
+            title = f"{name}: {len(pattern.seqlets)} seqlets" + (f", {best['name']} {best['score']:.2f}"
+                                                                 if pattern.matches else "")  # fmt: skip
+            logos.append((f"{motif_id}.png", pattern.ppm, title))
+        report["outputs"][target] = {"sequences": len(rows), "patterns": entries}
+    previous = _previous_logos(folder) if existing else []
+    folder.mkdir(exist_ok=True)  # its parent exists (checked above)
+    if plotting.plotting_available():
+        for file_name, ppm, title in logos:
+            plotting.motif_logo(ppm, inside(folder, os.path.join(LOGOS, file_name)), title)
+            report["logos"].append(file_name)
     atomic_write_text(folder / "motifs.json", json.dumps(report, indent=1) + "\n")
     atomic_write_text(folder / "motifs.tsv", "\n".join(tsv) + "\n")
     atomic_write_text(folder / "motifs.meme", meme_text(meme))
+    _remove_logos(folder, [name for name in previous if name not in report["logos"]])
     summary = {t: [(e["consensus"], e["seqlets"], (e["matches"] or [{}])[0].get("name")) for e in v["patterns"][:5]]
                for t, v in report["outputs"].items()}  # fmt: skip
-    return {"output": str(folder), "patterns": summary, "logos": len(drawn)}
+    return {"output": str(folder), "patterns": summary, "logos": len(report["logos"])}
+
+
+def _check_targets(targets: list[str] | None) -> list[str] | None:
+    if targets is None:
+        return None
+    chosen = [targets] if isinstance(targets, str) else list(targets)
+    if not chosen:
+        raise HyenaDNAError("--targets is empty: name some outputs, or leave it out for every output")
+    repeated = sorted({t for t in chosen if chosen.count(t) > 1})
+    if repeated:
+        raise HyenaDNAError(f"--targets names {', '.join(map(repr, repeated))} more than once")
+    return chosen
+
+
+def motifs_plan(attributions: str, jaspar: str | os.PathLike | None, folder: Path) -> FilePlan:
+    """The files ``motifs`` reads and writes, checked (:class:`hyenadna.file_plan.FilePlan`): the
+    output folder is a folder (or new, in an existing folder), and none of the files it writes
+    there is the attribution file or the JASPAR file. Other files may share the folder."""
+    FilePlan("motifs").output("--output", folder, folder=True)
+    plan = FilePlan("motifs")
+    plan.input("--attributions", attributions)
+    plan.input("--jaspar", jaspar)
+    for name in MOTIF_FILES:
+        plan.output(f"--output ({name})", folder / name, make_parent=True)
+    plan.output(f"--output ({LOGOS}/)", folder / LOGOS, folder=True, make_parent=True)
+    return plan.check()
+
+
+def _cell(value: object) -> str:
+    """A TSV cell: tabs and line breaks in names would shift or split the row."""
+    return " ".join(str(value).replace("\t", " ").splitlines())
+
+
+def _previous_logos(folder: Path) -> list[str]:
+    """The logo files the run being replaced wrote: its motifs.json's ``logos``, or, for one
+    written before that list, its patterns' names."""
+    try:
+        report = json.loads((folder / "motifs.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(report, dict):
+        return []
+    if isinstance(report.get("logos"), list):
+        return [name for name in report["logos"] if isinstance(name, str)]
+    outputs = report.get("outputs")
+    names = []
+    for value in outputs.values() if isinstance(outputs, dict) else []:
+        for entry in value.get("patterns", []) if isinstance(value, dict) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                names.append(f"{entry['name']}.png")
+    return names
+
+
+def _remove_logos(folder: Path, names: list[str]) -> None:
+    """Remove the listed logos of a replaced run: ``.png`` files inside ``logos/`` only."""
+    for name in names:
+        try:
+            path = inside(folder, os.path.join(LOGOS, name))
+            inside(folder / LOGOS, name)
+        except HyenaDNAError:
+            continue  # a name that leaves logos/ was never ours to remove
+        if path.suffix == ".png" and path.is_file() and not path.is_symlink():
+            path.unlink()

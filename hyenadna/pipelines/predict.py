@@ -21,7 +21,7 @@ from hyenadna.heads import HeadConfig
 from hyenadna.pipelines.common import resolve_device
 from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, alone, chunked, join_text, launch, run_chunks
 from hyenadna.task_model import load_task_model, predict_sequences
-from hyenadna.tiling import Tiling
+from hyenadna.tiling import Tiling, too_long_hint
 
 
 def run_predict(
@@ -56,19 +56,32 @@ def run_predict(
         resume: continue the parts (OUTPUT.parts/) a stopped run left.
         overwrite: replace an existing output.
         progress: show a progress bar.
-        tiling: a sequence longer than the model gets the mean (or, with --tiling.combine max, the
-            maximum) of its windows' predictions (--tiling.window, --tiling.stride). Off by default.
+        tiling: a sequence longer than the model gets the mean of its windows' probabilities or,
+            with --tiling.combine max, the softmax (sigmoid) of its windows' largest logits, so that
+            class probabilities still sum to 1 (--tiling.window, --tiling.stride). Off by default.
         trainer: run on several processes, devices or nodes (--trainer.devices,
             --trainer.num_nodes, --trainer.accelerator): the ranks share the chunks and rank 0
             joins them (see hyenadna.pipelines.sharding); the other ranks return None.
     """
-    from hyenadna.errors import HyenaDNAError
+    from hyenadna.file_plan import FilePlan
+    from hyenadna.validate import positive
 
-    if chunk < 1:
-        raise HyenaDNAError(f"chunk must be positive, got {chunk}")
+    positive("--chunk", chunk)
+    positive("--batch_size", batch_size)
+    plan = FilePlan("predict")
+    plan.model("--model", model)
+    for path in sequence_input_files(input):
+        plan.input("--input", path)
+    plan.input("--reader.genome", (reader or {}).get("genome"))
+    plan.output("--output", output, companions=(".parts", ".lock"))
+    plan.check()
     rank = launch(trainer) or alone(resolve_device(device))
     seq_model = load_task_model(model, map_location=rank.device).eval()
     names, seqs, truths = read_sequence_input(input, format, reader or {})
+    if tiling is not None and tiling.enabled:
+        tiling.check(seq_model.max_length)
+    else:  # refused before the chunk folder exists, not in the middle of the run
+        too_long_hint(seqs, seq_model.max_length, names)
     config = seq_model.head_config
     settings = {
         "files": files_fingerprint(model, sequence_input_files(input)),

@@ -23,6 +23,7 @@ from hyenadna.atomic import atomic_write_text, launched_as_rank_zero, prepare_ru
 from hyenadna.config import HyenaConfig
 from hyenadna.data.datamodules import PretrainDataModule
 from hyenadna.errors import HyenaDNAError
+from hyenadna.file_plan import check_run_folder
 from hyenadna.likelihood import bits_per_base, next_base_log_probs
 from hyenadna.model import HyenaDNA
 from hyenadna.pipelines.common import build_trainer, resume_checkpoint
@@ -147,6 +148,7 @@ def run_pretrain(
     if not data.genomes:
         raise HyenaDNAError("pretraining needs at least one genome (data.genomes)")
     out = Path(output)
+    check_run_folder("pretrain", out, model.name_or_path, {"--data.genomes": [g.path for g in data.genomes]})
     if launched_as_rank_zero():
         prepare_run_folder(out, resume, overwrite)
     L.seed_everything(seed, workers=True, verbose=False)

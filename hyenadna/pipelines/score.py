@@ -9,12 +9,19 @@ keeps the length at ``window`` (so indels compare windows of equal length). The 
 
 as in Evo 2's zero-shot variant scoring; ``rc_average`` averages it with the same score on the
 reverse strand. A record whose REF does not match the genome, whose contig is unknown, or whose
-allele is symbolic (``<DEL>``, ``*``, breakends) or longer than ``max_allele`` is reported in the
+allele is symbolic (``<DEL>``, ``*``, breakends), longer than ``max_allele``
+(``allele_too_long``) or longer than the window holds from the variant's start on
+(``longer_than_window``: ``window - window // 2`` bases, REF and ALT alike) is reported in the
 ``status`` column with empty scores; the run goes on.
 
 The TSV is written as ``OUTPUT.partial`` in chunks and renamed when complete; ``resume`` continues
 after the last whole chunk. ``vcf_output`` also writes the input VCF with an INFO field
 ``HYENADNA_LLR`` (one value per ALT) once the TSV is complete.
+
+Every file the run reads or writes is planned before the model loads
+(:class:`hyenadna.file_plan.FilePlan`): an output that is an input (``--vcf_output`` equal to
+``--vcf``), two outputs that are one file, or an output in a folder that does not exist is
+refused, as is every count out of its range, before anything is created.
 """
 
 from __future__ import annotations
@@ -24,13 +31,19 @@ import os
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
-
 from hyenadna.atomic import atomic_write_text, files_fingerprint, partial_output, removed_unless_written, run_lock
 from hyenadna.errors import HyenaDNAError
+from hyenadna.pipelines.score_checks import (
+    check_combinations,
+    check_counts,
+    format_score,
+    plan_files,
+)
+from hyenadna.pipelines.score_fasta import run_score_fasta
 from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, Rank, chunked, join_text, launch, run_chunks
 from hyenadna.pipelines.variants import InfoField, VariantJob, WindowScorer, variant_jobs
 from hyenadna.tiling import Tiling
+from hyenadna.validate import integer
 
 VARIANT_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "status")
 LLR_COLUMNS = ("ll_ref", "ll_alt", "llr")
@@ -71,10 +84,6 @@ def window_scorer(model, rc_average: bool, batch_size: int) -> WindowScorer:
 
         return head_scorer(model, rc_average, batch_size)
     return language_model_scorer(model, rc_average, batch_size)
-
-
-def _format(value: float | None) -> str:
-    return "" if value is None or np.isnan(value) else f"{value:.6g}"
 
 
 def _resume_partial(partial: Path, header: str) -> int:
@@ -124,6 +133,10 @@ def _weights_digest(model) -> str:
     return digest.hexdigest()
 
 
+SEED_RANGE = (-(2**63), 2**64 - 1)
+"""Seeds ``torch.manual_seed`` takes."""
+
+
 def run_score_vcf(
     model,
     vcf: str,
@@ -146,12 +159,17 @@ def run_score_vcf(
     (:mod:`hyenadna.pipelines.sharding`); the other ranks return None."""
     from hyenadna.data.genome import Genome
 
+    check_counts(batch_size, chunk, max_allele)
     scorer = window_scorer(model, rc_average, batch_size)
     longest = getattr(model, "max_length", None) or model.config.l_max
+    window = integer("--window", window)
     if not 2 <= window <= longest:
         raise HyenaDNAError(f"window must lie in [2, {longest}] (the model's longest input), got {window}")
-    if chunk < 1:
-        raise HyenaDNAError(f"chunk must be positive, got {chunk}")
+    plan_files(output, vcf=vcf, genome=genome, vcf_output=vcf_output)
+    if vcf_output:
+        from hyenadna.pipelines.vcf_annotate import check_info_fields
+
+        check_info_fields(vcf, scorer.info)
     header = "\t".join(VARIANT_COLUMNS + scorer.columns)
     settings = {
         "model": scorer.model,
@@ -242,59 +260,9 @@ def _rows(batch: list[VariantJob], scores: list, counts: dict[str, int], width: 
     for job, score in zip(batch, scores):
         counts[job.status] = counts.get(job.status, 0) + 1
         fields = [job.chrom, str(job.pos), job.id, job.ref, job.alt, job.status]
-        fields += [_format(v) for v in (score or (None,) * width)]
+        fields += [format_score(v) for v in (score or (None,) * width)]
         lines.append("\t".join(fields) + "\n")
     return lines
-
-
-def run_score_fasta(
-    model,
-    fasta: str,
-    output: str,
-    rc_average: bool = False,
-    batch_size: int = 8,
-    overwrite: bool = False,
-    tiling: Tiling | None = None,
-    per_base_output: str | None = None,
-) -> dict:
-    """Log-likelihood of every record of a FASTA (sum and mean over scored bases) to a TSV;
-    ``per_base_output`` also writes every base's (name, 1-based position, base, ll in nats)."""
-    from hyenadna.atomic import atomic_write
-    from hyenadna.data.fasta import read_fasta_records
-
-    out = Path(output)
-    for path in (out, Path(per_base_output) if per_base_output else None):
-        if path is not None and path.exists() and not overwrite:
-            raise HyenaDNAError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    records = list(read_fasta_records(fasta))
-    for r in records:
-        if len(r.sequence) > model.config.l_max and not (tiling and tiling.enabled):
-            raise HyenaDNAError(
-                f"{fasta}, line {r.line}: record {r.name!r} has {len(r.sequence):,} bases, "
-                f"more than the model's l_max {model.config.l_max:,}; --tiling.window tiles it"
-            )
-    seqs = [r.sequence for r in records]
-    per_base = model.score(seqs, reduce="none", batch_size=batch_size, tiling=tiling)
-    both = model.score(seqs, "mean", rc_average=True, batch_size=batch_size, tiling=tiling) if rc_average else None
-    if per_base_output:
-        atomic_write(per_base_output, lambda tmp: _write_per_base(tmp, records, per_base))
-    lines = ["name\tlength\tscored\tll_sum\tll_mean" + ("\tll_mean_both_strands" if rc_average else "")]
-    for k, (r, scores) in enumerate(zip(records, per_base)):
-        scored = scores[~np.isnan(scores)]
-        fields = [r.name, str(len(r.sequence)), str(scored.size), _format(scored.sum()), _format(scored.mean())]
-        if both is not None:
-            fields.append(_format(both[k]))
-        lines.append("\t".join(fields))
-    atomic_write(out, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
-    return {"records": len(records), "output": str(out)}
-
-
-def _write_per_base(path: str, records, per_base: list[np.ndarray]) -> None:
-    with open(path, "w") as fh:
-        fh.write("name\tposition\tbase\tll\n")
-        for record, scores in zip(records, per_base):
-            for pos, (base, value) in enumerate(zip(record.sequence, scores), start=1):
-                fh.write(f"{record.name}\t{pos}\t{base}\t{_format(value)}\n")
 
 
 def run_score(
@@ -322,7 +290,8 @@ def run_score(
     """Score variants of a VCF/BCF against a genome (language-model LLR or a head's change), or FASTA records.
 
     Args:
-        output: the TSV to write (OUTPUT.partial until complete).
+        output: the TSV to write (OUTPUT.partial until complete); its folder must exist, and
+            no output may be an input or another output.
         model: a language model: a name, preset or model folder (ours or released).
         head_model: or a fine-tuned model folder (Hyena head or CNN): each output's change,
             alt minus ref (probabilities for classifiers, values for regression).
@@ -330,18 +299,22 @@ def run_score(
         genome: the genome FASTA the VCF refers to (REF alleles are checked against it).
         fasta: instead of a VCF: score every record of this FASTA (language models).
         window: bases per reference and alternate window, centred on the variant (default:
-            1024 for a language model, the training length for a fine-tuned model).
+            1024 for a language model, the training length for a fine-tuned model); 2 to the
+            model's longest input. REF and ALT must fit in window - window // 2 bases (status
+            longer_than_window otherwise).
         rc_average: average the score with the reverse strand's.
-        max_allele: longer REF or ALT alleles are reported, not scored.
-        batch_size: windows per forward pass.
-        chunk: alleles per write; a stopped run resumes after its last whole chunk.
+        max_allele: longer REF or ALT alleles are reported (status allele_too_long), not
+            scored; at least 1.
+        batch_size: windows per forward pass; at least 1.
+        chunk: alleles per write (at least 1); a stopped run resumes after its last whole chunk.
         vcf_output: also write the VCF with INFO/HYENADNA_LLR, or INFO/HYENADNA_DELTA_<label> per
             output of a fine-tuned model (.vcf; .vcf.gz, bgzipped with a tabix index; .bcf, with a
-            CSI index).
+            CSI index). Contigs and tags the VCF uses without declaring them are declared.
         resume: continue OUTPUT.partial left by a stopped run.
         overwrite: replace an existing OUTPUT.
-        device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
-        seed: seed for a preset's random weights.
+        device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N; a device this
+            machine lacks is refused, with --trainer too.
+        seed: seed for a preset's random weights (-2**63 to 2**64 - 1).
         progress: show a progress bar.
         tiling: with --fasta, records longer than the model are scored in windows
             (--tiling.window, --tiling.stride; each base keeps the left context of the first
@@ -366,8 +339,19 @@ def run_score(
         raise HyenaDNAError("a fine-tuned model's predictions on FASTA records: use `hyenadna predict`")
     if fasta and trainer.distributed:
         raise HyenaDNAError("--trainer.devices/num_nodes spread --vcf scoring; --fasta runs in one process")
+    check_combinations(vcf, fasta, genome, vcf_output, per_base_output, tiling)
+    check_counts(batch_size, chunk, max_allele, window)
+    integer("--seed", seed, *SEED_RANGE)
+    plan_files(output, vcf, genome, fasta, model, vcf_output, per_base_output, head_model)
+    from hyenadna.pipelines.sharding import alone, continues_chunks
+
+    where = resolve_device(device)  # checked on every path: a missing CUDA is one line, not a traceback
+    in_chunks = bool(vcf) and continues_chunks(output, trainer.distributed, resume)
     rank = launch(trainer)
-    where = rank.device if rank else resolve_device(device)
+    if rank is not None:
+        where = rank.device
+    elif in_chunks:  # a chunk folder left by several processes: continued through its chunks
+        rank = alone(where)
     torch.manual_seed(seed)
     if head_model:
         from hyenadna.task_model import load_task_model

@@ -10,6 +10,10 @@ in probability for a classifier (softmax or sigmoid per label) and in value for 
 head, as gReLU and selene score variants through a trained model. ``rc_average`` averages each
 prediction with that of the window's reverse complement. The window defaults to the head's
 training length (``task.json``), so the model sees inputs of the size it learnt on.
+
+Labels name the TSV columns and INFO keys after :func:`safe_label`; labels that come out the same
+(``a-b`` and ``a_b``) are numbered apart (``a_b``, ``a_b_2``), so that no output's scores replace
+another's; each INFO field's description names its label as written.
 """
 
 from __future__ import annotations
@@ -27,9 +31,25 @@ def safe_label(label: str) -> str:
     return re.sub(r"[^0-9A-Za-z_.]", "_", label)
 
 
+def label_names(labels: list[str]) -> list[str]:
+    """:func:`safe_label` of each label, numbered apart (``_2``, ``_3``...) where two come out
+    the same, and ``output_<k>`` for an empty one: one column and one INFO key per output."""
+    taken: set[str] = set()
+    names = []
+    for k, label in enumerate(labels, start=1):
+        base = safe_label(str(label)) or f"output_{k}"
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
 def head_columns(model: TaskModel) -> tuple[str, ...]:
     """ref_<label>, alt_<label>, delta_<label> for every output, in output order."""
-    labels = [safe_label(label) for label in model.head_config.labels]
+    labels = label_names(model.head_config.labels)
     return tuple(f"{kind}_{label}" for label in labels for kind in ("ref", "alt", "delta"))
 
 
@@ -53,9 +73,14 @@ def head_scorer(model: TaskModel, rc_average: bool, batch_size: int) -> WindowSc
         return [results.get(id(j)) for j in jobs]
 
     info = [
-        InfoField(f"HYENADNA_DELTA_{safe_label(label)}", f"delta_{safe_label(label)}",
-                  f"HyenaDNA head: change of the {label} {what}, alt minus ref")
-        for label in config.labels
+        InfoField(f"HYENADNA_DELTA_{name}", f"delta_{name}",
+                  f"HyenaDNA head: change of the {_quoted(label)} {what}, alt minus ref")
+        for label, name in zip(config.labels, label_names(config.labels))
     ]  # fmt: skip
     description = json.dumps({"head": asdict(config), "class": type(model).__name__}, sort_keys=True)
     return WindowScorer(head_columns(model), score, info, description)
+
+
+def _quoted(label: str) -> str:
+    """A label as it may stand in a VCF header's quoted Description (no quote, backslash or line break)."""
+    return re.sub(r'["\\\r\n]', "_", str(label))

@@ -11,7 +11,14 @@ values a one-process run computes (the chunks, hence the batches, are the same).
 
 Resume: ``--resume`` keeps every chunk file already written and computes the rest, whichever
 rank (or how many ranks) wrote them; the settings and input fingerprints recorded in
-``OUTPUT.parts/settings.json`` must match. The chunk size is part of the settings.
+``OUTPUT.parts/settings.json`` must match. The chunk size is part of the settings. ``embed`` and
+``score`` write ``OUTPUT.partial`` when they run in one process: a chunk folder left by several
+processes is continued through its chunks by one process too (:func:`continues_chunks`), and a
+``.partial`` left by one process is refused to several, with that reason.
+
+A run refused or failing before its first chunk is written removes the chunk folder it created,
+so the corrected command runs as if the first never had; one that fails later says how many
+chunks the folder keeps and that ``--resume`` continues them.
 
 Several nodes need ``OUTPUT`` on a file system that all of them see.
 """
@@ -22,6 +29,7 @@ import atexit
 import contextlib
 import json
 import shutil
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -134,6 +142,21 @@ def _destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
+def continues_chunks(output: str | Path, distributed: bool, resume: bool) -> bool:
+    """Whether a command that writes ``OUTPUT.partial`` in one process must run through the chunk
+    folder instead: when it runs on several processes, or when ``--resume`` finds the
+    ``OUTPUT.parts/`` of a run on several processes (its chunks are kept, whatever the device
+    count now). A ``.partial`` of a one-process run cannot be shared out: refused on several."""
+    out = Path(output)
+    partial, parts = out.with_name(out.name + ".partial"), out.with_name(out.name + ".parts")
+    if distributed and resume and partial.exists() and not parts.exists():
+        raise HyenaDNAError(
+            f"{partial} was left by a run in one process, which only one process can continue: run the same "
+            "command without --trainer.devices / --trainer.num_nodes, or delete it to start again"
+        )
+    return distributed or (resume and parts.is_dir())
+
+
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Consecutive lists of ``size`` items (the last may be shorter)."""
     iterator = iter(items)
@@ -171,6 +194,7 @@ class ChunkFolder:
             changed = sorted(k for k in self._settings.keys() | before.keys() if self._settings.get(k) != before.get(k))
             if changed:
                 raise HyenaDNAError(f"{self.folder}: cannot resume, its {', '.join(changed)} differ from this run's")
+        self.created = not stopped  # by this run: removed again when it fails before any chunk is written
         rank.barrier()  # every rank has looked before the leader creates anything
         if rank.leader and not stopped:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -179,6 +203,26 @@ class ChunkFolder:
 
     def path(self, k: int) -> Path:
         return self.folder / f"chunk{k:09d}{self.suffix}"
+
+    def written(self) -> int:
+        """Whole chunk files in the folder (temporary ones are not counted)."""
+        return len(list(self.folder.glob(f"chunk*{self.suffix}"))) if self.folder.is_dir() else 0
+
+    def after_failure(self, exc: BaseException) -> BaseException | None:
+        """On the leader, when the run stops with ``exc``: remove the folder this run created if
+        no chunk is in it; else name what it keeps and how to continue (a replacement error for
+        ours, a line on stderr for an interrupt or a bug)."""
+        if not self.rank.leader:
+            return None
+        kept = self.written()
+        if kept == 0 and self.created:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            return None
+        note = f"{self.folder} keeps {kept} finished chunk(s): run the same command with --resume to continue"
+        if isinstance(exc, HyenaDNAError):
+            return HyenaDNAError(f"{exc}; {note}")
+        print(f"hyenadna: stopped; {note}", file=sys.stderr)
+        return None
 
     def owned(self, chunks: Iterable[list[T]]) -> Iterator[tuple[int, list[T]]]:
         """(k, chunk) for the chunks this rank owns and has not written yet; counts all chunks."""
@@ -244,9 +288,15 @@ def run_chunks(
         if rank.leader:
             stack.enter_context(run_lock(Path(output)))
         parts = ChunkFolder(output, rank, settings, suffix, resume, overwrite)
-        with sigterm_as_interrupt():
-            for k, items in parts.owned(chunks):
-                parts.write(k, writer(items))
-                bar.update(len(items))
-        bar.close()
-        return parts.merge(merge)
+        try:
+            with sigterm_as_interrupt():
+                for k, items in parts.owned(chunks):
+                    parts.write(k, writer(items))
+                    bar.update(len(items))
+            bar.close()
+            return parts.merge(merge)
+        except BaseException as exc:
+            replacement = parts.after_failure(exc)
+            if replacement is not None:
+                raise replacement from None
+            raise

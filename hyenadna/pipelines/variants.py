@@ -5,7 +5,11 @@ For each ALT allele of each record (multi-allelic records are split), a referenc
 alternate window is built from the same left flank, the ALT allele, and as much right flank as
 keeps the length at ``window`` (so indels compare windows of equal length). A record whose REF
 does not match the genome, whose contig is unknown, or whose allele is symbolic (``<DEL>``,
-``*``, breakends) or longer than ``max_allele`` gets a status instead of windows.
+``*``, breakends) or longer than ``max_allele`` gets a status instead of windows, as does one
+whose REF or ALT does not fit in the window from the variant's start on (``window - window // 2``
+bases): status ``longer_than_window``. A REF cut by the window's end would compare a reference
+window that lacks part of the deleted bases with an alternate window that lacks all of them, a
+number that looks like a score and is not one.
 
 A :class:`WindowScorer` turns the windows of a batch of alleles into score columns: the language
 model's log-likelihood ratios (:mod:`hyenadna.pipelines.score`) or a fine-tuned head's changes
@@ -110,6 +114,9 @@ def _build_windows(job: VariantJob, genome, window: int, max_allele: int) -> Non
     if max(len(job.ref), len(job.alt)) > max_allele:
         job.status = "allele_too_long"
         return
+    if max(len(job.ref), len(job.alt)) > window - window // 2:  # room from the variant's start on
+        job.status = "longer_than_window"
+        return
     if job.chrom not in genome.contigs:
         job.status = "unknown_contig"
         return
@@ -127,9 +134,6 @@ def _build_windows(job: VariantJob, genome, window: int, max_allele: int) -> Non
     left_start = start0 - window // 2
     left = genome.fetch(job.chrom, left_start, start0, pad=True)
     job.ref_window = genome.fetch(job.chrom, left_start, left_start + window, pad=True)
-    right = window - len(left) - len(job.alt)
-    if right < 0:
-        job.status = "allele_too_long"
-        return
+    right = window - len(left) - len(job.alt)  # >= 0: the ALT fits (checked above)
     after = start0 + len(job.ref)
     job.alt_window = left + job.alt + genome.fetch(job.chrom, after, after + right, pad=True)
