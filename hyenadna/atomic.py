@@ -56,8 +56,7 @@ def partial_output(output: str | os.PathLike, resume: bool, overwrite: bool) -> 
         raise HyenaDNAError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     if partial.exists() and not resume:
         raise HyenaDNAError(f"{partial} is left from a stopped run; pass --resume to continue it or delete it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out, partial
+    return out, partial  # its folder exists: the command's file plan checked it
 
 
 RUN_ARTEFACTS = ("checkpoints", "logs", "model", "summary.json", "metrics.json", "config.yaml")
@@ -125,16 +124,41 @@ def launched_as_rank_zero() -> bool:
     return all(os.environ.get(name, "0") == "0" for name in ("RANK", "NODE_RANK", "LOCAL_RANK"))
 
 
+def kept_after_failure(exc: BaseException, kept: str) -> BaseException | None:
+    """What a run that stopped with ``exc`` says of the work it keeps (``kept``: "X keeps N
+    records"): our error gains the note (returned, to be raised in its place); an interrupt or a
+    bug gets it as a line on stderr (None returned: the original goes on)."""
+    import sys
+
+    from hyenadna.errors import HyenaDNAError
+
+    note = (
+        f"{kept}: --resume continues it while the inputs and settings are unchanged; after changing them, "
+        "delete it and run again"
+    )
+    if isinstance(exc, HyenaDNAError):
+        return HyenaDNAError(f"{exc}; {note}")
+    print(f"hyenadna: stopped; {note}", file=sys.stderr)
+    return None
+
+
 @contextmanager
 def removed_unless_written(partial: Path, fresh: bool, written: Callable[[], int]) -> Iterator[None]:
     """Remove ``partial`` when the block fails before a record is in it and this run created it
     (``fresh``): a typo in an input path must not leave a ``.partial`` that blocks the corrected
-    command. ``written()`` counts the records in the file when the failure happens."""
+    command. A failure after that names the ``.partial`` and what it keeps. ``written()`` counts
+    the records in the file when the failure happens."""
     try:
         yield
-    except BaseException:
-        if fresh and written() == 0:
+    except BaseException as exc:
+        count = written()
+        if fresh and count == 0:
             partial.unlink(missing_ok=True)
+            partial.with_name(partial.name + ".json").unlink(missing_ok=True)  # score's record of its settings
+            raise
+        replacement = kept_after_failure(exc, f"{partial} keeps the {count:,} records written before")
+        if replacement is not None:
+            raise replacement from None
         raise
 
 
@@ -148,7 +172,6 @@ def run_lock(output: Path) -> Iterator[None]:
     from hyenadna.errors import HyenaDNAError
 
     path = output.with_name(output.name + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

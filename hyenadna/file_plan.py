@@ -65,8 +65,18 @@ def inside(folder: str | os.PathLike, name: str) -> Path:
 
 
 def real(path: str | os.PathLike) -> str:
-    """The real path (links resolved, relative to the working folder) of ``path``, which may not exist."""
-    return os.path.realpath(os.path.expanduser(os.fspath(path)))
+    """The real path (links resolved, relative to the working folder) of ``path``, which may not
+    exist. ``~`` is the shell's to expand: a ``~`` that reaches us is a folder of that name, as
+    every reader and writer takes it."""
+    return os.path.realpath(os.fspath(path))
+
+
+INDEX_SUFFIXES = (".fai", ".gzi", ".tbi", ".csi", ".bai", ".crai")
+"""Indexes kept beside an input (``genome.fa.fai``, ``in.vcf.gz.tbi``): inputs too."""
+MAX_FILES = 100_000
+"""Files of an input folder listed at most (a Genomic Benchmarks folder holds thousands)."""
+TEMPORARY_NAME = len(".{}.12345678.tmp") - 2
+"""Characters :func:`hyenadna.atomic.atomic_write` adds around a name for its temporary file."""
 
 
 def _same(a: str, b: str) -> bool:
@@ -87,23 +97,33 @@ class FilePlan:
     command: str
     inputs: list[tuple[str, str]] = field(default_factory=list)
     outputs: list[tuple[str, str, str]] = field(default_factory=list)  # (option, real path, of which output)
-    folders: set[str] = field(default_factory=set)  # real paths of output folders: no input may lie in one
+    cleared: set[str] = field(default_factory=set)  # real paths of output folders the run clears or removes
 
-    def input(self, option: str, path: str | os.PathLike | None) -> None:
-        """An input file or folder (``None``: not given). Its existence is the reader's to check."""
-        if path is not None and str(path) != "":
-            self.inputs.append((option, real(path)))
+    def input(self, option: str, path: object) -> None:
+        """An input file or folder (``None``: not given), with the indexes beside a file and
+        every file under a folder. Its existence is the reader's to check."""
+        if path is None or path == "":
+            return
+        if not isinstance(path, (str, os.PathLike)):
+            raise HyenaDNAError(f"{self.command}: {option} must be a path, got {path!r}")
+        where = real(path)
+        self.inputs.append((option, where))
+        for suffix in INDEX_SUFFIXES:
+            if os.path.exists(where + suffix):
+                self.inputs.append((f"{option} ({os.path.basename(where)}{suffix})", where + suffix))
+        if os.path.isdir(where):
+            for k, (root, _, files) in enumerate(os.walk(where)):
+                for name in files:
+                    self.inputs.append((f"{option} ({os.path.relpath(os.path.join(root, name), where)})",
+                                        real(os.path.join(root, name))))  # fmt: skip
+                if len(self.inputs) > MAX_FILES or k > MAX_FILES:
+                    break
 
     def model(self, option: str, name_or_path: str | os.PathLike | None) -> None:
         """A model given by name or path: a folder's files (weights, config, task) are inputs,
         so no output can replace the weights it reads. A preset or hub name is no file."""
-        if name_or_path is None or not os.path.exists(name_or_path):
-            return
-        self.input(option, name_or_path)
-        if os.path.isdir(name_or_path):
-            for entry in sorted(Path(name_or_path).iterdir()):
-                if entry.is_file():
-                    self.input(f"{option} ({entry.name})", entry)
+        if name_or_path is not None and os.path.exists(name_or_path):
+            self.input(option, name_or_path)
 
     def output(
         self,
@@ -112,41 +132,65 @@ class FilePlan:
         folder: bool = False,
         companions: tuple[str, ...] = (),
         make_parent: bool = False,
-    ) -> Path | None:
+        cleared: bool = False,
+    ) -> str | None:
         """An output file (or, with ``folder``, an output folder) and the ``companions`` it
-        brings: suffixes added to its name (``.partial``, ``.parts``, ``.tbi``). Its parent
-        folder must exist unless ``make_parent`` (files inside a folder the command makes).
-        Returns the path as given."""
+        brings: suffixes added to its name (``.partial``, ``.parts``, ``.tbi``; a ``.parts``
+        folder is removed when the run is done, so no input may lie in it). ``cleared``: the run
+        may clear the folder (a training run's ``--overwrite``), so no input may lie in it either.
+        Its parent folder must exist and be writable unless ``make_parent`` (a run folder, made
+        with its parents as Lightning's are). An existing output must be a regular file (or a
+        folder, for a folder): a device or a pipe is never replaced. Returns the path as given."""
         if path is None or str(path) == "":
             return None
-        given = Path(path)
-        if str(path).endswith(os.sep) and not folder:
-            raise HyenaDNAError(f"{self.command}: {option} {path} names a folder; give a file path")
-        if not folder and given.is_dir():
-            raise HyenaDNAError(f"{self.command}: {option} {path} is a folder; give a file path")
-        if folder and given.exists() and not given.is_dir():
-            raise HyenaDNAError(f"{self.command}: {option} {path} is a file; give a folder")
-        parent = Path(real(given)).parent
-        if not make_parent and not parent.is_dir():
-            what = "is not a folder" if parent.exists() else "does not exist"
-            raise HyenaDNAError(f"{self.command}: the folder of {option} {path} ({parent}) {what}; create it first")
-        self.outputs.append((option, real(given), option))
-        if folder:
-            self.folders.add(real(given))
+        if not isinstance(path, (str, os.PathLike)):
+            raise HyenaDNAError(f"{self.command}: {option} must be a path, got {path!r}")
+        given = os.fspath(path)
+        where = real(given)
+        if given.endswith(os.sep) and not folder:
+            raise HyenaDNAError(f"{self.command}: {option} {given} names a folder; give a file path")
+        if os.path.isdir(where) and not folder:
+            raise HyenaDNAError(f"{self.command}: {option} {given} is a folder; give a file path")
+        if folder and os.path.exists(where) and not os.path.isdir(where):
+            raise HyenaDNAError(f"{self.command}: {option} {given} is a file; give a folder")
+        if not folder and os.path.exists(where) and not os.path.isfile(where):
+            raise HyenaDNAError(
+                f"{self.command}: {option} {given} is not a regular file (a device, pipe or socket); never replaced"
+            )
+        longest = max((len(s) for s in companions), default=0) + TEMPORARY_NAME
+        if len(os.fsencode(os.path.basename(where))) + longest > 255:
+            raise HyenaDNAError(f"{self.command}: {option}: the file name {os.path.basename(where)!r} is too long")
+        parent = os.path.dirname(where)
+        if not make_parent:
+            if not os.path.isdir(parent):
+                what = "is not a folder" if os.path.exists(parent) else "does not exist"
+                raise HyenaDNAError(
+                    f"{self.command}: the folder of {option} {given} ({parent}) {what}; create it first"
+                )
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise HyenaDNAError(f"{self.command}: cannot write to the folder of {option} {given} ({parent})")
+        self.outputs.append((option, where, option))
+        if cleared:
+            self.cleared.add(where)
         for suffix in companions:
-            self.outputs.append((f"{option} ({given.name}{suffix})", real(given) + suffix, option))
+            self.outputs.append((f"{option} ({os.path.basename(where)}{suffix})", where + suffix, option))
             if suffix.endswith(".parts"):
-                self.folders.add(real(given) + suffix)
+                self.cleared.add(where + suffix)
         return given
 
     def check(self) -> FilePlan:
         """Refuse an output equal to an input or to another output (module docstring)."""
         for k, (option, path, owner) in enumerate(self.outputs):
             for in_option, in_path in self.inputs:
-                if _same(path, in_path) or (path in self.folders and in_path.startswith(path + os.sep)):
+                if _same(path, in_path):
                     raise HyenaDNAError(
                         f"{self.command}: {option} {path} is the input {in_option}; writing it would destroy the "
                         "input: choose another output path"
+                    )
+                if path in self.cleared and in_path.startswith(path + os.sep):
+                    raise HyenaDNAError(
+                        f"{self.command}: {option} {path} holds the input {in_option} ({in_path}), and this run may "
+                        "clear it: choose another output folder, or move the input out of it"
                     )
             for other, other_path, other_owner in self.outputs[:k]:
                 if other_owner != owner and _same(path, other_path):
@@ -168,14 +212,16 @@ def sources(value: object) -> list[str]:
     return [str(value)]
 
 
-def check_run_folder(command: str, output: str | os.PathLike, model: str | None, inputs: dict[str, object]) -> None:
-    """The plan of a training run: its folder (made with its parents, as Lightning's are) must not
-    be, nor hold, any input (``--overwrite`` clears a run folder's ``model/``: a model read from
-    there would be lost), and no input may be the folder."""
+def check_run_folder(
+    command: str, output: str | os.PathLike, model: str | None, inputs: dict[str, object], overwrite: bool = False
+) -> None:
+    """The plan of a training run: its folder (made with its parents, as Lightning's are) is no
+    input, and with ``overwrite``, which clears an earlier run's ``model/`` and checkpoints,
+    holds none (a model read from there would be lost)."""
     plan = FilePlan(command)
     plan.model("--model.name_or_path", model)
     for option, value in inputs.items():
         for path in sources(value):
             plan.input(option, path)
-    plan.output("--output", output, folder=True, make_parent=True)
+    plan.output("--output", output, folder=True, make_parent=True, cleared=overwrite)
     plan.check()

@@ -228,6 +228,11 @@ def generate(
     (:func:`check_sampling`).
     """
     check_sampling(max_new_tokens, temperature, top_k, top_p, seed, batch_size)
+    if max_new_tokens >= model.config.l_max:  # no prompt length would fit: say so, not "prompts of 1 to -3,974"
+        raise HyenaDNAError(
+            f"max_new_tokens {max_new_tokens:,} leaves no room for a prompt: prompt plus new bases must fit the "
+            f"model's l_max {model.config.l_max:,} (at most {model.config.l_max - 1:,} new bases after a 1-base prompt)"
+        )
     single = isinstance(prompts, str)
     prompts = [prompts] if single else list(prompts)
     tokenizer = CharacterTokenizer()

@@ -28,7 +28,7 @@ def number(
         raise HyenaDNAError(f"{option} must be a finite number, got {value!r}")
     value = float(value)
     if open_low and low is not None and value <= low:
-        raise HyenaDNAError(f"{option} must be greater than {low:g}, got {value:g}")
+        raise HyenaDNAError(f"{option} must be greater than {_show(low)}, got {_show(value)}")
     _bounded(option, value, low, high)
     return value
 
@@ -43,5 +43,18 @@ def positive(option: str, value: object) -> int:
 
 def _bounded(option: str, value: float, low: float | None, high: float | None) -> None:
     if (low is not None and value < low) or (high is not None and value > high):
-        span = f"{'' if low is None else f'{low:g}'}..{'' if high is None else f'{high:g}'}"
-        raise HyenaDNAError(f"{option} must lie in {span}, got {value:g}")
+        if high is None:
+            rule = f"be at least {_show(low)}"
+        elif low is None:
+            rule = f"be at most {_show(high)}"
+        else:
+            rule = f"lie in {_show(low)}..{_show(high)}"
+        raise HyenaDNAError(f"{option} must {rule}, got {_show(value)}")
+
+
+def _show(value: float | None) -> str:
+    """A number as typed: ints exactly (a 19-digit seed is not ``9.22337e+18``), floats by their
+    shortest exact form (``-1`` for ``-1.0``), so a refusal never reads as if the value were allowed."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)

@@ -94,12 +94,12 @@ def test_methods_repeated_or_empty_are_refused(tmp_path, fasta, lm_folder, no_mo
 @pytest.mark.parametrize(
     "option, value, message",
     [
-        ("max_records", 0, "--max_records must lie in 1.."),
-        ("max_records", -1, "--max_records must lie in 1.."),
+        ("max_records", 0, "--max_records must be at least 1"),
+        ("max_records", -1, "--max_records must be at least 1"),
         ("steps", 0, "steps must be positive"),
         ("batch_size", 0, "batch_size must be positive"),
         ("chunk", 0, "chunk must be positive"),
-        ("plot_records", -2, "--plot_records must lie in 0.."),
+        ("plot_records", -2, "--plot_records must be at least 0"),
         ("target_output", "softmax", "--target_output must be one of"),
         ("baseline", "noise", "--baseline must be one of"),
     ],

@@ -10,9 +10,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from cli_errors import error_line
 
 from hyenadna import HyenaDNAError
-from hyenadna.cli import main
 from hyenadna.data.genome import Genome
 from hyenadna.file_plan import FilePlan, inside, safe_name, unique_names
 from hyenadna.pipelines.embed import EmbedInput, run_embed
@@ -28,17 +28,6 @@ def few_records(path: Path, n: int = 10) -> Path:
     starts = [i for i, line in enumerate(lines) if line.startswith(">")]
     path.write_text("\n".join(lines[: starts[n]]) + "\n")
     return path
-
-
-def error_line(capsys, argv: list[str]) -> str:
-    """The one line ``hyenadna ARGV`` prints on stderr, with exit status 2 and no traceback."""
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    assert stop.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    assert err.startswith("hyenadna: error: ")
-    return err
 
 
 # -- file names from user text ---------------------------------------------------------------------
@@ -119,8 +108,64 @@ def test_outputs_need_an_existing_folder_of_the_right_kind(tmp_path):
     plan = FilePlan("finetune")
     plan.input("--data.train", tmp_path / "run" / "train.csv")
     plan.output("--output", tmp_path / "run", folder=True, make_parent=True)
-    with pytest.raises(HyenaDNAError, match="is the input --data.train"):
+    plan.check()  # a run folder that is not cleared (a fresh run, --resume) may hold its data
+    plan.output("--output", tmp_path / "run", folder=True, make_parent=True, cleared=True)
+    with pytest.raises(HyenaDNAError, match="holds the input --data.train .* and this run may clear it"):
         plan.check()
+
+
+def test_what_is_not_a_plain_file_or_too_long_a_name_is_never_an_output(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(HyenaDNAError, match="is not a regular file"):
+        FilePlan("embed").output("--output", tmp_path / "pipe")
+    with pytest.raises(HyenaDNAError, match="is not a regular file"):
+        FilePlan("score").output("--output", "/dev/null")
+    with pytest.raises(HyenaDNAError, match="the file name .* is too long"):
+        FilePlan("embed").output("--output", tmp_path / ("x" * 240), companions=(".partial",))
+
+
+def test_tilde_is_a_folder_name_and_indexes_and_folder_files_are_inputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "~").mkdir()
+    (tmp_path / "~" / "in.fa").write_text(">a\nACGT\n")
+    plan = FilePlan("embed")
+    plan.input("--input.fasta", "~/in.fa")  # the shell expands ~; a ~ that reaches us is a folder's name
+    plan.output("--output", tmp_path / "~" / "in.fa")
+    with pytest.raises(HyenaDNAError, match="is the input --input.fasta"):
+        plan.check()
+    with pytest.raises(HyenaDNAError, match="does not exist; create it first"):
+        FilePlan("embed").output("--output", "~/no/x.h5")
+    (tmp_path / "~" / "in.fa.fai").write_text("a\t4\t3\t4\t5\n")
+    (tmp_path / "gb" / "test" / "MafK").mkdir(parents=True)
+    (tmp_path / "gb" / "test" / "MafK" / "0.txt").write_text("ACGT")
+    for inp, out, option in (("~/in.fa", "~/in.fa.fai", "--genome"), ("gb", "gb/test/MafK/0.txt", "--input")):
+        plan = FilePlan("score")
+        plan.input(option, inp)
+        plan.output("--output", out)
+        with pytest.raises(HyenaDNAError, match=f"is the input {option} "):
+            plan.check()
+    with pytest.raises(HyenaDNAError, match="--reader.genome must be a path, got 5"):
+        FilePlan("predict").input("--reader.genome", 5)
+
+
+def test_what_a_stopped_run_left_is_never_passed_over(tmp_path):
+    from hyenadna.pipelines.sharding import continues_chunks
+
+    out = tmp_path / "e.h5"
+    assert not continues_chunks(out, distributed=False, resume=False)
+    assert continues_chunks(out, distributed=True, resume=False)
+    (tmp_path / "e.h5.parts").mkdir()
+    for distributed in (False, True):
+        with pytest.raises(HyenaDNAError, match=r"e.h5.parts is left from a stopped run; pass --resume"):
+            continues_chunks(out, distributed, resume=False)
+        assert continues_chunks(out, distributed, resume=True)
+    (tmp_path / "e.h5.partial").write_text("x")
+    with pytest.raises(HyenaDNAError, match="are both left from stopped runs"):
+        continues_chunks(out, False, resume=True)
+    (tmp_path / "e.h5.parts").rmdir()
+    with pytest.raises(HyenaDNAError, match=r"e.h5.partial is left from a stopped run; pass --resume"):
+        continues_chunks(out, True, resume=False)
+    assert not continues_chunks(out, False, resume=True)  # the one-process path continues its own .partial
 
 
 # -- the command line's one error path -------------------------------------------------------------
@@ -175,8 +220,8 @@ def test_a_run_failing_before_its_first_chunk_leaves_no_folder_and_a_later_failu
     with pytest.raises(HyenaDNAError, match="^record 'x' is bad$"):
         run(0)
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no .parts, no .lock
-    with pytest.raises(HyenaDNAError, match=r"record 'x' is bad; .*out.tsv.parts keeps 1 finished chunk\(s\): run the "
-                                            "same command with --resume"):  # fmt: skip
+    with pytest.raises(HyenaDNAError, match=r"record 'x' is bad; .*out.tsv.parts keeps 1 finished chunk\(s\): "
+                                            "--resume continues it while the inputs"):  # fmt: skip
         run(1)
     assert run(99, resume=True)
     assert out.read_text().split() == [str(i) for i in range(6)]
@@ -218,7 +263,7 @@ def test_chunks_of_a_stopped_two_process_embed_are_kept_by_a_one_process_resume(
     monkeypatch.undo()
     parts = tmp_path / "e.h5.parts"
     assert sorted(p.name for p in parts.glob("chunk*")) == ["chunk000000000.h5"]
-    with pytest.raises(HyenaDNAError, match="cannot resume, its chunk differ"):
+    with pytest.raises(HyenaDNAError, match=r"cannot resume, its chunk \(was 3, now 4\) differ .* or delete it"):
         run_embed(output=str(out), resume=True, **{**kwargs, "chunk": 4})
     computed = []
     monkeypatch.setattr(embed_module, "_write_chunk", lambda h5, b, t, records, *a: computed.append(len(records))
@@ -330,7 +375,7 @@ def commands_writing_over_an_input(tmp_path: Path) -> list[tuple[list[str], Path
         ),
         (["generate", "--model", "tiny-1k", "--prompts", f, "--max_new_tokens", "4", "--output", f], fasta),
         (["motifs", "--attributions", str(attributions), "--output", str(attributions.parent)], attributions),
-        (["pretrain", "--data.genomes", f'[{{"path": "{run / "g.fa"}"}}]', "--output", str(run)], None),
+        (["pretrain", "--data.genomes", f'[{{"path": "{run / "g.fa"}"}}]', "--output", str(run), "--overwrite"], None),
         (["finetune", "--data.train", str(table), "--output", str(run), "--overwrite"], table),
     ]
 
@@ -375,3 +420,25 @@ def test_a_stopped_two_process_score_is_continued_by_one_process(real, tmp_path,
     assert len(calls) == chunks - 1  # every chunk but the kept one
     assert out.read_text() == (tmp_path / "straight.tsv").read_text()
     assert not (tmp_path / "s.tsv.parts").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--data.batch_size", "0", "--data.batch_size must be positive, got 0"),
+     ("--optim.lr", "-1", "--optim.lr must be greater than 0, got -1"),
+     ("--data.val_stride", "0", "--data.val_stride must be positive, got 0"),
+     ("--trainer.max_steps", "0", "--trainer.max_steps must be -1 (no limit) or positive"),
+     ("--data.genomes", '[{"path": "missing.fa"}]', "missing.fa")],
+)  # fmt: skip
+def test_a_refused_training_run_leaves_no_run_folder(tmp_path, capsys, option, value, message):
+    genomes = f'[{{"path": "{REPO / "data" / "lambda_virus.fa"}"}}]'
+    argv = ["pretrain", "--data.genomes", genomes, "--trainer.accelerator", "cpu", "--output", str(tmp_path / "run")]
+    assert message in error_line(capsys, [*argv, option, value])
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_refused_finetune_leaves_no_run_folder(tmp_path, capsys):
+    argv = ["finetune", "--data.train", str(tmp_path / "missing.csv"), "--output", str(tmp_path / "run")]
+    assert "missing.csv" in error_line(capsys, argv)
+    assert "--head.dropout must be below 1" in error_line(capsys, [*argv, "--head.dropout", "1"])
+    assert not (tmp_path / "run").exists()

@@ -101,7 +101,7 @@ def test_task_model_head_weights_are_checked(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"train_length": -3}, "train_length must lie in 1.."),
+        ({"train_length": -3}, "train_length must be at least 1"),
         ({"train_length": 2.5}, "train_length must be a whole number"),
         ({"labels": []}, "at least one label"),
         ({"labels": ["a", "a"]}, "labels must be distinct"),

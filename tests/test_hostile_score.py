@@ -292,7 +292,7 @@ def test_symbolic_records_carry_a_declared_end(chr20, tmp_path, capfd):
         ({"chunk": 0}, "--chunk must be positive, got 0"),
         ({"max_allele": 0}, "--max_allele must be positive, got 0"),
         ({"max_allele": -5}, "--max_allele must be positive, got -5"),
-        ({"window": 1}, "--window must lie in 2.., got 1"),
+        ({"window": 1}, "--window must be at least 2, got 1"),
         ({"seed": 2**70}, "--seed must lie in"),
         ({"batch_size": 2.5}, "--batch_size must be a whole number"),
         ({"fasta": "x.fa", "vcf": None, "genome": None, "vcf_output": "x.vcf"}, "--vcf_output annotates a --vcf"),

@@ -46,7 +46,7 @@ def test_a_stopped_folder_needs_resume_and_the_same_settings(tmp_path):
         break
     with pytest.raises(HyenaDNAError, match="left from a stopped run; pass --resume"):
         ChunkFolder(out, rank, {"chunk": 4}, ".txt", resume=False, overwrite=False)
-    with pytest.raises(HyenaDNAError, match="cannot resume, its chunk differ"):
+    with pytest.raises(HyenaDNAError, match=r"cannot resume, its chunk \(was 4, now 8\) differ"):
         ChunkFolder(out, rank, {"chunk": 8}, ".txt", resume=True, overwrite=False)
     again = ChunkFolder(out, rank, {"chunk": 4}, ".txt", resume=True, overwrite=False)
     assert [k for k, _ in again.owned(chunked(range(8), 4))] == [1]  # chunk 0 is kept

@@ -228,6 +228,8 @@ class Genome:
             first, last = (int(v) for v in span.replace(",", "").split("-"))
         except ValueError:
             raise HyenaDNAError(f"{self.path}: bad region {text!r} (want contig or contig:start-end)") from None
+        if first > last:
+            raise HyenaDNAError(f"{self.path}: region {text!r}: start {first:,} is after end {last:,}")
         if not 1 <= first <= last <= size:
             raise HyenaDNAError(f"{self.path}: region {text!r} is not within {contig} (length {size:,})")
         return contig, first - 1, last

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -73,6 +74,7 @@ def build_trainer(
     """A Lightning Trainer logging to ``output/logs/{csv,tensorboard}/version_N`` and checkpointing
     under ``output/checkpoints`` (every N steps, ``last.ckpt``, and the best by ``monitor``)."""
     import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -106,28 +108,31 @@ def build_trainer(
     val_kwargs: dict[str, Any] = {"check_val_every_n_epoch": 1}
     if options.val_every_n_steps:
         val_kwargs = {"val_check_interval": options.val_every_n_steps, "check_val_every_n_epoch": None}
-    return L.Trainer(
-        max_steps=options.max_steps,
-        max_epochs=options.max_epochs,
-        accelerator=options.accelerator,
-        devices=options.devices,
-        strategy=options.strategy,
-        num_nodes=options.num_nodes,
-        precision=resolve_precision(options.precision, options.accelerator),
-        accumulate_grad_batches=options.accumulate_grad_batches,
-        gradient_clip_val=gradient_clip or None,
-        limit_val_batches=options.limit_val_batches,
-        log_every_n_steps=options.log_every_n_steps,
-        enable_progress_bar=options.progress_bar,
-        deterministic=options.deterministic,
-        default_root_dir=output,
-        enable_model_summary=False,  # its FLOPs column reads 0 for our operators; the summary counts parameters
-        callbacks=callbacks,
-        logger=loggers,
-        plugins=[atomic_checkpoint_io()],
-        **val_kwargs,
-        **extra,
-    )
+    try:  # Lightning refuses settings it cannot use (--trainer.precision bogus) with a plain ValueError
+        return L.Trainer(
+            max_steps=options.max_steps,
+            max_epochs=options.max_epochs,
+            accelerator=options.accelerator,
+            devices=options.devices,
+            strategy=options.strategy,
+            num_nodes=options.num_nodes,
+            precision=resolve_precision(options.precision, options.accelerator),
+            accumulate_grad_batches=options.accumulate_grad_batches,
+            gradient_clip_val=gradient_clip or None,
+            limit_val_batches=options.limit_val_batches,
+            log_every_n_steps=options.log_every_n_steps,
+            enable_progress_bar=options.progress_bar,
+            deterministic=options.deterministic,
+            default_root_dir=output,
+            enable_model_summary=False,  # its FLOPs column reads 0 for our operators; the summary counts parameters
+            callbacks=callbacks,
+            logger=loggers,
+            plugins=[atomic_checkpoint_io()],
+            **val_kwargs,
+            **extra,
+        )
+    except (ValueError, MisconfigurationException) as exc:
+        raise HyenaDNAError(f"--trainer options: {' '.join(str(exc).split()) or type(exc).__name__}") from None
 
 
 def resume_checkpoint(output: Path, resume: bool | str) -> str | None:
@@ -157,16 +162,25 @@ def resume_checkpoint(output: Path, resume: bool | str) -> str | None:
 def _check_loads_safely(path: Path) -> None:
     """Load ``path`` as Lightning will (``weights_only=True``: nothing in it can run code), memory
     mapped so no weight is read, so that a checkpoint naming any other global (a pickle that
-    would call ``os.system``) is one error naming the file, not a traceback from inside the fit."""
+    would call ``os.system``) is one error naming the file, not a traceback from inside the fit.
+    torch's advice in its refusal (allow the global, or load with ``weights_only=False``) is not
+    relayed: it would tell the user how to run the code."""
     import pickle
 
     try:
         torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = next((line for line in lines if "global" in line.lower()), lines[0] if lines else type(exc).__name__)
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if found:
+            reason = (
+                f"was refused because it holds {found.group(1)}, which a checkpoint of ours never holds "
+                "(a pickle that could run code)"
+            )
+        else:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            plain = isinstance(exc, pickle.UnpicklingError) or not lines or "weights_only" in lines[0]
+            reason = f"cannot be read ({type(exc).__name__ if plain else lines[0]})"
         raise HyenaDNAError(
-            f"cannot resume: {path} was refused by the safe checkpoint loader ({reason}); only checkpoints "
-            "this program wrote can be resumed: resume from another one (--resume PATH) or start again "
+            f"cannot resume: {path} {reason}; resume from another checkpoint (--resume PATH) or start again "
             "with --overwrite"
         ) from None

@@ -22,7 +22,6 @@ and ``--trainer.devices`` / ``--trainer.num_nodes`` share the chunks between pro
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -374,20 +373,9 @@ def explain_plan(model: str, input: str | dict[str, str], reader: dict | None, o
     plan = FilePlan("explain")
     plan.model("--model", model)
     for path in sequence_input_files(input):
-        for item in _files(path):
-            plan.input("--input", item)
-    genome = (reader or {}).get("genome")
-    if isinstance(genome, (str, os.PathLike)):
-        plan.input("--reader.genome", genome)
+        plan.input("--input", path)  # a folder's files too
+    plan.input("--reader.genome", (reader or {}).get("genome"))
     plan.output("--output", output, companions=(".parts", ".lock"))
     plan.output("--ism_tsv", ism_tsv)
     plan.output("--plots", plots, folder=True)
     return plan.check()
-
-
-def _files(path: str | os.PathLike) -> list[str]:
-    """``path`` and, for a folder, every file under it."""
-    found = [os.fspath(path)]
-    if Path(path).is_dir():
-        found += [os.path.join(root, name) for root, _, files in os.walk(path) for name in files]
-    return found

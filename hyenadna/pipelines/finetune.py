@@ -18,6 +18,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from hyenadna import validate
 from hyenadna.atomic import (
     atomic_write_text,
     launched_as_rank_zero,
@@ -183,8 +184,9 @@ def run_finetune(
             (and cnn_baseline/, the CNN's own run folder, when it is trained).
         resume: continue from output/checkpoints/last.ckpt.
         overwrite: replace an earlier run in output (a non-empty output needs resume or overwrite).
-        seed: seed for initialisation, the validation split and shuffling.
+        seed: seed for initialisation, the validation split and shuffling, 0 to 2**32-1.
     """
+    validate.integer("--seed", seed, 0, 2**32 - 1)  # the range seed_everything takes
     finetune = tuning
     if not data.train:
         raise HyenaDNAError("fine-tuning needs labelled training data (data.train)")
@@ -199,9 +201,8 @@ def run_finetune(
             "--data.test": data.test,
             "--data.reader.genome": data.reader.get("genome"),
         },
+        overwrite,
     )
-    if launched_as_rank_zero():
-        prepare_run_folder(out, resume, overwrite)
     L.seed_everything(seed, workers=True, verbose=False)
     is_cnn = model.name_or_path == CNN_NAME
     backbone = None if is_cnn else initial_model(model, seed)
@@ -260,7 +261,8 @@ def run_finetune(
     lightning_trainer = build_trainer(
         trainer, out, callbacks, optim.grad_clip, monitor=(monitor, mode) if monitor else None
     )
-    if launched_as_rank_zero():  # once the run is set up: a run that fails earlier leaves no config
+    if launched_as_rank_zero():  # once options, inputs and the Trainer have passed: a refused run leaves no folder
+        prepare_run_folder(out, resume, overwrite)
         write_run_config(out, {"data": data, "model": model, "head": head, "tuning": tuning, "optim": optim,
                                "trainer": trainer, "output": output, "seed": seed})  # fmt: skip
     start = time.perf_counter()

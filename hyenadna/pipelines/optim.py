@@ -16,6 +16,7 @@ from torch import nn
 
 from hyenadna.errors import HyenaDNAError
 from hyenadna.modules.filter import ImplicitFilter
+from hyenadna.validate import integer, number
 
 
 @dataclass
@@ -37,6 +38,19 @@ class OptimOptions:
     warmup_steps: int = 10
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:  # checked as the options are read: a refused run creates nothing
+        number("--optim.lr", self.lr, low=0.0, open_low=True)
+        number("--optim.weight_decay", self.weight_decay, low=0.0)
+        if len(self.betas) != 2:
+            raise HyenaDNAError(f"--optim.betas must be two numbers, got {self.betas!r}")
+        for beta in self.betas:
+            number("--optim.betas", beta, 0.0, 1.0)
+            if beta >= 1:
+                raise HyenaDNAError(f"--optim.betas must lie in [0, 1), got {beta:g}")
+        integer("--optim.warmup_steps", self.warmup_steps, low=0)
+        number("--optim.min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        number("--optim.grad_clip", self.grad_clip, low=0.0)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

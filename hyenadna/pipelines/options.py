@@ -10,6 +10,13 @@ from typing import Any
 
 from hyenadna.data.corpus import GenomeSource
 from hyenadna.data.windows import LengthStage
+from hyenadna.errors import HyenaDNAError
+from hyenadna.validate import integer, number, positive
+
+
+def _optional_positive(option: str, value: int | None) -> None:
+    if value is not None:
+        positive(option, value)
 
 
 @dataclass
@@ -66,6 +73,20 @@ class TrainerOptions:
     progress_bar: bool = True
     deterministic: bool = False
 
+    def __post_init__(self) -> None:  # checked as the options are read: a refused run creates nothing
+        for option, value in (("max_steps", self.max_steps), ("max_epochs", self.max_epochs)):
+            if integer(f"--trainer.{option}", value, low=-1) == 0:
+                raise HyenaDNAError(f"--trainer.{option} must be -1 (no limit) or positive, got 0")
+        positive("--trainer.num_nodes", self.num_nodes)
+        positive("--trainer.accumulate_grad_batches", self.accumulate_grad_batches)
+        positive("--trainer.log_every_n_steps", self.log_every_n_steps)
+        integer("--trainer.val_every_n_steps", self.val_every_n_steps, low=0)
+        integer("--trainer.checkpoint_every_n_steps", self.checkpoint_every_n_steps, low=0)
+        if isinstance(self.limit_val_batches, float):
+            number("--trainer.limit_val_batches", self.limit_val_batches, 0.0, 1.0)
+        else:
+            integer("--trainer.limit_val_batches", self.limit_val_batches, low=0)
+
 
 @dataclass
 class PretrainData:
@@ -96,6 +117,16 @@ class PretrainData:
     val_max_windows: int | None = 256
     num_workers: int = 0
     length_warmup: list[LengthStage] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        positive("--data.length", self.length)
+        positive("--data.batch_size", self.batch_size)
+        positive("--data.samples_per_epoch", self.samples_per_epoch)
+        number("--data.rc_prob", self.rc_prob, 0.0, 1.0)
+        number("--data.max_n_fraction", self.max_n_fraction, 0.0, 1.0)
+        _optional_positive("--data.val_stride", self.val_stride)
+        _optional_positive("--data.val_max_windows", self.val_max_windows)
+        integer("--data.num_workers", self.num_workers, low=0)
 
 
 @dataclass
@@ -139,6 +170,21 @@ class LabelledData:
     padding_side: str = "right"
     num_workers: int = 0
 
+    def __post_init__(self) -> None:
+        number("--data.val_fraction", self.val_fraction, 0.0, 1.0)
+        if self.val_fraction >= 1:
+            raise HyenaDNAError(
+                f"--data.val_fraction must be below 1 (some training data must stay), got {self.val_fraction:g}"
+            )
+        positive("--data.batch_size", self.batch_size)
+        number("--data.rc_prob", self.rc_prob, 0.0, 1.0)
+        _optional_positive("--data.max_length", self.max_length)
+        integer("--data.num_workers", self.num_workers, low=0)
+        if self.truncation not in ("error", "right", "left", "center"):
+            raise HyenaDNAError(f"--data.truncation must be error, right, left or center, got {self.truncation!r}")
+        if self.padding_side not in ("right", "left"):
+            raise HyenaDNAError(f"--data.padding_side must be right or left, got {self.padding_side!r}")
+
 
 @dataclass
 class HeadOptions:
@@ -163,6 +209,12 @@ class HeadOptions:
     rc_conjoin: bool = False
     dropout: float = 0.1
 
+    def __post_init__(self) -> None:
+        integer("--head.layer", self.layer)
+        number("--head.dropout", self.dropout, 0.0, 1.0)
+        if self.dropout >= 1:
+            raise HyenaDNAError(f"--head.dropout must be below 1, got {self.dropout:g}")
+
 
 @dataclass
 class FinetuneOptions:
@@ -186,3 +238,7 @@ class FinetuneOptions:
     patience: int = 3
     baseline: bool = True
     cnn_baseline: bool = False
+
+    def __post_init__(self) -> None:
+        number("--tuning.backbone_lr_scale", self.backbone_lr_scale, low=0.0)
+        integer("--tuning.patience", self.patience, low=0)

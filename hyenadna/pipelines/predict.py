@@ -78,9 +78,10 @@ def run_predict(
     rank = launch(trainer) or alone(resolve_device(device))
     seq_model = load_task_model(model, map_location=rank.device).eval()
     names, seqs, truths = read_sequence_input(input, format, reader or {})
+    check_bases(input, names, seqs)  # before the chunk folder exists, not in the middle of the run
     if tiling is not None and tiling.enabled:
         tiling.check(seq_model.max_length)
-    else:  # refused before the chunk folder exists, not in the middle of the run
+    else:
         too_long_hint(seqs, seq_model.max_length, names)
     config = seq_model.head_config
     settings = {
@@ -106,6 +107,17 @@ def run_predict(
     if not run_chunks(output, rank, settings, ".tsv", resume, overwrite, rows, writer, join_text(header), bar):
         return None
     return {"rows": len(seqs), "output": output}
+
+
+def check_bases(source: str | dict[str, str], names: list[str], seqs: list[str]) -> None:
+    """Refuse, naming the input and the record, a sequence with a character the tokenizer
+    rejects: found before any chunk is written, so no ``--resume`` is offered that could not help."""
+    from hyenadna.tokenizer import CharacterTokenizer
+
+    tokenizer = CharacterTokenizer()
+    where = source if isinstance(source, str) else "the input"
+    for name, seq in zip(names, seqs):
+        tokenizer.encode_bases(seq, name=f"{where}: record {name!r}")
 
 
 def prediction_table(

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric, SumMetric
 
+from hyenadna import validate
 from hyenadna.atomic import atomic_write_text, launched_as_rank_zero, prepare_run_folder, write_run_config
 from hyenadna.config import HyenaConfig
 from hyenadna.data.datamodules import PretrainDataModule
@@ -143,14 +144,13 @@ def run_pretrain(
         resume: continue from output/checkpoints/last.ckpt (true) or a given checkpoint: weights,
             optimiser, schedule, step count and the position in the epoch's windows.
         overwrite: replace an earlier run in output (a non-empty output needs resume or overwrite).
-        seed: seed for initialisation and for the windows.
+        seed: seed for initialisation and for the windows, 0 to 2**32-1.
     """
+    validate.integer("--seed", seed, 0, 2**32 - 1)  # the range seed_everything takes
     if not data.genomes:
         raise HyenaDNAError("pretraining needs at least one genome (data.genomes)")
     out = Path(output)
-    check_run_folder("pretrain", out, model.name_or_path, {"--data.genomes": [g.path for g in data.genomes]})
-    if launched_as_rank_zero():
-        prepare_run_folder(out, resume, overwrite)
+    check_run_folder("pretrain", out, model.name_or_path, {"--data.genomes": [g.path for g in data.genomes]}, overwrite)
     L.seed_everything(seed, workers=True, verbose=False)
     backbone = initial_model(model, seed)
     if data.length > backbone.config.l_max:
@@ -175,7 +175,8 @@ def run_pretrain(
         trainer = replace(trainer, limit_val_batches=0)
     timer = StepTimer()
     lightning_trainer = build_trainer(trainer, out, [timer], optim.grad_clip, reload_dataloaders_every_n_epochs=1)
-    if launched_as_rank_zero():  # once the run is set up: a run that fails earlier leaves no config
+    if launched_as_rank_zero():  # once options, inputs and the Trainer have passed: a refused run leaves no folder
+        prepare_run_folder(out, resume, overwrite)
         write_run_config(out, {"data": data, "model": model, "optim": optim, "trainer": trainer, "output": output,
                                "seed": seed})  # fmt: skip
     start = time.perf_counter()

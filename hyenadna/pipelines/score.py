@@ -40,7 +40,16 @@ from hyenadna.pipelines.score_checks import (
     plan_files,
 )
 from hyenadna.pipelines.score_fasta import run_score_fasta
-from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, Rank, chunked, join_text, launch, run_chunks
+from hyenadna.pipelines.sharding import (
+    ONE_PROCESS,
+    Processes,
+    Rank,
+    chunked,
+    join_text,
+    launch,
+    refuse_changed_settings,
+    run_chunks,
+)
 from hyenadna.pipelines.variants import InfoField, VariantJob, WindowScorer, variant_jobs
 from hyenadna.tiling import Tiling
 from hyenadna.validate import integer
@@ -110,9 +119,7 @@ def _open_output(output: str, header: str, resume: bool, overwrite: bool, settin
         except (OSError, ValueError):
             message = f"{partial}: cannot resume, its settings ({recorded.name}) are missing or torn"
             raise HyenaDNAError(message) from None
-        changed = sorted(k for k in settings.keys() | before.keys() if settings.get(k) != before.get(k))
-        if changed:
-            raise HyenaDNAError(f"{partial}: cannot resume, its {', '.join(changed)} differ from this run's")
+        refuse_changed_settings(partial, before, settings)
         return out, partial, _resume_partial(partial, header)
     atomic_write_text(recorded, json.dumps(settings, sort_keys=True))
     partial.write_text(header + "\n")

@@ -29,14 +29,13 @@ import atexit
 import contextlib
 import json
 import shutil
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hyenadna.atomic import atomic_write, atomic_write_text, run_lock, sigterm_as_interrupt
+from hyenadna.atomic import atomic_write, atomic_write_text, kept_after_failure, run_lock, sigterm_as_interrupt
 from hyenadna.errors import HyenaDNAError
 
 T = TypeVar("T")
@@ -146,15 +145,40 @@ def continues_chunks(output: str | Path, distributed: bool, resume: bool) -> boo
     """Whether a command that writes ``OUTPUT.partial`` in one process must run through the chunk
     folder instead: when it runs on several processes, or when ``--resume`` finds the
     ``OUTPUT.parts/`` of a run on several processes (its chunks are kept, whatever the device
-    count now). A ``.partial`` of a one-process run cannot be shared out: refused on several."""
+    count now). What a stopped run left is never passed over: without ``--resume`` either kind
+    is refused, as is a ``.partial`` (one process's) on several processes, and the two together."""
     out = Path(output)
     partial, parts = out.with_name(out.name + ".partial"), out.with_name(out.name + ".parts")
-    if distributed and resume and partial.exists() and not parts.exists():
+    left = [p for p in (partial, parts) if p.exists()]
+    if left and not resume:
+        raise HyenaDNAError(f"{left[0]} is left from a stopped run; pass --resume to continue it or delete it")
+    if len(left) == 2:
+        raise HyenaDNAError(
+            f"{partial} (a run in one process) and {parts} (a run on several) are both left from stopped runs: "
+            "delete the one you do not want to continue"
+        )
+    if distributed and partial.exists():
         raise HyenaDNAError(
             f"{partial} was left by a run in one process, which only one process can continue: run the same "
             "command without --trainer.devices / --trainer.num_nodes, or delete it to start again"
         )
-    return distributed or (resume and parts.is_dir())
+    return distributed or parts.is_dir()
+
+
+def refuse_changed_settings(left: Path, before: dict, now: dict) -> None:
+    """Refuse to resume ``left`` (a stopped run's ``.parts/`` or ``.partial``) with settings other
+    than the ones it was started with, naming each one that changed (with both values when short)."""
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if not changed:
+        return
+    shown = []
+    for key in changed:
+        old, new = json.dumps(before.get(key), default=str), json.dumps(now.get(key), default=str)
+        shown.append(f"{key} (was {old}, now {new})" if len(old) + len(new) < 60 else key)
+    raise HyenaDNAError(
+        f"{left}: cannot resume, its {', '.join(shown)} differ from this run's: resume with the settings and "
+        "inputs it was started with, or delete it to start again"
+    )
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -191,9 +215,7 @@ class ChunkFolder:
             except (OSError, ValueError):
                 message = f"{self.folder}: cannot resume, its settings ({recorded.name}) are missing or torn"
                 raise HyenaDNAError(message) from None
-            changed = sorted(k for k in self._settings.keys() | before.keys() if self._settings.get(k) != before.get(k))
-            if changed:
-                raise HyenaDNAError(f"{self.folder}: cannot resume, its {', '.join(changed)} differ from this run's")
+            refuse_changed_settings(self.folder, before, self._settings)
         self.created = not stopped  # by this run: removed again when it fails before any chunk is written
         rank.barrier()  # every rank has looked before the leader creates anything
         if rank.leader and not stopped:
@@ -210,19 +232,16 @@ class ChunkFolder:
 
     def after_failure(self, exc: BaseException) -> BaseException | None:
         """On the leader, when the run stops with ``exc``: remove the folder this run created if
-        no chunk is in it; else name what it keeps and how to continue (a replacement error for
-        ours, a line on stderr for an interrupt or a bug)."""
+        no chunk is in it (in one process only: another rank may be writing its first chunk);
+        else name what it keeps and how to continue (a replacement error for ours, a line on
+        stderr for an interrupt or a bug)."""
         if not self.rank.leader:
             return None
         kept = self.written()
-        if kept == 0 and self.created:
+        if kept == 0 and self.created and self.rank.world_size == 1:
             shutil.rmtree(self.folder, ignore_errors=True)
             return None
-        note = f"{self.folder} keeps {kept} finished chunk(s): run the same command with --resume to continue"
-        if isinstance(exc, HyenaDNAError):
-            return HyenaDNAError(f"{exc}; {note}")
-        print(f"hyenadna: stopped; {note}", file=sys.stderr)
-        return None
+        return kept_after_failure(exc, f"{self.folder} keeps {kept} finished chunk(s)")
 
     def owned(self, chunks: Iterable[list[T]]) -> Iterator[tuple[int, list[T]]]:
         """(k, chunk) for the chunks this rank owns and has not written yet; counts all chunks."""
