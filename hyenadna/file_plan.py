@@ -173,6 +173,9 @@ class FilePlan:
         if cleared:
             self.cleared.add(where)
         for suffix in companions:
+            if not suffix.endswith(".parts") and os.path.isdir(where + suffix):
+                message = f"{given}{suffix}, which this run writes, is a folder; move it away"
+                raise HyenaDNAError(f"{self.command}: {message}")
             self.outputs.append((f"{option} ({os.path.basename(where)}{suffix})", where + suffix, option))
             if suffix.endswith(".parts"):
                 self.cleared.add(where + suffix)

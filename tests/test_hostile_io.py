@@ -120,6 +120,9 @@ def test_what_is_not_a_plain_file_or_too_long_a_name_is_never_an_output(tmp_path
         FilePlan("embed").output("--output", tmp_path / "pipe")
     with pytest.raises(HyenaDNAError, match="is not a regular file"):
         FilePlan("score").output("--output", "/dev/null")
+    (tmp_path / "x.h5.lock").mkdir()
+    with pytest.raises(HyenaDNAError, match="x.h5.lock, which this run writes, is a folder"):
+        FilePlan("embed").output("--output", tmp_path / "x.h5", companions=(".partial", ".lock"))
     with pytest.raises(HyenaDNAError, match="the file name .* is too long"):
         FilePlan("embed").output("--output", tmp_path / ("x" * 240), companions=(".partial",))
 
@@ -316,6 +319,8 @@ def test_an_embed_option_its_input_ignores_is_refused(tmp_path):
     ):
         with pytest.raises(HyenaDNAError, match=message):
             run_embed("tiny-1k", out, source, device="cpu")
+    with pytest.raises(HyenaDNAError, match="--seed must lie in 0..9223372036854775807, got 18446744073709551616"):
+        run_embed("tiny-1k", out, EmbedInput(fasta=str(fasta)), device="cpu", seed=2**64)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.fa"]
 
 

@@ -224,12 +224,13 @@ def run_embed(
     from hyenadna.pipelines.common import resolve_device
     from hyenadna.pipelines.sharding import alone, continues_chunks
     from hyenadna.tokenizer import CharacterTokenizer
-    from hyenadna.validate import positive
+    from hyenadna.validate import integer, positive
 
     if dtype not in ("float32", "float16"):
         raise HyenaDNAError(f"dtype must be float32 or float16, got {dtype!r}")
     positive("--chunk", chunk)
     positive("--batch_size", batch_size)
+    integer("--seed", seed, 0, 2**63 - 1)
     if pooling == "none":
         raise HyenaDNAError("pooling 'none' is not stored; use per_token=True with a pooling for the pooled rows")
     check_input(input)
