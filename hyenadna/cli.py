@@ -263,6 +263,16 @@ def _is_lightning_misconfiguration(exc: BaseException) -> bool:
     return type(exc).__name__ == "MisconfigurationException" and type(exc).__module__.startswith("lightning")
 
 
+def in_config_files(message: str, args: Sequence[str]) -> str:
+    """``message`` with the YAML reader's ``"<unicode string>"`` replaced by the ``--config``
+    file(s) it read: a syntax error names the file to fix."""
+    configs = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--config"]
+    configs += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
+    if not configs or "<unicode string>" not in message:
+        return message
+    return message.replace('"<unicode string>"', " or ".join(configs)).replace("<unicode string>", " or ".join(configs))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``hyenadna`` command. Run as a program (``argv`` None), it first re-executes itself
     with jemalloc as the allocator when installed (see :mod:`hyenadna.runtime`)."""
@@ -287,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             if not refused_by_options(exc):
                 raise  # a bug of ours, say in a dataclass's __post_init__: the traceback is what a report needs
             where = f"hyenadna {chosen[0]} --help" if chosen else "hyenadna --help"
-            raise HyenaDNAError(f"{innermost_message(exc, fn)} (see {where})") from None
+            message = in_config_files(innermost_message(exc, fn), args)
+            raise HyenaDNAError(f"{message} (see {where})") from None
         kwargs = {k: v for k, v in dict(init).items() if k not in ("config", "__path__")}
         with contextlib.redirect_stdout(sys.stderr):  # progress bars and logs: stdout is for the result
             result = command(name)(**kwargs)

@@ -224,3 +224,10 @@ def test_a_bug_in_building_the_options_keeps_its_traceback(probe, capsys):
     assert "--knob.n: expected int" in error_line(capsys, ["probe", "--knob.n", "x"])
     main(["probe", "--knob.n", "1"])
     assert capsys.readouterr().out.strip() == "{}"
+
+
+def test_a_yaml_syntax_error_names_the_config_file(tmp_path, capsys):
+    config = tmp_path / "recipe.yaml"
+    config.write_text("model: tiny-1k\noutput: [unclosed\n")
+    message = error_line(capsys, ["embed", "--config", str(config)])
+    assert f"in {config}, line 2" in message and "<unicode string>" not in message
