@@ -164,8 +164,6 @@ def next_base_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int =
     ``top_k`` most probable bases (0: all) and to the smallest set whose probability reaches
     ``top_p``, renormalised. Temperature 0 puts all mass on the most probable base."""
     base_logits = logits[..., BASE_IDS].float()
-    if not bool(torch.isfinite(base_logits).all()):
-        raise HyenaDNAError("the model gave NaN or infinite next-base logits; its weights or dtype cannot sample")
     if temperature == 0:
         return F.one_hot(base_logits.argmax(-1), 4).to(base_logits.dtype)
     # shifted so the largest is 0: a small temperature sends the others to -inf, never to NaN
@@ -271,12 +269,19 @@ def _sample(model, batch, max_new_tokens, temperature, top_k, top_p, generator) 
     decoder = IncrementalDecoder(model, batch.shape[0], batch.shape[1] + max_new_tokens)
     logits = decoder.prefill(batch)
     drawn = []
+    broken = torch.zeros(batch.shape[0], dtype=torch.bool, device=batch.device)
     for n in range(max_new_tokens):
-        probs = next_base_probs(logits, temperature, top_k, top_p)
+        # NaN or infinite logits are noted on the device (no sync per step) and refused after
+        # the loop; meanwhile their rows sample from zeros, so multinomial never sees a NaN
+        finite = torch.isfinite(logits[..., BASE_IDS]).all(-1)
+        broken |= ~finite
+        probs = next_base_probs(torch.where(finite[..., None], logits, 0.0), temperature, top_k, top_p)
         base = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         drawn.append(base)
         if n + 1 < max_new_tokens:
             logits = decoder.step(base + A_ID)
+    if bool(broken.any()):
+        raise HyenaDNAError("the model gave NaN or infinite next-base logits; its weights or dtype cannot sample")
     letters = np.frombuffer(BASE_LETTERS.encode(), dtype=np.uint8)
     codes = torch.stack(drawn, dim=1).cpu().numpy()
     return [letters[row].tobytes().decode() for row in codes]

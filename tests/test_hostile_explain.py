@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from interrupts import killed_on_call
 
 import hyenadna.pipelines.explain as explain
 from hyenadna import HyenaConfig, HyenaDNA
@@ -134,14 +135,7 @@ def test_mutants_per_second_counts_only_this_sessions_mutants_after_resume(tmp_p
     seqs = ["ACGTTGCAGATTACA", "GATTACANNACGT", "TTGACCA", "ACGTN", "GGGCCCATAT"]
     fasta.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(seqs)))
     options = {"methods": ["ism"], "chunk": 2, "progress": False}
-    real, calls = explain.compute_attributions, []
-
-    def stopped_on_the_second_chunk(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("killed")
-        return real(*args)
-
+    stopped_on_the_second_chunk = killed_on_call(explain.compute_attributions, 2)
     monkeypatch.setattr(explain, "compute_attributions", stopped_on_the_second_chunk)
     out = tmp_path / "out.h5"
     with pytest.raises(KeyboardInterrupt):

@@ -136,3 +136,19 @@ def test_smallest_temperature_is_finite_and_greedy():
     assert torch.isfinite(probs).all() and probs[0].tolist() == [0.0, 0.0, 0.0, 1.0]
     bases = tiny().generate(["ACGT"] * 3, 4, temperature=1e-4, seed=2**63 - 1, batch_size=2)
     assert all(len(b) == 4 for b in bases)
+
+
+def test_non_finite_logits_mid_generation_are_refused(monkeypatch):
+    """Logits that turn NaN after the prompt (an overflow in a low-precision dtype) stop the run
+    with one error, found without a device sync per step; a finite run is unchanged."""
+    from hyenadna import generation
+
+    model = tiny()
+    straight = model.generate(["ACGT", "GGCA"], 5, seed=3)
+    real_step = generation.IncrementalDecoder.step
+    monkeypatch.setattr(generation.IncrementalDecoder, "step",
+                        lambda self, ids: real_step(self, ids) * float("nan"))  # fmt: skip
+    with pytest.raises(HyenaDNAError, match="NaN or infinite next-base logits"):
+        model.generate(["ACGT", "GGCA"], 5, seed=3)
+    monkeypatch.undo()
+    assert model.generate(["ACGT", "GGCA"], 5, seed=3) == straight

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 from cli_errors import error_line
+from interrupts import killed_on_call
 
 from hyenadna import HyenaDNAError
 from hyenadna.data.genome import Genome
@@ -252,15 +253,7 @@ def test_chunks_of_a_stopped_two_process_embed_are_kept_by_a_one_process_resume(
     # rank 0 of 2, stopped by Ctrl-C on its second chunk (chunk 2): the folder keeps chunk 0
     monkeypatch.setattr(embed_module, "launch", lambda trainer: Rank(0, 2, "cpu", lambda: None))
     real_write = embed_module._write_chunk
-    written = []
-
-    def write_then_stop(h5, backbone, tokenizer, records, *rest):
-        if written:
-            raise KeyboardInterrupt
-        written.append(len(records))
-        return real_write(h5, backbone, tokenizer, records, *rest)
-
-    monkeypatch.setattr(embed_module, "_write_chunk", write_then_stop)
+    monkeypatch.setattr(embed_module, "_write_chunk", killed_on_call(real_write, 2))
     with pytest.raises(KeyboardInterrupt):
         run_embed(output=str(out), trainer=Processes(accelerator="cpu", devices=2), **kwargs)
     monkeypatch.undo()
@@ -404,25 +397,18 @@ def test_a_stopped_two_process_score_is_continued_by_one_process(real, tmp_path,
     kwargs = dict(model="tiny-1k", vcf=vcf, genome=str(real.ex1_fa), window=64, chunk=4, device="cpu", progress=False)
     run_score(str(tmp_path / "straight.tsv"), **kwargs)
     out = tmp_path / "s.tsv"
-    real_rows, calls = score_module._rows, []
-
-    def rows_then_stop(*args, **kw):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_rows(*args, **kw)
-
+    real_rows = score_module._rows
     monkeypatch.setattr(score_module, "launch", lambda trainer: Rank(0, 2, "cpu", lambda: None))
-    monkeypatch.setattr(score_module, "_rows", rows_then_stop)
+    monkeypatch.setattr(score_module, "_rows", killed_on_call(real_rows, 2))
     with pytest.raises(KeyboardInterrupt):  # rank 0 of 2 stopped on its second chunk: chunk 0 is kept
         run_score(str(out), trainer=Processes(accelerator="cpu", devices=2), **kwargs)
     monkeypatch.undo()
     assert [p.name for p in (tmp_path / "s.tsv.parts").glob("chunk*")] == ["chunk000000000.tsv"]
-    monkeypatch.setattr(score_module, "_rows", lambda *a, **kw: calls.append(1) or real_rows(*a, **kw))
-    calls.clear()
+    counted = killed_on_call(real_rows, 0)
+    monkeypatch.setattr(score_module, "_rows", counted)
     run_score(str(out), resume=True, **kwargs)
     chunks = -(-(len((tmp_path / "straight.tsv").read_text().splitlines()) - 1) // 4)
-    assert len(calls) == chunks - 1  # every chunk but the kept one
+    assert counted.calls == chunks - 1  # every chunk but the kept one
     assert out.read_text() == (tmp_path / "straight.tsv").read_text()
     assert not (tmp_path / "s.tsv.parts").exists()
 

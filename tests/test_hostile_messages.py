@@ -16,6 +16,7 @@ from hyenadna.cli import main
 from hyenadna.data.genome import Genome
 from hyenadna.errors import HyenaDNAError
 from hyenadna.generation import generate
+from hyenadna.option_errors import causes
 from hyenadna.pipelines.common import build_trainer, resume_checkpoint
 from hyenadna.pipelines.finetune import run_finetune
 from hyenadna.pipelines.options import LabelledData, PretrainData, TrainerOptions
@@ -65,7 +66,7 @@ def probe(monkeypatch):
 
 
 def chain(exc: BaseException) -> list[type]:
-    return [type(e) for e in cli.causes(exc)]
+    return [type(e) for e in causes(exc)]
 
 
 # -- findings ------------------------------------------------------------------------------------

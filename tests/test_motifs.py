@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from interrupts import killed_on_call
 
 from hyenadna.errors import HyenaDNAError
 from hyenadna.motifs import discover_motifs, match_score, onehot, read_jaspar
@@ -199,21 +200,14 @@ def test_explain_stopped_on_a_chunk_resumes_to_the_straight_run(tmp_path, monkey
     fasta.write_text("".join(f">r{i}\n{'ACGTTGCA'[i:] + 'GATTACA' * (i + 1)}\n" for i in range(5)))
     options = {"methods": ["ism", "grad_x_input"], "chunk": 2, "progress": False}
     explain.run_explain("tiny-1k-chr20", str(fasta), str(tmp_path / "straight.h5"), **options)
-    real, calls = explain.compute_attributions, []
-
-    def stopped_on_the_second_chunk(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("killed")
-        return real(*args)
-
+    stopped_on_the_second_chunk = killed_on_call(explain.compute_attributions, 2)
     monkeypatch.setattr(explain, "compute_attributions", stopped_on_the_second_chunk)
     out = tmp_path / "out.h5"
     with pytest.raises(KeyboardInterrupt):
         explain.run_explain("tiny-1k-chr20", str(fasta), str(out), **options)
     assert not out.exists() and [p.name for p in (tmp_path / "out.h5.parts").glob("chunk*")] == ["chunk000000000.npz"]
     explain.run_explain("tiny-1k-chr20", str(fasta), str(out), resume=True, **options)
-    assert len(calls) == 2 + 2  # the second and third chunks, not the first again
+    assert stopped_on_the_second_chunk.calls == 2 + 2  # the second and third chunks, not the first again
     for method in options["methods"]:
         a, b = explain.read_attributions(tmp_path / "straight.h5", method), explain.read_attributions(out, method)
         assert a["names"] == b["names"] and len(a["arrays"]) == len(b["arrays"]) == 5
