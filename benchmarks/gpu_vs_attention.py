@@ -46,8 +46,8 @@ sys.path.insert(0, str(HERE))
 from attention_lm import AttentionLM  # noqa: E402
 
 from hyenadna import HyenaConfig, HyenaDNA  # noqa: E402
-from hyenadna.atomic import atomic_write_text  # noqa: E402
-from hyenadna.cuda_graphs import GraphedModel  # noqa: E402
+from hyenadna.inference.cuda_graphs import GraphedModel  # noqa: E402
+from hyenadna.io.atomic import atomic_write_text  # noqa: E402
 from hyenadna.modules.operator import HyenaOperator  # noqa: E402
 from hyenadna.ops import dispatch  # noqa: E402
 
@@ -160,7 +160,7 @@ class Case:
             routes.append(route.operator.name)
             return route
 
-        import hyenadna.model as model_module
+        import hyenadna.model.hyena_dna as model_module
         import hyenadna.modules.operator as operator_module
 
         operator_module.choose_path = model_module.choose_path = spy

@@ -2,11 +2,11 @@
 
     .venv/bin/python benchmarks/interpret_throughput.py [--threads 2] [--json PATH]
 
-* **ISM**: mutants per second of :func:`hyenadna.attribution.ism` on 200-base sequences through a
+* **ISM**: mutants per second of :func:`hyenadna.analysis.attribution.ism` on 200-base sequences through a
   ``tiny-1k`` classification head (mean pooling) and through the CNN baseline, batches of 64
   mutants; and gradient x input sequences per second for the same heads.
 * **Generation**: new bases per second of ``model.generate`` (exact incremental decoding,
-  :mod:`hyenadna.generation`) with the ``tiny-16k`` shape at prompts of 1k and 16k bases, 256 new
+  :mod:`hyenadna.inference.generation`) with the ``tiny-16k`` shape at prompts of 1k and 16k bases, 256 new
   bases, one prompt; beside it the naive way, a full forward pass over the whole sequence per new
   base (timed over 8 bases), which is what the incremental decoder saves.
 
@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from hyenadna import HyenaConfig, HyenaDNA, load
-from hyenadna.attribution import gradient_x_input, ism
-from hyenadna.cnn import ConvClassifier, ConvConfig
-from hyenadna.heads import HeadConfig, SequenceModel
-from hyenadna.likelihood import BASE_IDS
-from hyenadna.tokenizer import CharacterTokenizer
+from hyenadna.analysis.attribution import gradient_x_input, ism
+from hyenadna.data.tokenizer import CharacterTokenizer
+from hyenadna.heads.cnn import ConvClassifier, ConvConfig
+from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.inference.likelihood import BASE_IDS
 
 
 def random_dna(n: int, length: int, seed: int = 0) -> list[str]:

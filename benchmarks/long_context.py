@@ -104,7 +104,7 @@ def measure_one(impl: str, mode: str, length: int, repeat: int, warmup: bool = T
     first, times = times[0], times[skip:]
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     best = min(times)
-    from hyenadna.runtime import jemalloc_loaded
+    from hyenadna.cli.runtime import jemalloc_loaded
 
     return {"impl": impl, "mode": mode, "length": length, "seconds": best, "tokens_per_s": length / best,
             "first_seconds": first, "peak_rss_gb": peak_kb / 2**20,
@@ -123,7 +123,7 @@ def allocator_of(impl: str) -> str:
 def environment_for(impl: str) -> dict[str, str]:
     if str(HERE.parent) not in sys.path:
         sys.path.insert(0, str(HERE.parent))
-    from hyenadna.runtime import allocator_environment
+    from hyenadna.cli.runtime import allocator_environment
 
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF", "HYENADNA_ALLOCATOR_SET")}
     if allocator_of(impl) == "system":

@@ -8,9 +8,9 @@ each has a recipe, ``configs/tasks/<task>.yaml``, a plain ``hyenadna finetune`` 
 the validation split. Methods, all trained and early-stopped on the same splits:
 
 * ``kmer``: logistic regression on 3-5-mer frequencies, its C chosen on the validation split;
-* ``markov``: a Markov-chain classifier (:mod:`hyenadna.pipelines.markov_baseline`), one chain per
+* ``markov``: a Markov-chain classifier (:mod:`hyenadna.analysis.markov_baseline`), one chain per
   class, its order (0-8), smoothing and strands chosen on the validation split;
-* ``cnn``: the convolutional baseline (:mod:`hyenadna.cnn`), the recipe with ``model.name_or_path: cnn``;
+* ``cnn``: the convolutional baseline (:mod:`hyenadna.heads.cnn`), the recipe with ``model.name_or_path: cnn``;
 * ``hyena-scratch``: ``tiny-1k`` from random weights, the recipe otherwise unchanged;
 * ``hyena-chr20``: the bundled human model ``tiny-1k-chr20``, only where the recipe starts from
   another model (``bacteria4`` starts from ``tiny-1k-bacteria4``, pretrained further on the task's
@@ -83,9 +83,9 @@ def finetune_run(task: str, method: str, seed: int, out: Path, threads: int | No
 def baseline_run(task: str, method: str, out: Path) -> dict:
     """A deterministic baseline (one run): the k-mer model with C, or the Markov classifier with
     its order, smoothing and strands, chosen by validation MCC."""
+    from hyenadna.analysis.kmer_baseline import kmer_baseline
+    from hyenadna.analysis.markov_baseline import markov_baseline
     from hyenadna.data.datamodules import LabelledDataModule
-    from hyenadna.pipelines.kmer_baseline import kmer_baseline
-    from hyenadna.pipelines.markov_baseline import markov_baseline
 
     folder = out / task / method
     metrics = folder / "metrics.json"

@@ -1,7 +1,7 @@
 """Model configuration: one dataclass per model, the published presets, and a JSON round trip.
 
 The field names say what they hold; the released HyenaDNA configs (a nested ``layer`` dict in
-the training code's vocabulary) are translated to these fields by :mod:`hyenadna.checkpoint`.
+the training code's vocabulary) are translated to these fields by :mod:`hyenadna.io.checkpoint`.
 """
 
 from __future__ import annotations

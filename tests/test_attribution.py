@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hyenadna import HyenaConfig, HyenaDNA
-from hyenadna.attribution import (
+from hyenadna.analysis.attribution import (
     baseline_values,
     gradient_x_input,
     input_gradients,
@@ -16,10 +16,10 @@ from hyenadna.attribution import (
     mutants,
     output_values,
 )
-from hyenadna.cnn import ConvClassifier, ConvConfig
+from hyenadna.data.tokenizer import A_ID, CharacterTokenizer
 from hyenadna.errors import HyenaDNAError
-from hyenadna.heads import HeadConfig, SequenceModel
-from hyenadna.tokenizer import A_ID, CharacterTokenizer
+from hyenadna.heads.cnn import ConvClassifier, ConvConfig
+from hyenadna.heads.task_model import HeadConfig, SequenceModel
 
 BASES = "ACGT"
 
@@ -114,7 +114,7 @@ def test_mutants_cover_every_substitution_once():
 
 def finite_difference(model, seq: str, pos: int, base: int, output: str, eps: float = 1e-6) -> np.ndarray:
     """d output / d onehot[pos, base] by central differences on the one-hot path (float64)."""
-    from hyenadna.attribution import Explained, _onehot
+    from hyenadna.analysis.attribution import Explained, _onehot
 
     explained = Explained(model, output)
     ids = torch.as_tensor(CharacterTokenizer().encode_bases(seq))[None]

@@ -12,9 +12,9 @@ import torch
 import hyenadna
 from hyenadna import HyenaConfig, HyenaDNAError
 from hyenadna.data.labels import LabelledRecord, LabelVocab, read_labelled_table
-from hyenadna.pipelines.common import resume_checkpoint
 from hyenadna.pipelines.embed import EmbedInput, run_embed
 from hyenadna.pipelines.lm_loss import fasta_lm_loss
+from hyenadna.training.trainer import resume_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -135,8 +135,8 @@ def test_a_failing_checkpoint_write_leaves_no_file_under_its_final_name(tmp_path
     import errno
 
     from hyenadna.data.corpus import GenomeSource
-    from hyenadna.pipelines.options import PretrainData, TrainerOptions
     from hyenadna.pipelines.pretrain import run_pretrain
+    from hyenadna.training.options import PretrainData, TrainerOptions
 
     real_save, calls = torch.save, []
 

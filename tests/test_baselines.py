@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from hyenadna.cnn import ConvClassifier, ConvConfig, one_hot
+from hyenadna.analysis.markov import MarkovChain, windows_bits_per_base, windows_log_likelihoods
+from hyenadna.data.tokenizer import CharacterTokenizer, reverse_complement
 from hyenadna.errors import HyenaDNAError
-from hyenadna.heads import HeadConfig
-from hyenadna.markov import MarkovChain, windows_bits_per_base, windows_log_likelihoods
+from hyenadna.heads.cnn import ConvClassifier, ConvConfig, one_hot
+from hyenadna.heads.loading import load_task_model
+from hyenadna.heads.task_model import HeadConfig
 from hyenadna.pipelines.finetune import run_finetune, schedule_steps
-from hyenadna.pipelines.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
 from hyenadna.pipelines.predict import run_predict
-from hyenadna.task_model import load_task_model
-from hyenadna.tokenizer import CharacterTokenizer, reverse_complement
+from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
 
 REPO = Path(__file__).resolve().parents[1]
 PROMOTERS = REPO / "data" / "tasks" / "promoters_chr20.csv.gz"
@@ -176,7 +176,7 @@ def test_heldout_scores_model_and_chains_on_the_same_bases(tmp_path):
 
 
 def test_kmer_baseline_chooses_c_on_validation():
-    from hyenadna.pipelines.kmer_baseline import kmer_baseline
+    from hyenadna.analysis.kmer_baseline import kmer_baseline
 
     rng = np.random.default_rng(0)
     seqs = ["".join(rng.choice(list("ACGT"), 60)) for _ in range(120)]
@@ -189,7 +189,7 @@ def test_kmer_baseline_chooses_c_on_validation():
 
 
 def test_markov_classifier_is_bayes_rule_on_per_class_chains():
-    from hyenadna.pipelines.markov_baseline import MarkovClassifier
+    from hyenadna.analysis.markov_baseline import MarkovClassifier
 
     rng = np.random.default_rng(2)
     at_rich = ["".join(rng.choice(list("ACGT"), 80, p=[0.35, 0.15, 0.15, 0.35])) for _ in range(30)]
@@ -215,7 +215,7 @@ def test_markov_baseline_chooses_on_validation_and_reads_real_bacteria():
     import csv
     import gzip
 
-    from hyenadna.pipelines.markov_baseline import markov_baseline
+    from hyenadna.analysis.markov_baseline import markov_baseline
 
     rows: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
     per = {"train": 100, "val": 40, "test": 60}

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 import hyenadna
 from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
-from hyenadna.safe_pickle import safe_torch_load
+from hyenadna.io.safe_pickle import safe_torch_load
 
 
 def write_released(folder: Path, config: dict, state: dict) -> Path:
@@ -186,7 +186,7 @@ def test_restricted_loader_keeps_omegaconf_inert(tmp_path):
     folder = write_released(tmp_path / "ok", config, make_released_state(config, seed=18))
     loaded = safe_torch_load(folder / "weights.ckpt")
     assert loaded["global_step"] == 1200
-    assert type(loaded["hyper_parameters"]).__module__ == "hyenadna.safe_pickle"
+    assert type(loaded["hyper_parameters"]).__module__ == "hyenadna.io.safe_pickle"
 
 
 def test_float64_model_matches_reference_exactly_even_for_ill_conditioned_weights(tmp_path):

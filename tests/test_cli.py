@@ -12,8 +12,8 @@ import torch
 
 from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.cli import main
+from hyenadna.data.tokenizer import CharacterTokenizer
 from hyenadna.pipelines.lm_loss import fasta_lm_loss, window_loss_sum
-from hyenadna.tokenizer import CharacterTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 LAMBDA = REPO / "data" / "lambda_virus.fa"
@@ -37,7 +37,7 @@ def test_fasta_loss_equals_direct_cross_entropy(tmp_path):
     total, count = 0.0, 0
     for start in (0, 64, 128):
         window = ids[start : start + 64]
-        with torch.no_grad():  # hyenadna.likelihood: the next-base distribution over A/C/G/T (ids 7..10)
+        with torch.no_grad():  # hyenadna.inference.likelihood: the next-base distribution over A/C/G/T (ids 7..10)
             logp = torch.log_softmax(model(window[None])[0, :, 7:11], -1)
         for t in range(len(window) - 1):
             if 7 <= window[t + 1] <= 10:

@@ -1,4 +1,4 @@
-""":class:`hyenadna.cuda_graphs.GraphedModel` where no graph is captured: the same numbers as the
+""":class:`hyenadna.inference.cuda_graphs.GraphedModel` where no graph is captured: the same numbers as the
 model, whatever the call. (Replayed graphs are checked on a GPU by benchmarks/gpu_vs_attention.py,
 row ``graphed``: its relative error against the eager forward, same weights and input.)"""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from hyenadna import HyenaConfig, HyenaDNA
-from hyenadna.cuda_graphs import GraphedModel
+from hyenadna.inference.cuda_graphs import GraphedModel
 
 
 def tiny_model() -> HyenaDNA:

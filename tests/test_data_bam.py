@@ -11,8 +11,8 @@ import pytest
 
 from hyenadna.data.bam import ReadFilter, count_reads, coverage, iter_reads
 from hyenadna.data.datasets import CoverageWindows
+from hyenadna.data.tokenizer import reverse_complement
 from hyenadna.errors import HyenaDNAError
-from hyenadna.tokenizer import reverse_complement
 
 
 def samtools(*args: str) -> str:

@@ -7,8 +7,8 @@ import pytest
 
 from hyenadna.data.genome import Genome
 from hyenadna.data.intervals import Region, read_bed, read_region_table, read_regions, region_sequence, resize
+from hyenadna.data.tokenizer import reverse_complement
 from hyenadna.errors import HyenaDNAError
-from hyenadna.tokenizer import reverse_complement
 
 
 def test_pysam_bed_regions_match_pyfaidx(real):

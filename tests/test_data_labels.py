@@ -21,8 +21,8 @@ from hyenadna.data.labels import (
     read_labelled_table,
     stratified_split,
 )
+from hyenadna.data.tokenizer import PAD_ID, CharacterTokenizer
 from hyenadna.errors import HyenaDNAError
-from hyenadna.tokenizer import PAD_ID, CharacterTokenizer
 
 
 def test_table_with_configurable_columns_and_split(tmp_path):

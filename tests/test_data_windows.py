@@ -9,9 +9,9 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from hyenadna.data.corpus import Corpus, GenomeSource
+from hyenadna.data.tokenizer import N_ID, CharacterTokenizer, reverse_complement
 from hyenadna.data.windows import RandomWindows, StridedWindows
 from hyenadna.errors import HyenaDNAError
-from hyenadna.tokenizer import N_ID, CharacterTokenizer, reverse_complement
 
 TOK = CharacterTokenizer()
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from hyenadna import HyenaConfig, HyenaDNA
-from hyenadna.heads import HeadConfig, SequenceModel
+from hyenadna.heads.task_model import HeadConfig, SequenceModel
 
 REPO = Path(__file__).resolve().parents[1]
 TF = REPO / "data" / "tf_binding"

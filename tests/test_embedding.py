@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
-from hyenadna.heads import HeadConfig, SequenceModel
+from hyenadna.analysis.kmer_baseline import kmer_features
+from hyenadna.data.tokenizer import CharacterTokenizer, pad_ids, reverse_complement
+from hyenadna.heads.task_model import HeadConfig, SequenceModel
 from hyenadna.modules.pooling import pool, reverse_complement_batch
-from hyenadna.pipelines.kmer_baseline import kmer_features
-from hyenadna.pipelines.optim import OptimOptions, parameter_groups, warmup_cosine
-from hyenadna.tokenizer import CharacterTokenizer, pad_ids, reverse_complement
+from hyenadna.training.optim import OptimOptions, parameter_groups, warmup_cosine
 
 TOK = CharacterTokenizer()
 
@@ -114,7 +114,7 @@ def test_sklearn_pipeline_with_the_embedder():
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    from hyenadna.sklearn import HyenaDNAEmbedder
+    from hyenadna.heads.sklearn import HyenaDNAEmbedder
 
     rng = np.random.default_rng(0)
     gc_rich = ["".join(rng.choice(list("GGGCCCAT"), size=60)) for _ in range(20)]

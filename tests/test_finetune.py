@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from hyenadna.data.fasta import read_fasta
-from hyenadna.heads import SequenceModel
+from hyenadna.data.tokenizer import CharacterTokenizer
+from hyenadna.heads.task_model import SequenceModel
 from hyenadna.pipelines.finetune import run_finetune
-from hyenadna.pipelines.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
 from hyenadna.pipelines.predict import run_predict
-from hyenadna.tokenizer import CharacterTokenizer
+from hyenadna.training.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
 
 REPO = Path(__file__).resolve().parents[1]
 TF = REPO / "data" / "tf_binding"

@@ -10,10 +10,10 @@ from scipy.stats import chisquare
 import hyenadna
 from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.cli import main
+from hyenadna.data.tokenizer import A_ID, CharacterTokenizer
 from hyenadna.errors import HyenaDNAError
-from hyenadna.generation import IncrementalDecoder, next_base_probs
-from hyenadna.likelihood import BASE_IDS
-from hyenadna.tokenizer import A_ID, CharacterTokenizer
+from hyenadna.inference.generation import IncrementalDecoder, next_base_probs
+from hyenadna.inference.likelihood import BASE_IDS
 
 
 def small_model(order: int = 2, dtype=torch.float64, l_max: int = 300, seed: int = 0) -> HyenaDNA:

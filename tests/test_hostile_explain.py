@@ -14,7 +14,7 @@ from interrupts import killed_on_call
 import hyenadna.pipelines.explain as explain
 from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.errors import HyenaDNAError
-from hyenadna.heads import HeadConfig, SequenceModel
+from hyenadna.heads.task_model import HeadConfig, SequenceModel
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_out_of_range_options_are_refused_before_anything_exists(tmp_path, fasta
 
 def test_a_sequence_longer_than_the_model_is_refused_before_the_chunk_folder(tmp_path, lm_folder, monkeypatch):
     """Finding 5: a sequence over the model's length (explain does not tile) failed mid-run."""
-    import hyenadna.pipelines.sharding as sharding
+    import hyenadna.inference.sharding as sharding
 
     def not_reached(*args, **kwargs):
         raise AssertionError("run_chunks was reached")

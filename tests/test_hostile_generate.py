@@ -8,12 +8,11 @@ import math
 import pytest
 import torch
 
-import hyenadna
 from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
 from hyenadna.cli import main
-from hyenadna.generation import next_base_probs
-from hyenadna.heads import HeadConfig, SequenceModel
-from hyenadna.likelihood import BASE_IDS
+from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.inference.generation import next_base_probs
+from hyenadna.inference.likelihood import BASE_IDS
 
 
 def tiny() -> HyenaDNA:
@@ -38,7 +37,7 @@ def no_loading(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("the model was loaded before the options were checked")
 
-    monkeypatch.setattr(hyenadna, "load", boom)
+    monkeypatch.setattr("hyenadna.model.load", boom)
 
 
 @pytest.mark.parametrize(
@@ -141,7 +140,7 @@ def test_smallest_temperature_is_finite_and_greedy():
 def test_non_finite_logits_mid_generation_are_refused(monkeypatch):
     """Logits that turn NaN after the prompt (an overflow in a low-precision dtype) stop the run
     with one error, found without a device sync per step; a finite run is unchanged."""
-    from hyenadna import generation
+    from hyenadna.inference import generation
 
     model = tiny()
     straight = model.generate(["ACGT", "GGCA"], 5, seed=3)

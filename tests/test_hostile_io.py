@@ -15,9 +15,9 @@ from interrupts import killed_on_call
 
 from hyenadna import HyenaDNAError
 from hyenadna.data.genome import Genome
-from hyenadna.file_plan import FilePlan, inside, safe_name, unique_names
+from hyenadna.inference.sharding import Processes, Rank, alone, chunked, run_chunks
+from hyenadna.io.file_plan import FilePlan, inside, safe_name, unique_names
 from hyenadna.pipelines.embed import EmbedInput, run_embed
-from hyenadna.pipelines.sharding import Processes, Rank, alone, chunked, run_chunks
 
 REPO = Path(__file__).resolve().parents[1]
 OCT4 = REPO / "data" / "tf_binding" / "oct4_test.fa"
@@ -153,7 +153,7 @@ def test_tilde_is_a_folder_name_and_indexes_and_folder_files_are_inputs(tmp_path
 
 
 def test_what_a_stopped_run_left_is_never_passed_over(tmp_path):
-    from hyenadna.pipelines.sharding import continues_chunks
+    from hyenadna.inference.sharding import continues_chunks
 
     out = tmp_path / "e.h5"
     assert not continues_chunks(out, distributed=False, resume=False)

@@ -18,9 +18,9 @@ from test_loading import hf_folder
 import hyenadna
 from hyenadna import CharacterTokenizer, HyenaConfig, HyenaDNA, HyenaDNAError, Tiling
 from hyenadna.cli import main
-from hyenadna.heads import HeadConfig, SequenceModel
-from hyenadna.pipelines.common import resume_checkpoint
-from hyenadna.task_model import load_task_model, predict_sequences
+from hyenadna.heads.loading import load_task_model, predict_sequences
+from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.training.trainer import resume_checkpoint
 
 
 def tiny_backbone(l_max: int = 64) -> HyenaDNA:

@@ -11,16 +11,17 @@ import pytest
 import torch
 from cli_errors import error_line
 
-from hyenadna import HyenaConfig, HyenaDNA, cli, validate
+from hyenadna import HyenaConfig, HyenaDNA, cli
+from hyenadna.checks import values as validate
 from hyenadna.cli import main
+from hyenadna.cli.option_errors import causes
 from hyenadna.data.genome import Genome
 from hyenadna.errors import HyenaDNAError
-from hyenadna.generation import generate
-from hyenadna.option_errors import causes
-from hyenadna.pipelines.common import build_trainer, resume_checkpoint
+from hyenadna.inference.generation import generate
 from hyenadna.pipelines.finetune import run_finetune
-from hyenadna.pipelines.options import LabelledData, PretrainData, TrainerOptions
 from hyenadna.pipelines.pretrain import run_pretrain
+from hyenadna.training.options import LabelledData, PretrainData, TrainerOptions
+from hyenadna.training.trainer import build_trainer, resume_checkpoint
 
 # -- a command of our own, to see what main() does with what a run or its options raise ------------
 

@@ -13,10 +13,10 @@ import torch
 
 from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
 from hyenadna.data.genome import Genome
-from hyenadna.heads import HeadConfig, SequenceModel
+from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.inference.sharding import Processes
+from hyenadna.io.vcf_annotate import annotate_vcf
 from hyenadna.pipelines.score import run_score, run_score_vcf
-from hyenadna.pipelines.sharding import Processes
-from hyenadna.pipelines.vcf_annotate import annotate_vcf
 
 VT_NORMALIZE = Path("/usr/share/doc/vt/examples/normalize/01_IN.vcf.gz")
 EX1_VCF = Path("/usr/share/doc/python-pysam/tests/pysam_data/ex1.vcf.gz")
@@ -81,13 +81,12 @@ def in_child(work) -> int:
 @pytest.fixture
 def no_model_load(monkeypatch):
     """A refusal must come before the model loads."""
-    import hyenadna
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the options were checked")
 
-    monkeypatch.setattr(hyenadna, "load", refuse)
-    monkeypatch.setattr("hyenadna.task_model.load_task_model", refuse)
+    monkeypatch.setattr("hyenadna.model.load", refuse)
+    monkeypatch.setattr("hyenadna.heads.loading.load_task_model", refuse)
 
 
 CLASHES = {
@@ -190,7 +189,7 @@ def test_vcf_output_as_bcf_is_written_with_its_csi_index(lm, chr20, tmp_path):
 def test_an_indexing_crash_leaves_no_half_output(name, chr20, tmp_path, monkeypatch):
     """Finding 3: indexing fails in some other way than unsorted records: neither the file nor
     an index is left under its final name, and no temporary file."""
-    import hyenadna.pipelines.vcf_annotate as annotate
+    import hyenadna.io.vcf_annotate as annotate
 
     vcf = snv_vcf(tmp_path / "in.vcf", chr20)
     tsv = scores_tsv(tmp_path / "in.tsv", vcf)

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from hyenadna import HyenaConfig, HyenaDNA
-from hyenadna.cnn import ConvClassifier, ConvConfig
+from hyenadna.data.tokenizer import A_ID, CharacterTokenizer
 from hyenadna.errors import HyenaDNAError
-from hyenadna.heads import HeadConfig, SequenceModel
+from hyenadna.heads.cnn import ConvClassifier, ConvConfig
+from hyenadna.heads.loading import load_task_model, predict_sequences
+from hyenadna.heads.task_model import HeadConfig, SequenceModel
 from hyenadna.pipelines.finetune import run_finetune
-from hyenadna.pipelines.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
-from hyenadna.task_model import load_task_model, predict_sequences
-from hyenadna.tokenizer import A_ID, CharacterTokenizer
+from hyenadna.training.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["a", "b", "c"]
@@ -83,7 +83,7 @@ def test_before_training_every_class_is_the_language_models_own_score():
 def test_conjoined_logits_average_the_two_strands():
     model = likelihood_model(rc=True)
     single = likelihood_model(rc=False)
-    from hyenadna.tokenizer import reverse_complement
+    from hyenadna.data.tokenizer import reverse_complement
 
     batch = CharacterTokenizer()(SEQS)
     with torch.no_grad():
@@ -130,7 +130,7 @@ def test_bad_uses_are_refused_by_name():
 
 
 def test_next_bases_skip_n_padding_and_special_tokens():
-    from hyenadna.heads import next_base_onehot
+    from hyenadna.heads.task_model import next_base_onehot
 
     ids = torch.tensor([[0, A_ID, 11, A_ID + 2, A_ID + 3, 4, 4]])
     mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0]], dtype=torch.bool)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from interrupts import killed_on_call
 
+from hyenadna.analysis.motifs import discover_motifs, match_score, onehot, read_jaspar
 from hyenadna.errors import HyenaDNAError
-from hyenadna.motifs import discover_motifs, match_score, onehot, read_jaspar
 
 JASPAR_2016 = Path("/usr/share/pscan-chip/jaspar_2016.wil")
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def test_match_score_finds_a_matrix_on_either_strand():
 def planted(n: int, motif: str, seed: int = 0) -> tuple[list[str], list[np.ndarray]]:
     """Random sequences, half with ``motif`` (either strand) at a random place, and attributions
     that single out the motif's bases (plus noise)."""
-    from hyenadna.tokenizer import reverse_complement
+    from hyenadna.data.tokenizer import reverse_complement
 
     rng = np.random.default_rng(seed)
     seqs, scores = [], []
@@ -88,7 +88,7 @@ def test_planted_motif_is_recovered_and_matched():
 def tf_cnn(tmp_path_factory) -> Path:
     """A CNN fine-tuned on the Oct4 / MafK task by the package's own loop (about half a minute)."""
     from hyenadna.pipelines.finetune import run_finetune
-    from hyenadna.pipelines.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
+    from hyenadna.training.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
 
     out = tmp_path_factory.mktemp("tf_cnn") / "run"
     result = run_finetune(

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import hyenadna.model as model_module
+import hyenadna.model.hyena_dna as model_module
 import hyenadna.modules.operator as operator_module
 from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.ops import choose_path, hyena_operator_ref

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from hyenadna import HyenaConfig, HyenaDNA
+from hyenadna.data.tokenizer import CharacterTokenizer, reverse_complement
 from hyenadna.errors import HyenaDNAError
-from hyenadna.heads import HeadConfig, SequenceModel
-from hyenadna.task_model import load_task_model, predict_sequences
-from hyenadna.tokenizer import CharacterTokenizer, reverse_complement
+from hyenadna.heads.loading import load_task_model, predict_sequences
+from hyenadna.heads.task_model import HeadConfig, SequenceModel
 
 SEQS = ["ACGTTGCAAGGT", "TTGACCANGTACGATCGA", "GCGCAT", "ATATATCGCGNNATGG"]
 LENGTH = 20

@@ -15,8 +15,8 @@ from hyenadna import load
 from hyenadna.data.corpus import GenomeSource
 from hyenadna.data.datamodules import PretrainDataModule
 from hyenadna.data.windows import LengthStage
-from hyenadna.pipelines.options import ModelOptions, PretrainData, TrainerOptions
 from hyenadna.pipelines.pretrain import run_pretrain
+from hyenadna.training.options import ModelOptions, PretrainData, TrainerOptions
 
 REPO = Path(__file__).resolve().parents[1]
 LAMBDA = REPO / "data" / "lambda_virus.fa"

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import hyenadna
-from hyenadna import bundled
 from hyenadna.data.fasta import read_fasta
 from hyenadna.data.files import file_sha256
 from hyenadna.errors import HyenaDNAError
+from hyenadna.io import bundled
 from hyenadna.tasks import CHR20
 
 NAME = "tiny-1k-chr20"
@@ -64,9 +64,9 @@ def test_bundled_model_predicts_held_out_human_sequence():
 def test_the_bacterial_model_predicts_held_out_bacterial_sequence_better_than_the_human_one(tmp_path):
     """tiny-1k-bacteria4 learnt its genomes: on the bacteria4 task's test stretches (never seen in
     pretraining) it beats the human model it started from and the best Markov chain of its card."""
+    from hyenadna.data.tokenizer import CharacterTokenizer
     from hyenadna.pipelines.heldout import model_bits_per_base
     from hyenadna.tasks import write_split_fasta
-    from hyenadna.tokenizer import CharacterTokenizer
 
     tokenizer = CharacterTokenizer()
     windows = []
@@ -83,7 +83,7 @@ def test_the_bacterial_model_predicts_held_out_bacterial_sequence_better_than_th
 @pytest.mark.slow
 def test_fine_tuning_from_the_bundled_model_beats_chance(tmp_path):
     from hyenadna.pipelines.finetune import run_finetune
-    from hyenadna.pipelines.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
+    from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
 
     result = run_finetune(
         LabelledData(

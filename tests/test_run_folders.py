@@ -20,10 +20,10 @@ import torch
 from safetensors.torch import load_file
 
 from hyenadna import HyenaDNAError
-from hyenadna.atomic import atomic_write_text, prepare_run_folder, write_run_config
 from hyenadna.cli import build_parser, main
 from hyenadna.data.corpus import GenomeSource
-from hyenadna.pipelines.options import ModelOptions, PretrainData, TrainerOptions
+from hyenadna.io.atomic import atomic_write_text, prepare_run_folder, write_run_config
+from hyenadna.training.options import ModelOptions, PretrainData, TrainerOptions
 
 REPO = Path(__file__).resolve().parents[1]
 LAMBDA = REPO / "data" / "lambda_virus.fa"

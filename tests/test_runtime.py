@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hyenadna.cli.runtime import JEMALLOC_CONF, allocator_environment, find_jemalloc
 from hyenadna.errors import HyenaDNAError
-from hyenadna.runtime import JEMALLOC_CONF, allocator_environment, find_jemalloc
 
 
 def test_jemalloc_is_installed_for_the_command():

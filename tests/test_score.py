@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
+from hyenadna.data.tokenizer import A_ID, CharacterTokenizer, reverse_complement
 from hyenadna.pipelines.score import run_score_fasta, run_score_vcf
-from hyenadna.tokenizer import A_ID, CharacterTokenizer, reverse_complement
 
 VT_NORMALIZE = Path("/usr/share/doc/vt/examples/normalize/01_IN.vcf.gz")
 EX1_VCF = Path("/usr/share/doc/python-pysam/tests/pysam_data/ex1.vcf.gz")
@@ -168,7 +168,7 @@ def test_stopped_run_resumes(model, real, tmp_path, monkeypatch):
 
 
 def test_a_second_run_on_the_same_output_stops_at_once(model, real, tmp_path):
-    from hyenadna.atomic import run_lock
+    from hyenadna.io.atomic import run_lock
 
     out = tmp_path / "s.tsv"
     with run_lock(out), pytest.raises(HyenaDNAError, match="another run is writing"):

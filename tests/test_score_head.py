@@ -13,10 +13,10 @@ import torch
 from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.cli import main
 from hyenadna.data.genome import Genome
-from hyenadna.heads import HeadConfig, SequenceModel
+from hyenadna.data.variants import variant_jobs
+from hyenadna.heads.loading import load_task_model, predict_sequences
+from hyenadna.heads.task_model import HeadConfig, SequenceModel
 from hyenadna.pipelines.score import run_score_vcf
-from hyenadna.pipelines.variants import variant_jobs
-from hyenadna.task_model import load_task_model, predict_sequences
 
 EX1_VCF = Path("/usr/share/doc/python-pysam/tests/pysam_data/ex1.vcf.gz")
 VT_NORMALIZE = Path("/usr/share/doc/vt/examples/normalize/01_IN.vcf.gz")

@@ -1,4 +1,4 @@
-"""The chunk folder behind resumable and multi-process inference (hyenadna.pipelines.sharding),
+"""The chunk folder behind resumable and multi-process inference (hyenadna.inference.sharding),
 and ``predict`` stopped and resumed, in one process."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
-from hyenadna.heads import HeadConfig, SequenceModel
-from hyenadna.pipelines.sharding import ChunkFolder, Processes, Rank, chunked, launch
+from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.inference.sharding import ChunkFolder, Processes, Rank, chunked, launch
 
 TF = Path(__file__).resolve().parents[1] / "data" / "tf_binding"
 TEST = {"Oct4": str(TF / "oct4_test.fa"), "MafK": str(TF / "mafk_test.fa")}

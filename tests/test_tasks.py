@@ -13,10 +13,10 @@ import yaml
 
 from hyenadna.data.fasta import read_fasta
 from hyenadna.data.genome import Genome
+from hyenadna.data.tokenizer import reverse_complement
 from hyenadna.errors import HyenaDNAError
 from hyenadna.tasks import BUNDLED, CHR20, TASKS, build_task, spliceai_wheel, write_split_fasta
 from hyenadna.tasks.annotation import Gene, RegionSplit, parse_spliceai_table, read_spliceai_annotation
-from hyenadna.tokenizer import reverse_complement
 
 TASK_DIR = BUNDLED / "tasks"
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def test_promoter_windows_start_where_the_annotation_says():
     rows = read_rows(TASK_DIR / "promoters_chr20.csv.gz")
     genes = {g.name: g for g in read_spliceai_annotation(spliceai_wheel(), chrom="20")}
     genome = Genome(CHR20)
-    from hyenadna.tokenizer import reverse_complement
+    from hyenadna.data.tokenizer import reverse_complement
 
     checked = 0
     for r in rows:

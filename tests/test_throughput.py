@@ -1,4 +1,4 @@
-"""The training runs' own speed figure (hyenadna.pipelines.throughput.StepTimer)."""
+"""The training runs' own speed figure (hyenadna.training.throughput.StepTimer)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from hyenadna.pipelines.throughput import StepTimer
+from hyenadna.training.throughput import StepTimer
 
 
 def test_step_timer_skips_start_up_and_intervals_holding_other_work():

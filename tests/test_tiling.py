@@ -15,8 +15,8 @@ from hyenadna import CharacterTokenizer, HyenaConfig, HyenaDNA, Tiling
 from hyenadna.cli import main
 from hyenadna.data.genome import Genome
 from hyenadna.errors import HyenaDNAError
-from hyenadna.heads import HeadConfig, SequenceModel
-from hyenadna.task_model import predict_sequences
+from hyenadna.heads.loading import predict_sequences
+from hyenadna.heads.task_model import HeadConfig, SequenceModel
 
 
 @settings(max_examples=200, deadline=None)
@@ -74,7 +74,7 @@ def test_tiled_embeddings_pool_the_stitched_states(chr20_5000):
         np.testing.assert_allclose(vectors[0], expected, rtol=0, atol=1e-5)
         np.testing.assert_allclose(vectors[1], model.embed([short], pooling=pooling)[0], atol=1e-5)  # never tiled
     both = model.embed([chr20_5000], tiling=tiling, rc_average=True)[0]
-    from hyenadna.tokenizer import reverse_complement
+    from hyenadna.data.tokenizer import reverse_complement
 
     reverse = model.embed([reverse_complement(chr20_5000)], tiling=tiling)[0]
     np.testing.assert_allclose(both, (states.mean(0) + reverse) / 2, rtol=0, atol=1e-5)

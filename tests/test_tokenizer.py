@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hyenadna import CharacterTokenizer, HyenaDNAError
-from hyenadna.tokenizer import (
+from hyenadna.data.tokenizer import (
     ID_COMPLEMENT,
     N_ID,
     PAD_ID,

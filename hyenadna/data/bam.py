@@ -16,8 +16,8 @@ from typing import Literal
 
 import numpy as np
 
+from hyenadna.data.tokenizer import reverse_complement
 from hyenadna.errors import HyenaDNAError
-from hyenadna.tokenizer import reverse_complement
 
 Orientation = Literal["reference", "read"]
 SoftClips = Literal["keep", "drop"]

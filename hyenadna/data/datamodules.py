@@ -16,13 +16,12 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from hyenadna.batching import length_batches
 from hyenadna.data.corpus import Corpus, GenomeSource
 from hyenadna.data.datasets import LabelledDataset, PadCollator, Truncation
 from hyenadna.data.labels import LabelledRecord, LabelVocab, Task, read_labelled, stratified_split
+from hyenadna.data.tokenizer import CharacterTokenizer, Side, length_batches
 from hyenadna.data.windows import LengthStage, RandomWindows, StridedWindows
 from hyenadna.errors import HyenaDNAError
-from hyenadna.tokenizer import CharacterTokenizer, Side
 
 
 class ResumableSampler(DistributedSampler):
@@ -295,7 +294,7 @@ class LabelledDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         """Training: shuffled batches. Evaluation in one process: the batching engine's
-        length-sorted batches (:func:`hyenadna.batching.length_batches`), so little compute goes
+        length-sorted batches (:func:`hyenadna.data.tokenizer.length_batches`), so little compute goes
         to padding; the metrics see every record once, whatever the order. Several processes
         keep plain batches, which Lightning shards with its distributed sampler."""
         if split not in self.datasets:

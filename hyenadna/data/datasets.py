@@ -14,8 +14,8 @@ from torch.utils.data import Dataset
 from hyenadna.data.bam import ReadFilter, coverage
 from hyenadna.data.genome import Genome
 from hyenadna.data.labels import LabelledRecord, LabelVocab
+from hyenadna.data.tokenizer import CharacterTokenizer, Side, pad_ids, reverse_complement_ids
 from hyenadna.errors import HyenaDNAError
-from hyenadna.tokenizer import CharacterTokenizer, Side, pad_ids, reverse_complement_ids
 
 Truncation = Literal["error", "left", "right", "center"]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Literal
 
 from hyenadna.data.genome import Genome
+from hyenadna.data.tokenizer import reverse_complement
 from hyenadna.errors import HyenaDNAError
-from hyenadna.tokenizer import reverse_complement
 
 Resize = Literal["none", "center", "extend", "truncate"]
 RESIZE_POLICIES = ("none", "center", "extend", "truncate")

@@ -18,8 +18,8 @@ import torch
 from torch.utils.data import Dataset
 
 from hyenadna.data.corpus import Corpus, Interval, Split
+from hyenadna.data.tokenizer import N_ID, CharacterTokenizer, reverse_complement_ids
 from hyenadna.errors import HyenaDNAError
-from hyenadna.tokenizer import N_ID, CharacterTokenizer, reverse_complement_ids
 
 
 def _n_fraction(ids: np.ndarray) -> float:

@@ -53,7 +53,7 @@ def reverse_complement_batch(input_ids: torch.Tensor, attention_mask: torch.Tens
     A right-padded row stays right-padded (and left stays left), so a causal model sees the
     reverse strand exactly as it would see it unpadded.
     """
-    from hyenadna.tokenizer import ID_COMPLEMENT
+    from hyenadna.data.tokenizer import ID_COMPLEMENT
 
     flipped = torch.gather(input_ids, 1, mirror_index(attention_mask))
     complemented = ID_COMPLEMENT.to(input_ids.device)[flipped]

@@ -5,7 +5,7 @@ so a stopped run never leaves a file that looks complete. Records go out in inpu
 chunks; after each chunk the datasets are flushed and the ``records_done`` attribute is raised, so
 ``resume=True`` continues a stopped run after its last whole chunk (the settings must match).
 With ``--trainer.devices N`` (or several nodes) the ranks share the chunks and rank 0 merges
-them into the same file (:mod:`hyenadna.pipelines.sharding`).
+them into the same file (:mod:`hyenadna.inference.sharding`).
 
 Layout (N records, D = d_model):
 
@@ -28,12 +28,12 @@ from itertools import islice
 
 import numpy as np
 
-from hyenadna.atomic import files_fingerprint, partial_output, removed_unless_written, run_lock, sigterm_as_interrupt
+from hyenadna.data.embed_input import EmbedInput, EmbedRecord, check_input, iter_records
 from hyenadna.errors import HyenaDNAError
-from hyenadna.pipelines.embed_file import append_part, append_rows, create_datasets, open_hdf5, truncate_records
-from hyenadna.pipelines.embed_input import EmbedInput, EmbedRecord, check_input, iter_records
-from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, chunked, launch, run_chunks
-from hyenadna.tiling import Tiling
+from hyenadna.inference.sharding import ONE_PROCESS, Processes, chunked, launch, run_chunks
+from hyenadna.inference.tiling import Tiling
+from hyenadna.io.atomic import files_fingerprint, partial_output, removed_unless_written, run_lock, sigterm_as_interrupt
+from hyenadna.io.embedding_file import append_part, append_rows, create_datasets, open_hdf5, truncate_records
 
 
 def run_embed(
@@ -78,22 +78,22 @@ def run_embed(
         progress: show a progress bar.
         tiling: records longer than the model are embedded in windows (--tiling.window,
             --tiling.stride), their per-base states stitched, each base from the first window
-            that holds it, then pooled (see hyenadna.tiling). Off by default: it changes numbers.
+            that holds it, then pooled (see hyenadna.inference.tiling). Off by default: it changes numbers.
         trainer: run on several processes, devices or nodes (--trainer.devices,
             --trainer.num_nodes, --trainer.accelerator): each rank embeds its share of the
-            chunks and rank 0 merges them into OUTPUT (see hyenadna.pipelines.sharding); the
+            chunks and rank 0 merges them into OUTPUT (see hyenadna.inference.sharding); the
             other ranks return None.
     """
     start = time.perf_counter()
     import torch
 
-    from hyenadna import load
-    from hyenadna.embedding import check_embed_options
-    from hyenadna.file_plan import FilePlan
-    from hyenadna.pipelines.common import resolve_device
-    from hyenadna.pipelines.sharding import alone, continues_chunks
-    from hyenadna.tokenizer import CharacterTokenizer
-    from hyenadna.validate import integer, positive
+    from hyenadna.checks.values import integer, positive
+    from hyenadna.data.tokenizer import CharacterTokenizer
+    from hyenadna.inference.embedding import check_embed_options
+    from hyenadna.inference.sharding import alone, continues_chunks
+    from hyenadna.io.file_plan import FilePlan
+    from hyenadna.model import load
+    from hyenadna.training.trainer import resolve_device
 
     if dtype not in ("float32", "float16"):
         raise HyenaDNAError(f"dtype must be float32 or float16, got {dtype!r}")
@@ -188,7 +188,7 @@ def run_embed(
 
 def _run_embed_sharded(rank, output, input, backbone, settings, options, chunk, resume, overwrite, progress):
     """``run_embed`` on one rank of several: its chunks to ``OUTPUT.parts/``, merged by rank 0."""
-    from hyenadna.tokenizer import CharacterTokenizer
+    from hyenadna.data.tokenizer import CharacterTokenizer
 
     start = time.perf_counter()
     d_model, dtype, per_token = backbone.config.d_model, settings["dtype"], settings["per_token"]
@@ -231,8 +231,8 @@ def _run_embed_sharded(rank, output, input, backbone, settings, options, chunk, 
 
 
 def _write_chunk(h5, backbone, tokenizer, records: list[EmbedRecord], options: tuple, done: int) -> int:
-    from hyenadna.batching import encode_sequences, run_batched
-    from hyenadna.embedding import embed_batch
+    from hyenadna.inference.batching import encode_sequences, run_batched
+    from hyenadna.inference.embedding import embed_batch
 
     pooling, layer, rc_average, per_token, batch_size, tiling = options
     names = [f"record {r.name!r}" for r in records]
@@ -271,8 +271,8 @@ def _write_chunk(h5, backbone, tokenizer, records: list[EmbedRecord], options: t
 
 def _tiled_chunk(backbone, seqs: list[str], options: tuple, tokenizer) -> tuple[list, list]:
     """Pooled vectors and (with per_token) per-base states of a chunk holding records longer than
-    the model: the stitched per-base states of :func:`hyenadna.embedding.embed_sequences`."""
-    from hyenadna.embedding import embed_sequences, pool_states
+    the model: the stitched per-base states of :func:`hyenadna.inference.embedding.embed_sequences`."""
+    from hyenadna.inference.embedding import embed_sequences, pool_states
 
     pooling, layer, rc_average, per_token, batch_size, tiling = options
     states = embed_sequences(backbone, seqs, "none", layer, batch_size, rc_average, tokenizer, tiling)

@@ -1,6 +1,6 @@
 """``hyenadna explain`` (attributions to HDF5, ISM to TSV, logos) and ``hyenadna motifs``.
 
-Attribution file layout (N records, C outputs; see :mod:`hyenadna.attribution`):
+Attribution file layout (N records, C outputs; see :mod:`hyenadna.analysis.attribution`):
 
 * ``names``, ``sequences`` (UTF-8 strings, N), ``offsets`` (int64, N + 1): record i covers rows
   ``offsets[i]:offsets[i+1]`` of every per-base dataset, as in the embedding export;
@@ -16,7 +16,7 @@ The records are explained in chunks of ``--chunk``, each chunk's arrays written 
 ``OUTPUT.parts/`` (``.npz``, read back without pickle) as it is done, and the file is built from
 them, under a temporary name renamed when complete: a stopped run continues with ``--resume``,
 and ``--trainer.devices`` / ``--trainer.num_nodes`` share the chunks between processes
-(:mod:`hyenadna.pipelines.sharding`).
+(:mod:`hyenadna.inference.sharding`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from hyenadna.errors import HyenaDNAError
-from hyenadna.file_plan import FilePlan
-from hyenadna.pipelines.sharding import ONE_PROCESS, Processes
+from hyenadna.inference.sharding import ONE_PROCESS, Processes
+from hyenadna.io.file_plan import FilePlan
 
 DEFAULT_METHODS = ("grad_x_input", "ism")
 FORMATS = ("auto", "table", "fasta", "bed", "genomic_benchmarks")
@@ -38,9 +38,9 @@ LABELS_ENCODING = "json"
 
 def load_explained_model(model: str, device: str):
     """A fine-tuned model folder (with ``task.json``) or a language model by name, preset or folder."""
-    from hyenadna import load
-    from hyenadna.heads import TASK_FILE
-    from hyenadna.task_model import load_task_model
+    from hyenadna.heads.loading import load_task_model
+    from hyenadna.heads.task_model import TASK_FILE
+    from hyenadna.model import load
 
     if (Path(model) / TASK_FILE).is_file():
         return load_task_model(model, map_location=device).eval()
@@ -50,7 +50,7 @@ def load_explained_model(model: str, device: str):
 def compute_attributions(net, seqs: list[str], methods: list[str], output: str, steps: int, baseline: str,
                          batch_size: int, progress: bool) -> dict[str, list[np.ndarray]]:  # fmt: skip
     """Each method's per-sequence (L, 4, C) arrays."""
-    from hyenadna import attribution
+    from hyenadna.analysis import attribution
 
     unknown = sorted(set(methods) - set(attribution.METHODS))
     if unknown or not methods:
@@ -115,7 +115,7 @@ def read_attributions(path: str | Path, method: str) -> dict[str, Any]:
     is refused in one line naming the file."""
     import h5py
 
-    from hyenadna.attribution import METHODS
+    from hyenadna.analysis.attribution import METHODS
 
     path = Path(path)
     if method not in METHODS:
@@ -250,7 +250,7 @@ def run_explain(
         progress: show progress.
         trainer: run on several processes, devices or nodes (--trainer.devices,
             --trainer.num_nodes, --trainer.accelerator): the ranks share the chunks and rank 0
-            writes the outputs (see hyenadna.pipelines.sharding); the other ranks return None.
+            writes the outputs (see hyenadna.inference.sharding); the other ranks return None.
 
     Returns:
         On rank 0, a summary; with ISM, ``ism_mutants`` and ``mutants_per_s`` count only the
@@ -260,12 +260,12 @@ def run_explain(
 
     from tqdm import tqdm
 
-    from hyenadna.atomic import atomic_write_text, files_fingerprint
-    from hyenadna.attribution import Explained, check_sequences, target_index
+    from hyenadna.analysis.attribution import Explained, check_sequences, target_index
+    from hyenadna.analysis.plotting import attribution_pictures
     from hyenadna.data.labels import read_sequence_input, sequence_input_files
-    from hyenadna.pipelines.common import resolve_device
-    from hyenadna.pipelines.sharding import alone, chunked, launch, run_chunks
-    from hyenadna.plotting import attribution_pictures
+    from hyenadna.inference.sharding import alone, chunked, launch, run_chunks
+    from hyenadna.io.atomic import atomic_write_text, files_fingerprint
+    from hyenadna.training.trainer import resolve_device
 
     methods = check_explain_options(methods, format, target_output, steps, baseline, max_records, plot_records,
                                     batch_size, chunk, ism_tsv, plots)  # fmt: skip
@@ -331,8 +331,8 @@ def check_explain_options(methods: list[str] | str | None, format: str, target_o
                           ism_tsv: str | None, plots: str | None) -> list[str]:  # fmt: skip
     """Every option of ``explain`` that needs no file, checked before anything is made; returns
     the methods to run (the defaults for None; an empty list or a repeated method is refused)."""
-    from hyenadna import validate
-    from hyenadna.attribution import BASELINES, METHODS, OUTPUTS
+    from hyenadna.analysis.attribution import BASELINES, METHODS, OUTPUTS
+    from hyenadna.checks import values as validate
 
     chosen = list(DEFAULT_METHODS) if methods is None else [methods] if isinstance(methods, str) else list(methods)
     if not chosen:
@@ -356,7 +356,7 @@ def check_explain_options(methods: list[str] | str | None, format: str, target_o
     if ism_tsv and "ism" not in chosen:
         raise HyenaDNAError("--ism_tsv needs ism among --methods")
     if plots:
-        from hyenadna.plotting import plotting_available
+        from hyenadna.analysis.plotting import plotting_available
 
         if not plotting_available():
             raise HyenaDNAError("--plots needs matplotlib and logomaker: pip install 'hyenadna[plot]'")
@@ -365,7 +365,7 @@ def check_explain_options(methods: list[str] | str | None, format: str, target_o
 
 def explain_plan(model: str, input: str | dict[str, str], reader: dict | None, output: str, ism_tsv: str | None,
                  plots: str | None) -> FilePlan:  # fmt: skip
-    """The files ``explain`` reads and writes, checked (:class:`hyenadna.file_plan.FilePlan`):
+    """The files ``explain`` reads and writes, checked (:class:`hyenadna.io.file_plan.FilePlan`):
     no output may be an input (a file of the model folder, the sequences, a BED reader's genome)
     or another output (``OUTPUT``, its ``.parts/`` and ``.lock``, the ISM table, the plots folder)."""
     from hyenadna.data.labels import sequence_input_files

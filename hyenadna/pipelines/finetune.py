@@ -18,32 +18,32 @@ import lightning as L
 import numpy as np
 import torch
 
-from hyenadna import validate
-from hyenadna.atomic import (
+from hyenadna.analysis.metrics import DEFAULT_MONITOR, task_metrics
+from hyenadna.checks import values as validate
+from hyenadna.config import HyenaConfig
+from hyenadna.data.datamodules import LabelledDataModule
+from hyenadna.errors import HyenaDNAError
+from hyenadna.heads.cnn import ConvClassifier, ConvConfig
+from hyenadna.heads.loading import predict_sequences
+from hyenadna.heads.task_model import HeadConfig, SequenceModel, lm_base_weight
+from hyenadna.io.atomic import (
     atomic_write_text,
     launched_as_rank_zero,
     prepare_run_folder,
     write_run_config,
 )
-from hyenadna.cnn import ConvClassifier, ConvConfig
-from hyenadna.config import HyenaConfig
-from hyenadna.data.datamodules import LabelledDataModule
-from hyenadna.errors import HyenaDNAError
-from hyenadna.file_plan import check_run_folder
-from hyenadna.heads import HeadConfig, SequenceModel, lm_base_weight
-from hyenadna.model import HyenaDNA
-from hyenadna.pipelines.common import build_trainer, resume_checkpoint
-from hyenadna.pipelines.metrics import DEFAULT_MONITOR, task_metrics
-from hyenadna.pipelines.optim import OptimOptions, build_adamw, decay_groups, warmup_cosine
-from hyenadna.pipelines.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
+from hyenadna.io.file_plan import check_run_folder
+from hyenadna.model.hyena_dna import HyenaDNA
 from hyenadna.pipelines.predict import prediction_table
 from hyenadna.pipelines.pretrain import initial_model
-from hyenadna.pipelines.throughput import StepTimer
-from hyenadna.task_model import predict_sequences
+from hyenadna.training.optim import OptimOptions, build_adamw, decay_groups, warmup_cosine
+from hyenadna.training.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
+from hyenadna.training.throughput import StepTimer
+from hyenadna.training.trainer import build_trainer, resume_checkpoint
 
 
 class SequenceTaskModule(L.LightningModule):
-    """A :class:`SequenceModel` (or, with ``architecture="cnn"``, the :mod:`hyenadna.cnn`
+    """A :class:`SequenceModel` (or, with ``architecture="cnn"``, the :mod:`hyenadna.heads.cnn`
     baseline, ``model_config`` then being its :class:`ConvConfig`) trained with cross-entropy,
     binary cross-entropy or MSE."""
 
@@ -151,7 +151,7 @@ def schedule_steps(trainer: TrainerOptions, n_train: int, batch_size: int) -> in
 
 
 CNN_NAME = "cnn"
-"""``model.name_or_path`` that trains the :mod:`hyenadna.cnn` baseline instead of a Hyena model."""
+"""``model.name_or_path`` that trains the :mod:`hyenadna.heads.cnn` baseline instead of a Hyena model."""
 FINETUNE_OPTIM = OptimOptions(lr=1e-3, weight_decay=0.01, warmup_steps=20)
 
 
@@ -280,7 +280,7 @@ def run_finetune(
         lightning_trainer.test(module, datamodule=datamodule, verbose=False, weights_only=True)
         result["test"] = module.test_metrics
         if finetune.baseline:
-            from hyenadna.pipelines.kmer_baseline import kmer_baseline
+            from hyenadna.analysis.kmer_baseline import kmer_baseline
 
             train_seqs, train_targets = _sequences_and_targets(datamodule.datasets["train"])
             test_seqs, test_targets = _sequences_and_targets(datamodule.datasets["test"])
@@ -306,7 +306,7 @@ def write_test_report(out: Path, model, dataset, batch_size: int) -> dict[str, A
     """Beside ``metrics.json``: ``test_predictions.tsv`` (every test sequence's predictions) and,
     with the plot extra installed, ``plots/`` (ROC, precision-recall, confusion matrix for
     classifiers, and the training curves). Returns what was written."""
-    from hyenadna import plotting
+    from hyenadna.analysis import plotting
 
     records = dataset.records
     values = predict_sequences(model, [r.sequence for r in records], batch_size)

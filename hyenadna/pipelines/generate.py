@@ -1,4 +1,4 @@
-"""``hyenadna generate``: sample new DNA after prompts, to FASTA (see :mod:`hyenadna.generation`).
+"""``hyenadna generate``: sample new DNA after prompts, to FASTA (see :mod:`hyenadna.inference.generation`).
 
 Every option, the prompts and the output path are checked before the model is loaded, so a
 refused run costs nothing and leaves nothing behind; the FASTA appears only when complete.
@@ -52,13 +52,13 @@ def run_generate(
         device: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N.
         overwrite: replace an existing output.
     """
-    from hyenadna import load
-    from hyenadna.atomic import atomic_write_text
-    from hyenadna.file_plan import FilePlan
-    from hyenadna.generation import check_sampling
-    from hyenadna.pipelines.common import resolve_device
-    from hyenadna.tokenizer import CharacterTokenizer
-    from hyenadna.validate import positive
+    from hyenadna.checks.values import positive
+    from hyenadna.data.tokenizer import CharacterTokenizer
+    from hyenadna.inference.generation import check_sampling
+    from hyenadna.io.atomic import atomic_write_text
+    from hyenadna.io.file_plan import FilePlan
+    from hyenadna.model import load
+    from hyenadna.training.trainer import resolve_device
 
     check_sampling(max_new_tokens, temperature, top_k, top_p, seed, batch_size, flag="--", min_new_tokens=1)
     positive("--num_samples", num_samples)
@@ -94,7 +94,7 @@ def run_generate(
 def _refuse_task_model(model: str) -> None:
     """A fine-tuned folder holds a backbone that ``load`` reads, but its head, not a language
     model, is what it was trained for: sampling from it would give bases without meaning."""
-    from hyenadna.heads import TASK_FILE
+    from hyenadna.heads.task_model import TASK_FILE
 
     if Path(model).is_dir() and (Path(model) / TASK_FILE).is_file():
         raise HyenaDNAError(
@@ -107,7 +107,7 @@ def _read_prompts(path: str) -> list[tuple[str, str]]:
     """The records of the prompts FASTA, each checked to be bases, with distinct names (the
     output's headers are made from them)."""
     from hyenadna.data.fasta import read_fasta_records
-    from hyenadna.tokenizer import CharacterTokenizer
+    from hyenadna.data.tokenizer import CharacterTokenizer
 
     tokenizer = CharacterTokenizer()
     seen: dict[str, int] = {}

@@ -5,8 +5,8 @@ A bits-per-base figure means little alone. This command reads the ``data`` secti
 pretraining recipe (or the ``config.yaml`` a run folder keeps), takes every window of its
 validation (or test) split that pretraining's N filter keeps, and scores on exactly those bases
 
-* the model, as :mod:`hyenadna.likelihood` defines it (base t given the bases before it in its window);
-* order-k Markov chains (:mod:`hyenadna.markov`) fitted on the training split's bases, for each
+* the model, as :mod:`hyenadna.inference.likelihood` defines it (base t given the bases before it in its window);
+* order-k Markov chains (:mod:`hyenadna.analysis.markov`) fitted on the training split's bases, for each
   order and smoothing strength asked for.
 
 The best chain is chosen on the held-out windows themselves, which flatters the chain: a model
@@ -22,13 +22,13 @@ import numpy as np
 import torch
 import yaml
 
+from hyenadna.analysis.markov import MAX_ORDER, MarkovChain, windows_bits_per_base
 from hyenadna.data.corpus import Corpus, GenomeSource, Split
+from hyenadna.data.tokenizer import CharacterTokenizer
 from hyenadna.data.windows import StridedWindows
 from hyenadna.errors import HyenaDNAError
-from hyenadna.likelihood import bits_per_base
-from hyenadna.markov import MAX_ORDER, MarkovChain, windows_bits_per_base
+from hyenadna.inference.likelihood import bits_per_base
 from hyenadna.pipelines.lm_loss import window_loss_sum
-from hyenadna.tokenizer import CharacterTokenizer
 
 DEFAULT_ORDERS = (2, 4, 6, 8, 9, 10, 11, 12)
 DEFAULT_BETAS = (0.5, 2.0, 8.0, 32.0, 128.0, 512.0)
@@ -126,7 +126,7 @@ def run_heldout(
     result["markov"] = rows
     result["best_markov"] = min(rows, key=lambda r: r["bits_per_base"])
     if model is not None:
-        from hyenadna import load
+        from hyenadna.model import load
 
         net = load(model).eval()
         start = time.perf_counter()

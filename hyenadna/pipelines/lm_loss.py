@@ -1,13 +1,13 @@
 """``hyenadna loss``: bits per base of a model on the records of a FASTA file.
 
 Each record is cut into consecutive windows; a base is scored given the bases before it in the
-same window, as :mod:`hyenadna.likelihood` defines it (the next-base distribution renormalised
+same window, as :mod:`hyenadna.inference.likelihood` defines it (the next-base distribution renormalised
 over A/C/G/T, A/C/G/T targets only), and reported in nats and bits per base. A model that knows
 nothing of DNA scores 2 bits per base; anything lower is something learnt.
 
 With ``--trainer.devices`` / ``--trainer.num_nodes`` the batches of windows, numbered across
 the whole file, go to the ranks in turn (batch g to rank g mod world size) and the per-record
-sums are added over the ranks (:mod:`hyenadna.pipelines.sharding`); rank 0 reports.
+sums are added over the ranks (:mod:`hyenadna.inference.sharding`); rank 0 reports.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from hyenadna import validate
+from hyenadna.checks import values as validate
 from hyenadna.data.fasta import read_fasta
+from hyenadna.data.tokenizer import CharacterTokenizer
 from hyenadna.errors import HyenaDNAError
-from hyenadna.likelihood import LN2, next_base_log_probs
-from hyenadna.model import HyenaDNA
-from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, Rank, launch
-from hyenadna.tokenizer import CharacterTokenizer
+from hyenadna.inference.likelihood import LN2, next_base_log_probs
+from hyenadna.inference.sharding import ONE_PROCESS, Processes, Rank, launch
+from hyenadna.model.hyena_dna import HyenaDNA
 
 
 @dataclass
@@ -107,7 +107,7 @@ def run_loss(
             --trainer.num_nodes, --trainer.accelerator): the ranks share the batches and rank 0
             prints the result; the other ranks return None.
     """
-    from hyenadna import load
+    from hyenadna.model import load
 
     validate.positive("--batch_size", batch_size)
     if window is not None:

@@ -1,4 +1,4 @@
-"""``hyenadna motifs``: patterns from an attribution file, matched against JASPAR (see :mod:`hyenadna.motifs`).
+"""``hyenadna motifs``: patterns from an attribution file, matched against JASPAR (see :mod:`hyenadna.analysis.motifs`).
 
 Writes into the output folder:
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from hyenadna.errors import HyenaDNAError
-from hyenadna.file_plan import FilePlan, inside
+from hyenadna.io.file_plan import FilePlan, inside
 
 DEFAULT_JASPAR = Path("/usr/share/pscan-chip/jaspar_2016.wil")  # Debian's pscan-chip-data
 MOTIF_FILES = ("motifs.json", "motifs.tsv", "motifs.meme")
@@ -82,10 +82,10 @@ def run_motifs(
         overwrite: replace an existing output folder's files; the logos of the run replaced
             (those its motifs.json lists) are removed, nothing else in the folder is.
     """
-    from hyenadna import motifs, plotting
-    from hyenadna.atomic import atomic_write_text
-    from hyenadna.attribution import contrast, ism_importance
-    from hyenadna.file_plan import unique_names
+    from hyenadna.analysis import motifs, plotting
+    from hyenadna.analysis.attribution import contrast, ism_importance
+    from hyenadna.io.atomic import atomic_write_text
+    from hyenadna.io.file_plan import unique_names
     from hyenadna.pipelines.explain import read_attributions
 
     motifs.check_settings(core, flank, per_sequence, quantile, min_similarity=min_similarity,
@@ -175,7 +175,7 @@ def _check_targets(targets: list[str] | None) -> list[str] | None:
 
 
 def motifs_plan(attributions: str, jaspar: str | os.PathLike | None, folder: Path) -> FilePlan:
-    """The files ``motifs`` reads and writes, checked (:class:`hyenadna.file_plan.FilePlan`): the
+    """The files ``motifs`` reads and writes, checked (:class:`hyenadna.io.file_plan.FilePlan`): the
     output folder is a folder (or new, in an existing folder), and none of the files it writes
     there is the attribution file or the JASPAR file. Other files may share the folder."""
     FilePlan("motifs").output("--output", folder, folder=True)

@@ -2,7 +2,7 @@
 
 Sequences are predicted in chunks, each chunk's rows written to its own file in
 ``OUTPUT.parts/`` and the parts joined into ``OUTPUT`` in input order when all are in
-(:mod:`hyenadna.pipelines.sharding`): a stopped run continues with ``--resume``, and
+(:mod:`hyenadna.inference.sharding`): a stopped run continues with ``--resume``, and
 ``--trainer.devices`` / ``--trainer.num_nodes`` share the chunks between processes.
 """
 
@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from hyenadna.atomic import files_fingerprint
 from hyenadna.data.labels import read_sequence_input, sequence_input_files
-from hyenadna.heads import HeadConfig
-from hyenadna.pipelines.common import resolve_device
-from hyenadna.pipelines.sharding import ONE_PROCESS, Processes, alone, chunked, join_text, launch, run_chunks
-from hyenadna.task_model import load_task_model, predict_sequences
-from hyenadna.tiling import Tiling, too_long_hint
+from hyenadna.heads.loading import load_task_model, predict_sequences
+from hyenadna.heads.task_model import HeadConfig
+from hyenadna.inference.sharding import ONE_PROCESS, Processes, alone, chunked, join_text, launch, run_chunks
+from hyenadna.inference.tiling import Tiling, too_long_hint
+from hyenadna.io.atomic import files_fingerprint
+from hyenadna.training.trainer import resolve_device
 
 
 def run_predict(
@@ -61,10 +61,10 @@ def run_predict(
             class probabilities still sum to 1 (--tiling.window, --tiling.stride). Off by default.
         trainer: run on several processes, devices or nodes (--trainer.devices,
             --trainer.num_nodes, --trainer.accelerator): the ranks share the chunks and rank 0
-            joins them (see hyenadna.pipelines.sharding); the other ranks return None.
+            joins them (see hyenadna.inference.sharding); the other ranks return None.
     """
-    from hyenadna.file_plan import FilePlan
-    from hyenadna.validate import positive
+    from hyenadna.checks.values import positive
+    from hyenadna.io.file_plan import FilePlan
 
     positive("--chunk", chunk)
     positive("--batch_size", batch_size)
@@ -112,7 +112,7 @@ def run_predict(
 def check_bases(source: str | dict[str, str], names: list[str], seqs: list[str]) -> None:
     """Refuse, naming the input and the record, a sequence with a character the tokenizer
     rejects: found before any chunk is written, so no ``--resume`` is offered that could not help."""
-    from hyenadna.tokenizer import CharacterTokenizer
+    from hyenadna.data.tokenizer import CharacterTokenizer
 
     tokenizer = CharacterTokenizer()
     where = source if isinstance(source, str) else "the input"

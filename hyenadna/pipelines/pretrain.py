@@ -1,6 +1,6 @@
 """Next-base (causal LM) pretraining on genomes: the Lightning module and ``run_pretrain``.
 
-Validation reports ``val/bits_per_base`` as :mod:`hyenadna.likelihood` defines it for every
+Validation reports ``val/bits_per_base`` as :mod:`hyenadna.inference.likelihood` defines it for every
 command (A/C/G/T targets, the next-base distribution renormalised over A/C/G/T; a model that has
 learnt nothing beyond base frequencies sits near 2), and the training objective as HyenaDNA
 reports it: ``val/loss``, the cross-entropy in nats over the whole vocabulary and every target,
@@ -19,18 +19,18 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric, SumMetric
 
-from hyenadna import validate
-from hyenadna.atomic import atomic_write_text, launched_as_rank_zero, prepare_run_folder, write_run_config
+from hyenadna.checks import values as validate
 from hyenadna.config import HyenaConfig
 from hyenadna.data.datamodules import PretrainDataModule
 from hyenadna.errors import HyenaDNAError
-from hyenadna.file_plan import check_run_folder
-from hyenadna.likelihood import bits_per_base, next_base_log_probs
-from hyenadna.model import HyenaDNA
-from hyenadna.pipelines.common import build_trainer, resume_checkpoint
-from hyenadna.pipelines.optim import OptimOptions, build_adamw, decay_groups, warmup_cosine
-from hyenadna.pipelines.options import ModelOptions, PretrainData, TrainerOptions
-from hyenadna.pipelines.throughput import StepTimer
+from hyenadna.inference.likelihood import bits_per_base, next_base_log_probs
+from hyenadna.io.atomic import atomic_write_text, launched_as_rank_zero, prepare_run_folder, write_run_config
+from hyenadna.io.file_plan import check_run_folder
+from hyenadna.model.hyena_dna import HyenaDNA
+from hyenadna.training.optim import OptimOptions, build_adamw, decay_groups, warmup_cosine
+from hyenadna.training.options import ModelOptions, PretrainData, TrainerOptions
+from hyenadna.training.throughput import StepTimer
+from hyenadna.training.trainer import build_trainer, resume_checkpoint
 
 
 class CausalLMModule(L.LightningModule):
@@ -46,7 +46,7 @@ class CausalLMModule(L.LightningModule):
         self.optim = OptimOptions(**optim)
         self.total_steps = total_steps
         self.val_loss = MeanMetric()
-        self.val_nats = SumMetric()  # negative log-likelihood of the scored bases (hyenadna.likelihood)
+        self.val_nats = SumMetric()  # negative log-likelihood of the scored bases (hyenadna.inference.likelihood)
         self.val_scored = SumMetric()
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -115,7 +115,7 @@ class CausalLMModule(L.LightningModule):
 
 def initial_model(options: ModelOptions, seed: int) -> HyenaDNA:
     """The starting model: a preset with fresh weights (seeded) or a saved / released model."""
-    from hyenadna import load
+    from hyenadna.model import load
 
     torch.manual_seed(seed)
     return load(options.name_or_path, **options.overrides)

@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hyenadna.atomic import atomic_write, atomic_write_text
 from hyenadna.data.fasta import fasta_text
 from hyenadna.data.files import file_sha256
 from hyenadna.errors import HyenaDNAError
+from hyenadna.io.atomic import atomic_write, atomic_write_text
 from hyenadna.tasks.builders import TaskRow
 
 CHR20 = "/usr/share/doc/vt/examples/ref/20.fa.gz"

@@ -25,9 +25,9 @@ import numpy as np
 
 from hyenadna.data.fasta import read_fasta
 from hyenadna.data.genome import Genome
+from hyenadna.data.tokenizer import reverse_complement
 from hyenadna.errors import HyenaDNAError
 from hyenadna.tasks.annotation import Gene, RegionSplit
-from hyenadna.tokenizer import reverse_complement
 
 GENOME_FRACTIONS = (0.1, 0.1)
 """Validation and test shares of a genome laid end to end (the end of it: test last)."""

@@ -25,6 +25,7 @@ import importlib
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -278,8 +279,6 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import time
 
-    from hyenadna.atomic import atomic_write_text
-
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--targets", type=int, nargs="+", default=[80, 89, 90])
     parser.add_argument("--jobs", type=int, default=2)
@@ -307,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'ok  ' if ok else 'FAIL'} sm_{cc} {spec.describe()}: {shown}", flush=True)
             rows.append({"target": cc, "kernel": spec.describe(), "shared": result, "limit": limit, "ok": ok})
     if args.json:
-        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
+        partial = Path(f"{args.json}.partial")  # complete or absent, as every output of the package
+        partial.write_text(json.dumps(rows, indent=1) + "\n")
+        partial.replace(args.json)
     print(f"{len(jobs) - failures} passed, {failures} failed ({time.perf_counter() - start:.0f} s)")
     return 1 if failures else 0
 

@@ -1,0 +1,104 @@
+"""AdamW with HyenaDNA's parameter groups, and the warmup + cosine learning-rate schedule.
+
+Weight decay applies to the weights of linear and convolution layers of the backbone, as in the
+reference's GPT-style grouping. It does not apply to the implicit filter's MLP and its Sin
+frequency (the reference gives the filter its own weight decay of 0), nor to norms, biases (the D
+skip included), embeddings or positional buffers. A head's linear weights decay like the backbone's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hyenadna.checks.values import integer, number
+from hyenadna.errors import HyenaDNAError
+from hyenadna.modules.filter import ImplicitFilter
+
+
+@dataclass
+class OptimOptions:
+    """Optimiser and schedule.
+
+    Attributes:
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay for the decayed group.
+        betas: AdamW betas.
+        warmup_steps: linear warmup from 0 to ``lr``.
+        min_lr_ratio: the cosine decays to ``lr * min_lr_ratio`` at the last step.
+        grad_clip: clip the global gradient norm to this (0 turns clipping off).
+    """
+
+    lr: float = 6e-4
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 10
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:  # checked as the options are read: a refused run creates nothing
+        number("--optim.lr", self.lr, low=0.0, open_low=True)
+        number("--optim.weight_decay", self.weight_decay, low=0.0)
+        if len(self.betas) != 2:
+            raise HyenaDNAError(f"--optim.betas must be two numbers, got {self.betas!r}")
+        for beta in self.betas:
+            number("--optim.betas", beta, 0.0, 1.0)
+            if beta >= 1:
+                raise HyenaDNAError(f"--optim.betas must lie in [0, 1), got {beta:g}")
+        integer("--optim.warmup_steps", self.warmup_steps, low=0)
+        number("--optim.min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        number("--optim.grad_clip", self.grad_clip, low=0.0)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """Split trainable parameters into (decayed, not decayed), following the rules above."""
+    filter_params = {id(p) for m in model.modules() if isinstance(m, ImplicitFilter) for p in m.parameters()}
+    decay, no_decay = [], []
+    seen: set[int] = set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad or id(param) in seen:
+                continue
+            seen.add(id(param))
+            decayed = (
+                name == "weight"
+                and isinstance(module, (nn.Linear, nn.Conv1d))
+                and id(param) not in filter_params
+                and weight_decay > 0
+            )
+            (decay if decayed else no_decay).append(param)
+    return decay, no_decay
+
+
+def build_adamw(groups: list[dict], options: OptimOptions) -> torch.optim.AdamW:
+    """AdamW over ``groups`` (dicts with ``params`` and optionally ``lr`` / ``weight_decay``)."""
+    groups = [g for g in groups if g["params"]]
+    if not groups:
+        raise HyenaDNAError("nothing to train: every parameter is frozen")
+    return torch.optim.AdamW(groups, lr=options.lr, betas=tuple(options.betas), weight_decay=options.weight_decay)
+
+
+def decay_groups(model: nn.Module, options: OptimOptions, lr: float | None = None) -> list[dict]:
+    decay, no_decay = parameter_groups(model, options.weight_decay)
+    lr = options.lr if lr is None else lr
+    return [
+        {"params": decay, "weight_decay": options.weight_decay, "lr": lr},
+        {"params": no_decay, "weight_decay": 0.0, "lr": lr},
+    ]
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, options: OptimOptions, total_steps: int):
+    """A LambdaLR: linear warmup, then cosine from each group's lr to ``min_lr_ratio`` of it."""
+    warmup = max(0, options.warmup_steps)
+    total = max(total_steps, warmup + 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return options.min_lr_ratio + (1 - options.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

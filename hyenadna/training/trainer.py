@@ -1,0 +1,186 @@
+"""Helpers shared by the training pipelines: the Lightning Trainer, loggers, checkpoints, resuming."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hyenadna.errors import HyenaDNAError
+from hyenadna.training.options import TrainerOptions
+
+
+class _NoTips(logging.Filter):
+    """Drops Lightning's advertising ("Tip: ... try installing ...") from its info log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
+
+
+def atomic_checkpoint_io():
+    """Lightning's checkpoint writer, writing each checkpoint to a temporary name and renaming it
+    when whole: a full disk or a kill never leaves a truncated ``stepN.ckpt`` or ``last.ckpt``
+    under its final name (Lightning's own writes the final file directly). A failed write
+    stops the run with the file and the reason named."""
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    from hyenadna.io.atomic import atomic_write
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+            try:
+                atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+            except OSError as exc:
+                raise HyenaDNAError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
+
+    return AtomicCheckpointIO()
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: CUDA when torch sees a GPU, else the CPU; any other value as given, once
+    checked to exist on this machine (``--device cuda`` without CUDA is one line, not a
+    ``pin_memory`` traceback mid-run)."""
+    from hyenadna.checks.devices import check_device
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    check_device(device)
+    return device
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    if precision != "auto":
+        return precision
+    gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def build_trainer(
+    options: TrainerOptions,
+    output: Path,
+    callbacks: list,
+    gradient_clip: float = 0.0,
+    monitor: tuple[str, str] | None = None,
+    **extra: Any,
+):
+    """A Lightning Trainer logging to ``output/logs/{csv,tensorboard}/version_N`` and checkpointing
+    under ``output/checkpoints`` (every N steps, ``last.ckpt``, and the best by ``monitor``)."""
+    import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    checkpoints = output / "checkpoints"
+    callbacks = list(callbacks)
+    callbacks.append(
+        ModelCheckpoint(
+            dirpath=checkpoints,
+            filename="step{step}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=options.checkpoint_every_n_steps or None,
+            save_top_k=-1,
+            save_last=True,
+        )
+    )
+    if monitor is not None:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=checkpoints,
+                filename="best",
+                monitor=monitor[0],
+                mode=monitor[1],
+                save_top_k=1,
+                auto_insert_metric_name=False,
+            )
+        )
+    callbacks.append(LearningRateMonitor(logging_interval="step"))
+    # One version folder per launch (logs/version_0, version_1 after a resume...): a resumed
+    # run must not overwrite the metrics of the run it continues.
+    loggers = [CSVLogger(output / "logs", name="csv"), TensorBoardLogger(output / "logs", name="tensorboard")]
+    val_kwargs: dict[str, Any] = {"check_val_every_n_epoch": 1}
+    if options.val_every_n_steps:
+        val_kwargs = {"val_check_interval": options.val_every_n_steps, "check_val_every_n_epoch": None}
+    try:  # Lightning refuses settings it cannot use (--trainer.precision bogus) with a plain ValueError
+        return L.Trainer(
+            max_steps=options.max_steps,
+            max_epochs=options.max_epochs,
+            accelerator=options.accelerator,
+            devices=options.devices,
+            strategy=options.strategy,
+            num_nodes=options.num_nodes,
+            precision=resolve_precision(options.precision, options.accelerator),
+            accumulate_grad_batches=options.accumulate_grad_batches,
+            gradient_clip_val=gradient_clip or None,
+            limit_val_batches=options.limit_val_batches,
+            log_every_n_steps=options.log_every_n_steps,
+            enable_progress_bar=options.progress_bar,
+            deterministic=options.deterministic,
+            default_root_dir=output,
+            enable_model_summary=False,  # its FLOPs column reads 0 for our operators; the summary counts parameters
+            callbacks=callbacks,
+            logger=loggers,
+            plugins=[atomic_checkpoint_io()],
+            **val_kwargs,
+            **extra,
+        )
+    except (ValueError, MisconfigurationException) as exc:
+        raise HyenaDNAError(f"--trainer options: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+
+
+def resume_checkpoint(output: Path, resume: bool | str) -> str | None:
+    """``True``: the run's ``last.ckpt`` (which must exist); a path: that file; ``False``: None.
+    The file must be a whole checkpoint that loads with ``weights_only=True`` (checked here, so a
+    refusal is one error naming it)."""
+    if not resume:
+        return None
+    # Our training loader restarts mid-epoch where the checkpoint stopped (see
+    # PretrainDataModule.train_dataloader), which Lightning cannot see; its warning is wrong here.
+    warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
+    path = output / "checkpoints" / "last.ckpt" if resume is True else Path(resume)
+    if not path.is_file():
+        raise HyenaDNAError(f"cannot resume: no checkpoint at {path}")
+    try:  # torch checkpoints are zip archives: a torn one has no central directory
+        with zipfile.ZipFile(path) as archive:
+            archive.getinfo(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+    except (zipfile.BadZipFile, StopIteration, OSError) as exc:
+        raise HyenaDNAError(
+            f"cannot resume: {path} is not a complete checkpoint ({type(exc).__name__}); resume from another one "
+            "(--resume PATH, see checkpoints/) or start again with --overwrite"
+        ) from None
+    _check_loads_safely(path)
+    return str(path)
+
+
+def _check_loads_safely(path: Path) -> None:
+    """Load ``path`` as Lightning will (``weights_only=True``: nothing in it can run code), memory
+    mapped so no weight is read, so that a checkpoint naming any other global (a pickle that
+    would call ``os.system``) is one error naming the file, not a traceback from inside the fit.
+    torch's advice in its refusal (allow the global, or load with ``weights_only=False``) is not
+    relayed: it would tell the user how to run the code."""
+    import pickle
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if found:
+            reason = (
+                f"was refused because it holds {found.group(1)}, which a checkpoint of ours never holds "
+                "(a pickle that could run code)"
+            )
+        else:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            plain = isinstance(exc, pickle.UnpicklingError) or not lines or "weights_only" in lines[0]
+            reason = f"cannot be read ({type(exc).__name__ if plain else lines[0]})"
+        raise HyenaDNAError(
+            f"cannot resume: {path} {reason}; resume from another checkpoint (--resume PATH) or start again "
+            "with --overwrite"
+        ) from None
