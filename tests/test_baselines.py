@@ -19,7 +19,7 @@ from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.cnn import ConvClassifier, ConvConfig, one_hot
 from hyenadna.heads.loading import load_task_model
 from hyenadna.heads.task_model import HeadConfig
-from hyenadna.pipelines.finetune import run_finetune, schedule_steps
+from hyenadna.pipelines.finetune import run_finetune
 from hyenadna.pipelines.predict import run_predict
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
 
@@ -76,15 +76,6 @@ def test_cnn_finetunes_saves_and_predicts_on_real_promoters(tmp_path):
     assert isinstance(model, ConvClassifier) and model.config.length == 250
     tsv = tmp_path / "pred.tsv"
     assert run_predict(str(out / "model"), str(PROMOTERS), str(tsv), reader=READER)["rows"] == 724 + 192 + 172
-
-
-def test_schedule_steps_counts_epochs():
-    assert schedule_steps(TrainerOptions(max_steps=100), 1000, 32) == 100
-    assert schedule_steps(TrainerOptions(max_steps=-1, max_epochs=3), 1000, 32) == 3 * 32
-    assert schedule_steps(TrainerOptions(max_steps=50, max_epochs=3), 1000, 32) == 50
-    assert schedule_steps(TrainerOptions(max_steps=-1, max_epochs=2, devices=2), 1000, 32) == 2 * 16
-    with pytest.raises(HyenaDNAError, match="max_steps or trainer.max_epochs"):
-        schedule_steps(TrainerOptions(max_steps=-1), 1000, 32)
 
 
 def test_rc_augmentation_flips_about_half_the_training_sequences():

@@ -65,9 +65,9 @@ def test_chunked_path_keeps_the_spectra_only_and_gives_the_numbers_of_recomputin
         model.config.inference_chunk = 128
         with torch.inference_mode():
             results[budget] = [model.hidden_states(ids) for _ in range(2)]
-        held = [entry for block in model.blocks for entry in block.mixer.filter._spectra.values()]
-        if budget:  # one entry a layer: no filters, the spectra of 600 bases (FFT size 1200)
-            assert len(held) == 3 and all(e[1] is None and e[2].shape == (1, 24, 601) for e in held)
+        held = [tensor for block in model.blocks for tensor in block.mixer.filter.held_tensors()]
+        if budget:  # one tensor a layer: no filters, the spectra of 600 bases (FFT size 1200)
+            assert len(held) == 3 and all(t.shape == (1, 24, 601) and t.is_complex() for t in held)
         else:
             assert not held
     assert torch.equal(results[1][0], results[1][1])

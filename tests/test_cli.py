@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from hyenadna import HyenaConfig, HyenaDNA
+from hyenadna.analysis.lm_loss import fasta_lm_loss, window_loss_sum
 from hyenadna.cli import main
 from hyenadna.data.tokenizer import CharacterTokenizer
-from hyenadna.pipelines.lm_loss import fasta_lm_loss, window_loss_sum
 
 REPO = Path(__file__).resolve().parents[1]
 LAMBDA = REPO / "data" / "lambda_virus.fa"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hyenadna import HyenaDNAError
-from hyenadna.ops import fftconv, fftconv_ref, next_fast_fft_size
+from hyenadna.ops import conv_fft_size, fftconv, fftconv_ref, next_fast_fft_size
 from hyenadna.ops.fftconv import smallest_7_smooth
 
 
@@ -83,6 +83,13 @@ def test_fft_sizes_are_smallest_7_smooth_or_a_cheaper_power_of_two():
     assert next_fast_fft_size(2 * 480_000 - 1) == 2**20  # 9% larger than 960,000 but faster
     assert next_fast_fft_size(2 * 1_000_000 - 1) == 2**21  # 5% larger than 2,000,000, 20% faster
     assert next_fast_fft_size(2 * 750_000 - 1) == 1_500_000  # 2^21 would be 40% larger
+
+
+def test_conv_fft_size_fits_a_linear_convolution():
+    """Every fast path's FFT size for L points: at least 2L-1 (no wrap-around), the fast size."""
+    for length in (1, 2, 3, 1000, 160_000, 1_000_000):
+        n = conv_fft_size(length)
+        assert n >= 2 * length - 1 and n == next_fast_fft_size(2 * length - 1)
 
 
 def test_fftconv_rejects_bad_shapes():

@@ -14,10 +14,11 @@ import torch
 
 from hyenadna.data.fasta import read_fasta
 from hyenadna.data.tokenizer import CharacterTokenizer
+from hyenadna.heads.config import HeadOptions
 from hyenadna.heads.task_model import SequenceModel
 from hyenadna.pipelines.finetune import run_finetune
 from hyenadna.pipelines.predict import run_predict
-from hyenadna.training.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
+from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
 
 REPO = Path(__file__).resolve().parents[1]
 TF = REPO / "data" / "tf_binding"

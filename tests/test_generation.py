@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,8 +15,10 @@ from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.cli import main
 from hyenadna.data.tokenizer import A_ID, CharacterTokenizer
 from hyenadna.errors import HyenaDNAError
+from hyenadna.inference import generation
 from hyenadna.inference.generation import IncrementalDecoder, next_base_probs
 from hyenadna.inference.likelihood import BASE_IDS
+from hyenadna.modules.operator import HyenaOperator
 
 
 def small_model(order: int = 2, dtype=torch.float64, l_max: int = 300, seed: int = 0) -> HyenaDNA:
@@ -58,6 +63,39 @@ def test_decoder_limits():
     model.train()
     with pytest.raises(HyenaDNAError, match="eval mode"):
         IncrementalDecoder(model, 1, 3)
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_operator_decodes_on_its_own(order):
+    """A Hyena operator alone, as mamba_ssm's modules: a prompt into an empty cache, then
+    ``step`` one position at a time, equals its forward over the whole input."""
+    torch.manual_seed(order)
+    operator = HyenaOperator(HyenaConfig(d_model=8, n_layer=1, l_max=64, order=order, filter_order=8)).double()
+    x = torch.randn(2, 40, 8, dtype=torch.float64)
+    with torch.no_grad():
+        whole = operator(x)
+        cache = operator.allocate_inference_cache(2, 40)
+        parts = [operator(x[:, :5], cache=cache)] + [operator.step(x[:, t : t + 1], cache) for t in range(5, 40)]
+        assert cache.length == 40 and cache.max_length == 40
+        torch.testing.assert_close(torch.cat(parts, 1), whole, rtol=1e-12, atol=1e-12)
+        with pytest.raises(HyenaDNAError, match="one position"):
+            operator.step(x[:, :1], cache)  # no room left
+        with pytest.raises(HyenaDNAError, match="one position"):
+            operator.step(x[:, :2], operator.allocate_inference_cache(2, 40))
+
+
+def test_generation_reaches_no_private_member_of_another_object():
+    """Decoding is the model's and the modules' business: generation.py calls public methods."""
+    tree = ast.parse(Path(generation.__file__).read_text())
+    private = [
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+    ]
+    assert not private, private
 
 
 def greedy_by_full_forward(model: HyenaDNA, prompt: str, n: int) -> str:

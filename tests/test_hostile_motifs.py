@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hyenadna.analysis.attribution_file import read_attributions, write_attributions
 from hyenadna.analysis.motifs import read_jaspar
 from hyenadna.errors import HyenaDNAError
-from hyenadna.pipelines.explain import read_attributions, write_attributions
 from hyenadna.pipelines.motifs import run_motifs
 
 MOTIFS = ("TGCTGACTCA", "CACGTGAAAT")

@@ -162,3 +162,33 @@ def test_license_type_marker_and_the_python_ci_runs():
     oldest = tuple(int(v) for v in re.fullmatch(r">=(\d+)\.(\d+)", project["requires-python"]).groups())
     # CI runs this suite: on the oldest Python the package claims to support
     assert sys.version_info[:2] == oldest, f"requires-python {project['requires-python']} but CI runs {sys.version}"
+
+
+def test_no_module_reaches_a_private_member_of_another_modules_object():
+    """``obj._name`` where ``_name`` is a private attribute or method that only another module of
+    the package defines (its class's business, not ours): use or add a public method instead."""
+
+    def private_names(tree: ast.AST) -> set[str]:
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("_"):
+                names.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and node.attr.startswith("_"):
+                names.add(node.attr)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names.add(node.target.id)
+        return {name for name in names if name.startswith("_") and not name.startswith("__")}
+
+    import torch
+
+    torchs = set(dir(torch.Tensor)) | set(dir(torch.nn.Module))  # torch's own, such as a tensor's _version
+    trees = {path: ast.parse(path.read_text()) for path in PACKAGE.rglob("*.py")}
+    defined = {path: private_names(tree) for path, tree in trees.items()}
+    bad = []
+    for path, tree in trees.items():
+        elsewhere = set().union(*(names for other, names in defined.items() if other != path)) - defined[path] - torchs
+        for node in ast.walk(tree):
+            owner = ast.unparse(node.value) if isinstance(node, ast.Attribute) else ""
+            if isinstance(node, ast.Attribute) and node.attr in elsewhere and owner not in ("self", "cls"):
+                bad.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {ast.unparse(node)}")
+    assert not bad, "\n".join(bad)

@@ -16,10 +16,11 @@ from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.data.tokenizer import A_ID, CharacterTokenizer
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.cnn import ConvClassifier, ConvConfig
+from hyenadna.heads.config import HeadConfig, HeadOptions
 from hyenadna.heads.loading import load_task_model, predict_sequences
-from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.heads.task_model import SequenceModel
 from hyenadna.pipelines.finetune import run_finetune
-from hyenadna.training.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
+from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["a", "b", "c"]
@@ -130,7 +131,7 @@ def test_bad_uses_are_refused_by_name():
 
 
 def test_next_bases_skip_n_padding_and_special_tokens():
-    from hyenadna.heads.task_model import next_base_onehot
+    from hyenadna.heads.likelihood import next_base_onehot
 
     ids = torch.tensor([[0, A_ID, 11, A_ID + 2, A_ID + 3, 4, 4]])
     mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0]], dtype=torch.bool)

@@ -113,7 +113,8 @@ def tf_cnn(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_oct4_and_mafk_motifs_are_recovered_from_a_fine_tuned_model(tf_cnn, tmp_path):
-    from hyenadna.pipelines.explain import read_attributions, run_explain
+    from hyenadna.analysis.attribution_file import read_attributions
+    from hyenadna.pipelines.explain import run_explain
     from hyenadna.pipelines.motifs import run_motifs
 
     attributions = tmp_path / "attr.h5"
@@ -165,8 +166,8 @@ def test_variant_effects_through_the_fine_tuned_cnn(tf_cnn, real, tmp_path):
 
 
 def test_explain_command_writes_ism_table_and_refuses_bad_requests(tmp_path, capsys):
+    from hyenadna.analysis.attribution_file import read_attributions
     from hyenadna.cli import main
-    from hyenadna.pipelines.explain import read_attributions
 
     fasta = tmp_path / "two.fa"
     fasta.write_text(">a\nACGTACGTTTGACCA\n>b\nTTGACGTCAN\n")

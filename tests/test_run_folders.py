@@ -53,6 +53,18 @@ def test_prepare_run_folder_refuses_clears_and_protects(tmp_path):
     assert (run / "notes.txt").exists()
 
 
+def test_overwrite_clears_a_finished_fine_tune_with_its_test_report(tmp_path):
+    """A fine-tune with a test split writes test_predictions.tsv, plots/ and cnn_baseline/ beside
+    its model; --overwrite used to refuse that folder as holding "files no run writes"."""
+    run = tmp_path / "run"
+    for folder in ("model", "plots", "cnn_baseline/model"):
+        (run / folder).mkdir(parents=True)
+    for name in ("metrics.json", "test_predictions.tsv", "config.yaml", "plots/roc.png"):
+        (run / name).write_text("old")
+    prepare_run_folder(run, resume=False, overwrite=True)
+    assert list(run.iterdir()) == []
+
+
 def test_run_config_reads_back_through_the_command(tmp_path):
     values = {
         "data": PretrainData(genomes=[GenomeSource(str(LAMBDA), val_fraction=0.1)], length=512, batch_size=4),

@@ -113,7 +113,7 @@ def test_score_of_fasta_records_is_not_spread(tmp_path):
 
 
 def test_loss_shares_batches_between_ranks_and_sums_them(tmp_path):
-    from hyenadna.pipelines.lm_loss import fasta_lm_loss
+    from hyenadna.analysis.lm_loss import fasta_lm_loss
 
     torch.manual_seed(0)
     model = HyenaDNA(HyenaConfig(d_model=32, n_layer=2, l_max=1024, filter_order=16)).eval()

@@ -39,6 +39,7 @@ from hyenadna.heads.task_model import TaskModel
 from hyenadna.inference.batching import encode_sequences
 from hyenadna.inference.likelihood import next_base_log_probs
 from hyenadna.model.hyena_dna import HyenaDNA
+from hyenadna.modules.modes import eval_mode
 
 METHODS = ("ism", "grad_x_input", "integrated_gradients")
 OUTPUTS = ("logit", "probability")
@@ -118,12 +119,6 @@ def mutant_count(row: np.ndarray) -> int:
     return 3 * len(row) + int(np.count_nonzero((row < A_ID) | (row > T_ID)))
 
 
-def _eval(model):
-    was = model.training
-    model.eval()
-    return was
-
-
 @torch.no_grad()
 def ism(
     model: TaskModel | HyenaDNA,
@@ -135,7 +130,6 @@ def ism(
     """In-silico mutagenesis (module docstring): per sequence, (L, 4, C) float32 deltas."""
     explained = Explained(model, output)
     rows = _rows(explained, seqs)
-    was = _eval(model)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -143,10 +137,10 @@ def ism(
         bar = tqdm(total=sum(3 * len(r) for r in rows), unit=" mutant", desc="ism", mininterval=1.0)
     results = []
     try:
-        for row in rows:
-            results.append(_ism_one(explained, row, batch_size, bar))
+        with eval_mode(model):
+            for row in rows:
+                results.append(_ism_one(explained, row, batch_size, bar))
     finally:
-        model.train(was)
         if bar is not None:
             bar.close()
     return results
@@ -202,11 +196,8 @@ def _batched_gradients(explained: Explained, rows: list[np.ndarray], batch_size:
         grads = fn(_onehot(ids, mask, dtype), ids, mask).float().cpu().numpy()
         return [grads[i, : len(row)] for i, row in enumerate(batch)]
 
-    was = _eval(explained.model)
-    try:
+    with eval_mode(explained.model):
         return run_batched(rows, batch_size, batch_fn)
-    finally:
-        explained.model.train(was)
 
 
 def _jacobian(explained: Explained, onehot: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -283,17 +274,13 @@ def baseline_values(model: TaskModel | HyenaDNA, seqs: Sequence[str] | str, outp
     """Outputs (N, C) at the integrated-gradients baseline of each sequence (one at a time)."""
     explained = Explained(model, output)
     rows = _rows(explained, seqs)
-    was = _eval(model)
     out = []
-    try:
-        with torch.no_grad():
-            for row in rows:
-                ids = torch.as_tensor(row[None], device=explained.device)
-                mask = torch.ones_like(ids, dtype=torch.bool)
-                onehot = _onehot(ids, mask, next(model.parameters()).dtype)
-                out.append(explained.values_onehot(_baseline(onehot, baseline), ids, mask)[0])
-    finally:
-        model.train(was)
+    with eval_mode(model), torch.no_grad():
+        for row in rows:
+            ids = torch.as_tensor(row[None], device=explained.device)
+            mask = torch.ones_like(ids, dtype=torch.bool)
+            onehot = _onehot(ids, mask, next(model.parameters()).dtype)
+            out.append(explained.values_onehot(_baseline(onehot, baseline), ids, mask)[0])
     return torch.stack(out).cpu().numpy()
 
 
@@ -301,14 +288,10 @@ def output_values(model: TaskModel | HyenaDNA, seqs: Sequence[str] | str, output
     """Outputs (N, C) of the sequences themselves, as the attributions see them."""
     explained = Explained(model, output)
     rows = _rows(explained, seqs)
-    was = _eval(model)
-    try:
-        with torch.no_grad():
-            out = [explained.values(torch.as_tensor(r[None], device=explained.device),
-                                    torch.ones(1, len(r), dtype=torch.bool, device=explained.device))[0]
-                   for r in rows]  # fmt: skip
-    finally:
-        model.train(was)
+    with eval_mode(model), torch.no_grad():
+        out = [explained.values(torch.as_tensor(r[None], device=explained.device),
+                                torch.ones(1, len(r), dtype=torch.bool, device=explained.device))[0]
+               for r in rows]  # fmt: skip
     return torch.stack(out).cpu().numpy()
 
 

@@ -3,7 +3,7 @@
 The classical generative classifier of DNA (the interpolated Markov models of gene finders and
 read binners): each class's chain is fitted on that class's training sequences, and a sequence
 gets ``log P(class) + log P(sequence | class's chain)`` per class, softmax over classes. It is the
-count-table counterpart of the class-likelihood head (:class:`hyenadna.heads.task_model.ClassLikelihoodHead`),
+count-table counterpart of the class-likelihood head (:class:`hyenadna.heads.likelihood.ClassLikelihoodHead`),
 which scores each base with a language model instead, so the two together show what the model
 adds over counting. The order, the smoothing and whether both strands are used are chosen on the
 validation split.

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -291,6 +292,22 @@ class LabelledDataModule(L.LightningDataModule):
                     records, self.vocab, self.tokenizer, self.max_length, self.truncation,
                     rc_prob=self.rc_prob if split == "train" else 0.0,
                 )  # fmt: skip
+
+    def split_sizes(self) -> dict[str, int]:
+        """Records per split that has any (``train``, and ``val`` / ``test`` where given), after setup."""
+        return {split: len(dataset) for split, dataset in self.datasets.items()}
+
+    def records(self, split: str) -> list[LabelledRecord]:
+        """The records of ``split`` in their order, after setup."""
+        return self.datasets[split].records
+
+    def targets(self, split: str) -> np.ndarray:
+        """The encoded targets of ``split``, one row per record, after setup."""
+        return np.stack(self.datasets[split].targets)
+
+    def longest_sequence(self) -> int:
+        """The longest sequence of any split, in bases."""
+        return max(len(r.sequence) for dataset in self.datasets.values() for r in dataset.records)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         """Training: shuffled batches. Evaluation in one process: the batching engine's

@@ -28,13 +28,17 @@ from hyenadna.errors import HyenaDNAError
 BASES = set("ACGT")
 
 
-@dataclass
+@dataclass(frozen=True)
 class InfoField:
     """An INFO field (Number=A) of the annotated VCF, filled from one column of the scores TSV."""
 
     key: str
     column: str
     description: str
+
+
+LLR_INFO = InfoField("HYENADNA_LLR", "llr", "HyenaDNA log-likelihood ratio, alt minus ref (nats per base)")
+"""The language model's score in the annotated VCF (the default of :func:`hyenadna.io.vcf_annotate.annotate_vcf`)."""
 
 
 @dataclass

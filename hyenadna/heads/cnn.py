@@ -24,7 +24,8 @@ from torch import nn
 
 from hyenadna.data.tokenizer import A_ID, T_ID
 from hyenadna.errors import HyenaDNAError
-from hyenadna.heads.task_model import TASK_FILE, HeadConfig, TaskModel, read_head_config
+from hyenadna.heads.config import HeadConfig, read_head_config
+from hyenadna.heads.task_model import TaskModel
 from hyenadna.io.atomic import atomic_write, atomic_write_text
 
 CNN_FILE, WEIGHTS_FILE = "cnn.json", "cnn.safetensors"
@@ -133,7 +134,7 @@ class ConvClassifier(TaskModel):
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp)))
         atomic_write_text(folder / CNN_FILE, json.dumps(asdict(self.config), indent=2) + "\n")
-        atomic_write_text(folder / TASK_FILE, json.dumps(asdict(self.head_config), indent=2) + "\n")
+        self.head_config.save(folder)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ConvClassifier:

@@ -15,6 +15,7 @@ from hyenadna.data.tokenizer import CharacterTokenizer, pad_ids, reverse_complem
 from hyenadna.errors import HyenaDNAError
 from hyenadna.inference.batching import encode_sequences, run_batched
 from hyenadna.inference.tiling import Tiling, tiled_per_base, too_long_hint
+from hyenadna.modules.modes import eval_mode
 from hyenadna.modules.pooling import POOLINGS, pool, reverse_complement_batch
 
 if TYPE_CHECKING:
@@ -94,15 +95,11 @@ def embed_sequences(
     too_long_hint(seqs, l_max)
     rows = encode_sequences(seqs, l_max, tokenizer=tokenizer)
     per_token = pooling == "none"
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         pairs = run_batched(
             rows, batch_size, lambda batch: embed_batch(model, batch, None if per_token else pooling, layer,
                                                         rc_average, per_token)
         )  # fmt: skip
-    finally:
-        model.train(was_training)
     results = [tokens if per_token else vector for vector, tokens in pairs]
     if per_token:
         return results
@@ -133,13 +130,9 @@ def _tiled_embeddings(model, seqs, pooling, layer, batch_size, rc_average, token
 
         return tiled_per_base(strings, model.config.l_max, tiling, windows)
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         forward = states_of(seqs)
         reverse = states_of([reverse_complement(s) for s in seqs]) if rc_average else None
-    finally:
-        model.train(was_training)
     if pooling == "none":
         if reverse is None:
             return forward

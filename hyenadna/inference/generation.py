@@ -1,13 +1,10 @@
 """Sampling new DNA from a causal HyenaDNA model: ``model.generate`` and ``hyenadna generate``.
 
-Exact incremental decoding. A Hyena operator has no fixed-size recurrent state: its long filter
-spans the whole prefix, so the output at position t is ``sum_{s<=t} k[t-s] w_s + D w_t`` over
-the gated inputs ``w`` of every earlier position. :class:`IncrementalDecoder` therefore keeps,
-per layer, the gated inputs of each recurrence step (``w``, (B, d, T)) and the last K-1
-in-projected positions (the short convolution's window). The prompt is run once through FFT
-convolutions (``O(T log T)``, the plain forward's arithmetic); each new base then costs one
-position of every position-wise layer plus, per layer and step, one dot product of the filter with
-the kept inputs, ``O(t d)``: linear in the current length t, the operator's own receptive
+Exact incremental decoding: :class:`IncrementalDecoder` runs the prompt once and then each new
+base through the model's own decoding methods (``allocate_inference_cache`` and ``step``, whose
+state lives in the operators: :mod:`hyenadna.modules.operator`). A new base costs one position
+of every position-wise layer plus, per layer and recurrence step, one dot product of the filter
+with the kept inputs, ``O(t d)``: linear in the current length t, the operator's own receptive
 field, and no FFT over the whole sequence per base (recomputing the forward would cost
 ``O(t log t d)`` per base and more for the position-wise layers, ``O(t d^2)``).
 
@@ -35,7 +32,7 @@ import hyenadna.checks.values as validate
 from hyenadna.data.tokenizer import A_ID, CharacterTokenizer
 from hyenadna.errors import HyenaDNAError
 from hyenadna.inference.likelihood import BASE_IDS
-from hyenadna.ops.reference import fftconv_ref, short_conv_ref
+from hyenadna.modules.modes import eval_mode
 
 if TYPE_CHECKING:
     from hyenadna.model.hyena_dna import HyenaDNA
@@ -45,62 +42,6 @@ MIN_TEMPERATURE = 1e-4
 """The smallest temperature above 0: logit gaps divided by less reach float32's limits (0/1e-46 is
 NaN); at 1e-4 sampling is already argmax decoding for any gap over 0.01 nats."""
 MAX_SEED = 2**63 - 1
-
-
-class _LayerState:
-    """What one block keeps between positions: the short convolution's window and, per
-    recurrence step, the gated inputs of the long convolution (and the filters themselves)."""
-
-    def __init__(self, block, batch: int, total: int, dtype: torch.dtype, device: torch.device) -> None:
-        mixer = block.mixer
-        d, order = mixer.d_model, mixer.order
-        self.block = block
-        with torch.no_grad():  # (order-1, d, T): position s's tap does not depend on T
-            k = mixer.filter.long_filters(total).to(dtype)
-        self.k = k
-        self.k_reversed = k.flip(-1)
-        skip = mixer.skip_terms()
-        self.skip = None if skip is None else skip.to(dtype)
-        self.inputs = torch.zeros(order - 1, batch, d, total, dtype=dtype, device=device)
-        self.window = torch.zeros(batch, d * (order + 1), mixer.short_conv.weight.shape[-1] - 1, dtype=dtype,
-                                  device=device)  # fmt: skip
-
-    def mixer_prompt(self, x: torch.Tensor) -> torch.Tensor:
-        """The operator over a whole prompt (B, L, d), as the reference computes it, keeping the state."""
-        mixer = self.block.mixer
-        d, order, length = mixer.d_model, mixer.order, x.shape[1]
-        z = F.linear(x, mixer.in_proj.weight, mixer.in_proj.bias)  # (B, L, C)
-        u = short_conv_ref(z, mixer.short_conv.weight, mixer.short_conv.bias).transpose(1, 2)
-        keep = self.window.shape[-1]
-        tail = z.transpose(1, 2)[..., max(0, length - keep) :]
-        self.window = torch.cat([self.window, tail], dim=-1)[..., -keep:] if keep else self.window
-        *gates, v = u.split(d, dim=1)
-        for step in range(order - 1):
-            w = gates[order - 1 - step] * v
-            self.inputs[step, ..., :length] = w
-            v = fftconv_ref(w, self.k[step, :, :length], None if self.skip is None else self.skip[step])
-        return F.linear((gates[0] * v).transpose(1, 2), mixer.out_proj.weight, mixer.out_proj.bias)
-
-    def mixer_step(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        """The operator at position ``t`` alone (x: (B, 1, d)), from the kept state."""
-        mixer = self.block.mixer
-        d, order = mixer.d_model, mixer.order
-        z = F.linear(x[:, 0], mixer.in_proj.weight, mixer.in_proj.bias)  # (B, C)
-        window = torch.cat([self.window, z.unsqueeze(-1)], dim=-1)  # oldest .. newest, K positions
-        u = (window * mixer.short_conv.weight[:, 0]).sum(-1)
-        if mixer.short_conv.bias is not None:
-            u = u + mixer.short_conv.bias
-        self.window = window[..., 1:]
-        *gates, v = u.split(d, dim=1)
-        total = self.inputs.shape[-1]
-        for step in range(order - 1):
-            w = gates[order - 1 - step] * v
-            self.inputs[step, ..., t] = w
-            taps = self.k_reversed[step, :, total - 1 - t :]  # k[t], k[t-1], .., k[0] against w_0 .. w_t
-            v = torch.linalg.vecdot(self.inputs[step, ..., : t + 1], taps)
-            if self.skip is not None:
-                v = v + self.skip[step] * w
-        return F.linear((gates[0] * v).unsqueeze(1), mixer.out_proj.weight, mixer.out_proj.bias)
 
 
 class IncrementalDecoder:
@@ -120,21 +61,7 @@ class IncrementalDecoder:
         self.model = model
         self.total = total
         self.position = 0
-        dtype, device = model.dtype, model.device
-        self.layers = [_LayerState(block, batch, total, dtype, device) for block in model.blocks]
-
-    def _run(self, ids: torch.Tensor, mixer) -> torch.Tensor:
-        model = self.model
-        hidden, residual = model.token_embedding(ids), None
-        for layer in self.layers:
-            block = layer.block
-            normed, residual = block._add_norm(hidden, residual, block.dropout1, block.norm1)
-            hidden = mixer(layer, normed)
-            normed, residual = block._add_norm(hidden, residual, block.dropout2, block.norm2)
-            hidden = block.mlp(normed)
-        residual = model.final_dropout(hidden) + residual
-        states = model.final_norm(residual.to(model.final_norm.weight.dtype))
-        return F.linear(states[:, -1], model.token_embedding.weight)
+        self.cache = model.allocate_inference_cache(batch, total)
 
     @torch.inference_mode()
     def prefill(self, ids: torch.Tensor) -> torch.Tensor:
@@ -142,8 +69,8 @@ class IncrementalDecoder:
             raise HyenaDNAError("prefill starts a decoder; make a new one for new prompts")
         if ids.dim() != 2 or not 1 <= ids.shape[1] <= self.total:
             raise HyenaDNAError(f"prompts must be (batch, 1..{self.total}) token ids, got {tuple(ids.shape)}")
-        self.model._check_input(ids)
-        logits = self._run(ids, lambda layer, x: layer.mixer_prompt(x))
+        self.model.check_input(ids)
+        logits = self.model.step(ids, self.cache)
         self.position = ids.shape[1]
         return logits
 
@@ -152,7 +79,7 @@ class IncrementalDecoder:
         t = self.position
         if t >= self.total:
             raise HyenaDNAError(f"the decoder was made for {self.total:,} positions and has used them")
-        logits = self._run(ids.view(-1, 1), lambda layer, x: layer.mixer_step(x, t))
+        logits = self.model.step(ids.view(-1, 1), self.cache)
         self.position = t + 1
         return logits
 
@@ -245,10 +172,8 @@ def generate(
         rows.append(ids)
     generator = torch.Generator(device=model.device)
     generator.manual_seed(torch.seed() if seed is None else seed)
-    was_training = model.training
-    model.eval()
     out: list[str] = [""] * len(prompts)
-    try:
+    with eval_mode(model):
         by_length: dict[int, list[int]] = {}
         for i, ids in enumerate(rows):
             by_length.setdefault(len(ids), []).append(i)
@@ -258,8 +183,6 @@ def generate(
             bases = _sample(model, batch, max_new_tokens, temperature, top_k, top_p, generator)
             for i, row in zip(group, bases):
                 out[i] = row
-    finally:
-        model.train(was_training)
     return out[0] if single else out
 
 

@@ -22,6 +22,7 @@ from hyenadna.errors import HyenaDNAError
 from hyenadna.inference.batching import encode_sequences, run_batched
 from hyenadna.inference.likelihood import LN2, next_base_log_probs
 from hyenadna.inference.tiling import Tiling, tiled_per_base, too_long_hint
+from hyenadna.modules.modes import eval_mode
 
 if TYPE_CHECKING:
     from hyenadna.model.hyena_dna import HyenaDNA
@@ -98,15 +99,11 @@ def score_sequences(
         stitched = tiled_per_base(strings, l_max, tiling, both)
         return [a[:, 0] for a in stitched], [a[:, 1] for a in stitched]
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         per_base, entropy = per_base_scores(seqs)
         if rc_average:
             rc_scores, _ = per_base_scores([reverse_complement(s) for s in seqs])
             per_base = [_average_strands(f, r[::-1], reduce) for f, r in zip(per_base, rc_scores)]
-    finally:
-        model.train(was_training)
     if reduce == "none":
         result = per_base
     elif rc_average:

@@ -1,7 +1,7 @@
 """Inference over several processes, devices and nodes: ``--trainer.devices/num_nodes/strategy``.
 
 The inference commands (``embed``, ``score --vcf``, ``predict``, ``explain``; ``loss``, see
-:mod:`hyenadna.pipelines.lm_loss`) launch their processes through
+:func:`hyenadna.analysis.lm_loss.fasta_lm_loss`) launch their processes through
 Lightning Fabric, as training does through the Trainer. Every process reads the whole input
 stream and cuts it into the same chunks; chunk ``k`` belongs to rank ``k % world_size``. Each
 chunk's results go to their own file in ``OUTPUT.parts/`` (a temporary name renamed when whole,
@@ -181,6 +181,16 @@ def refuse_changed_settings(left: Path, before: dict, now: dict) -> None:
     )
 
 
+def check_recorded_settings(left: Path, recorded: Path, now: dict) -> None:
+    """Refuse to resume ``left`` unless ``recorded``, the settings file it was started with, can be
+    read and holds the settings ``now`` (:func:`refuse_changed_settings`)."""
+    try:
+        before = json.loads(recorded.read_text())
+    except (OSError, ValueError):
+        raise HyenaDNAError(f"{left}: cannot resume, its settings ({recorded.name}) are missing or torn") from None
+    refuse_changed_settings(left, before, now)
+
+
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Consecutive lists of ``size`` items (the last may be shorter)."""
     iterator = iter(items)
@@ -210,12 +220,7 @@ class ChunkFolder:
         if stopped and not resume:
             raise HyenaDNAError(f"{self.folder} is left from a stopped run; pass --resume to continue it or delete it")
         if stopped:
-            try:
-                before = json.loads(recorded.read_text())
-            except (OSError, ValueError):
-                message = f"{self.folder}: cannot resume, its settings ({recorded.name}) are missing or torn"
-                raise HyenaDNAError(message) from None
-            refuse_changed_settings(self.folder, before, self._settings)
+            check_recorded_settings(self.folder, recorded, self._settings)
         self.created = not stopped  # by this run: removed again when it fails before any chunk is written
         rank.barrier()  # every rank has looked before the leader creates anything
         if rank.leader and not stopped:

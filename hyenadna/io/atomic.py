@@ -59,7 +59,10 @@ def partial_output(output: str | os.PathLike, resume: bool, overwrite: bool) -> 
     return out, partial  # its folder exists: the command's file plan checked it
 
 
-RUN_ARTEFACTS = ("checkpoints", "logs", "model", "summary.json", "metrics.json", "config.yaml")
+RUN_ARTEFACTS = (
+    "checkpoints", "logs", "model", "summary.json", "metrics.json", "config.yaml",
+    "test_predictions.tsv", "plots", "cnn_baseline",  # a fine-tune's test report and its CNN's own run
+)  # fmt: skip
 """What a training run writes into its folder: only a folder holding nothing else is cleared."""
 
 

@@ -1,6 +1,6 @@
 """The embedding file's HDF5 layout (described in :mod:`hyenadna.pipelines.embed`): creating
-its datasets, appending records, cutting a stopped run's file back to its last whole chunk, and
-joining the chunk files of a run on several processes."""
+its datasets, starting a file or resuming a stopped run's, appending records, cutting a stopped
+run's file back to its last whole chunk, and joining the chunk files of a run on several processes."""
 
 from __future__ import annotations
 
@@ -57,6 +57,31 @@ def open_hdf5(path, mode: str):
         raise HyenaDNAError(
             f"{path} cannot be read as HDF5 (torn or not ours: {exc}); delete it to start again"
         ) from None
+
+
+def start_file(h5, settings: dict, d_model: int, chunk: int) -> None:
+    """A new embedding file: the run's settings as attributes, no record yet, the empty datasets."""
+    h5.attrs.update(settings)
+    h5.attrs["records_done"] = 0
+    h5.attrs["complete"] = False
+    create_datasets(h5, d_model, settings["dtype"], settings["per_token"], chunk)
+
+
+def start_or_resume(h5, path: object, fresh: bool, settings: dict, d_model: int, chunk: int) -> int:
+    """The records already in ``h5`` (``path``): none in a new file, which is started; a stopped
+    run's file must hold the same ``settings`` and is cut back to its last whole chunk."""
+    if not fresh and not ("embeddings" in h5 and "records_done" in h5.attrs):
+        raise HyenaDNAError(f"{path} is not an embedding file a stopped run left; delete it to start again")
+    if "embeddings" not in h5:
+        start_file(h5, settings, d_model, chunk)
+        return 0
+    for key, value in settings.items():
+        if h5.attrs.get(key) != value:
+            what = "an input or model file changed since" if key == "files" else f"{key} differs from"
+            raise HyenaDNAError(f"{path}: cannot resume, {what} the stopped run's")
+    done = int(h5.attrs["records_done"])
+    truncate_records(h5, done)
+    return done
 
 
 def truncate_records(h5, n: int) -> None:

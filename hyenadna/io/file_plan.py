@@ -215,6 +215,19 @@ def sources(value: object) -> list[str]:
     return [str(value)]
 
 
+def sequence_command_plan(command: str, model: str, input: object, reader: dict | None, output: str) -> FilePlan:
+    """The plan, still to be checked, of a command that reads a model and sequences (a file, one
+    file per label, or a folder; a BED reader's genome) and writes ``output`` through its chunk
+    folder (``.parts/``, ``.lock``); the caller adds any other output."""
+    plan = FilePlan(command)
+    plan.model("--model", model)
+    for path in sources(input):
+        plan.input("--input", path)  # a folder's files too
+    plan.input("--reader.genome", (reader or {}).get("genome"))
+    plan.output("--output", output, companions=(".parts", ".lock"))
+    return plan
+
+
 def check_run_folder(
     command: str, output: str | os.PathLike, model: str | None, inputs: dict[str, object], overwrite: bool = False
 ) -> None:

@@ -20,10 +20,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from hyenadna.data.variants import InfoField, open_variants
+from hyenadna.data.variants import LLR_INFO, InfoField, open_variants
 from hyenadna.errors import HyenaDNAError
 
-INFO_KEY = "HYENADNA_LLR"
 END_LINE = '##INFO=<ID=END,Number=1,Type=Integer,Description="Stop position of the interval">'
 
 
@@ -62,7 +61,7 @@ def annotate_vcf(
 
     import pysam
 
-    fields = info or [InfoField(INFO_KEY, "llr", "HyenaDNA log-likelihood ratio, alt minus ref (nats per base)")]
+    fields = info or [LLR_INFO]
     check_info_fields(vcf, fields)
     lines = _missing_header_lines(vcf, contigs or {})
 

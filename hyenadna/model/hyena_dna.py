@@ -27,7 +27,8 @@ from hyenadna.inference.generation import generate
 from hyenadna.inference.masking import restore_positions, to_right_padding
 from hyenadna.inference.scoring import score_sequences
 from hyenadna.inference.tiling import Tiling
-from hyenadna.modules.block import Block
+from hyenadna.modules.block import Block, add_norm
+from hyenadna.modules.operator import OperatorCache
 from hyenadna.ops.dispatch import choose_path
 from hyenadna.ops.rows import spans
 
@@ -68,7 +69,9 @@ class HyenaDNA(nn.Module):
 
     # ---- forward passes ----
 
-    def _check_input(self, input_ids: torch.Tensor) -> None:
+    def check_input(self, input_ids: torch.Tensor) -> None:
+        """Refuse token ids the model cannot run: not (batch, length) integers, longer than
+        ``l_max``, or outside the vocabulary (on CUDA checked on the device, asynchronously)."""
         if input_ids.dim() != 2 or input_ids.dtype not in (torch.int64, torch.int32):
             raise HyenaDNAError(
                 f"input_ids must be a (batch, length) integer tensor, got {tuple(input_ids.shape)} {input_ids.dtype}"
@@ -93,7 +96,7 @@ class HyenaDNA(nn.Module):
         block i, and index n_layer the final normalised output. ``upto`` stops after that
         index, skipping the blocks that follow.
         """
-        self._check_input(input_ids)
+        self.check_input(input_ids)
         n = self.config.n_layer
         upto = n if upto is None else upto
         hidden = self.token_embedding(input_ids)
@@ -104,10 +107,13 @@ class HyenaDNA(nn.Module):
             if i < n:
                 states.append(hidden + residual)
         if upto == n:
-            dropped = self.final_dropout(hidden)
-            residual = dropped if residual is None else dropped + residual
-            states.append(self.final_norm(residual.to(self.final_norm.weight.dtype)))
+            states.append(self._final_states(hidden, residual))
         return states
+
+    def _final_states(self, hidden: torch.Tensor | None, residual: torch.Tensor | None) -> torch.Tensor:
+        """The final norm of the stream plus the last block's output ``hidden`` (None: the stream
+        holds it, the chunked path): the one place it is applied."""
+        return add_norm(hidden, residual, self.final_dropout, self.final_norm)[0]
 
     def hidden_states(
         self, input_ids: torch.Tensor, layer: int = -1, attention_mask: torch.Tensor | None = None
@@ -126,7 +132,7 @@ class HyenaDNA(nn.Module):
             aligned, shift = to_right_padding(input_ids, attention_mask)
             return restore_positions(self.hidden_states(aligned, layer), shift, attention_mask)
         if self._chunked(input_ids):
-            self._check_input(input_ids)
+            self.check_input(input_ids)
             return self._chunked_hidden_states(input_ids, index)
         return self.all_hidden_states(input_ids, upto=index)[index]
 
@@ -159,9 +165,9 @@ class HyenaDNA(nn.Module):
         buffers.clear()
         if index < self.config.n_layer:
             return residual
-        norm, out = self.final_norm, None
+        out = None
         for cols in chunks:  # the stream after the last block, normalised
-            state = norm(residual[:, cols].to(norm.weight.dtype))
+            state = self._final_states(None, residual[:, cols])
             if out is None:
                 same = state.dtype == residual.dtype
                 out = residual if same else residual.new_empty(residual.shape, dtype=state.dtype)
@@ -172,6 +178,28 @@ class HyenaDNA(nn.Module):
         """Next-token logits (B, L, padded vocabulary); the head is tied to the embedding.
         ``attention_mask``: as in :meth:`hidden_states` (zeros at padding)."""
         return F.linear(self.hidden_states(input_ids, attention_mask=attention_mask), self.token_embedding.weight)
+
+    # ---- decoding (hyenadna.inference.generation; the state lives in the operators) ----
+
+    def allocate_inference_cache(
+        self, batch: int, max_length: int, dtype: torch.dtype | None = None
+    ) -> list[OperatorCache]:
+        """An empty decoding state for ``batch`` rows of up to ``max_length`` positions, one
+        cache per block (:meth:`HyenaOperator.allocate_inference_cache`), in ``dtype`` (default:
+        the model's)."""
+        dtype = self.dtype if dtype is None else dtype
+        return [block.allocate_inference_cache(batch, max_length, dtype) for block in self.blocks]
+
+    def step(self, input_ids: torch.Tensor, cache: list[OperatorCache]) -> torch.Tensor:
+        """Next-token logits (B, padded vocabulary) after ``input_ids`` (B, n) continue the
+        positions ``cache`` holds: a whole prompt into an empty cache, then one token per row
+        (n = 1). They equal the full forward's at the same positions, to float rounding. The ids
+        are not checked here, so that a step never waits for the device: check the prompt
+        (:meth:`check_input`)."""
+        hidden, residual = self.token_embedding(input_ids), None
+        for block, layer_cache in zip(self.blocks, cache, strict=True):
+            hidden, residual = block(hidden, residual, layer_cache)
+        return F.linear(self._final_states(hidden, residual)[:, -1], self.token_embedding.weight)
 
     @contextlib.contextmanager
     def bases_from_onehot(self, onehot: torch.Tensor, input_ids: torch.Tensor):

@@ -5,9 +5,10 @@ dropout -> add -> LayerNorm -> MLP``, and returns both the MLP output and the re
 stream; the next block (or the final norm) adds them. Keeping the residual stream in float32
 keeps many layers of small updates from rounding away under bf16.
 
-The block is the one place that runs norm -> mixer -> norm -> MLP, whole (:meth:`Block.forward`)
-or, for grad-free inference over long inputs, chunk by chunk in place
-(:meth:`Block.forward_chunked_`).
+The block is the one place that runs norm -> mixer -> norm -> MLP: whole or one decoded position
+at a time (:meth:`Block.forward`, with the operator's inference cache) or, for grad-free
+inference over long inputs, chunk by chunk in place (:meth:`Block.forward_chunked_`);
+:func:`add_norm` is the step before each sublayer and before the model's final norm.
 """
 
 from __future__ import annotations
@@ -17,10 +18,31 @@ import torch.nn.functional as F
 from torch import nn
 
 from hyenadna.config import HyenaConfig
-from hyenadna.modules.operator import HyenaOperator
+from hyenadna.modules.operator import HyenaOperator, OperatorCache
 from hyenadna.ops.dispatch import choose_path
 from hyenadna.ops.gelu import gelu_tanh_
+from hyenadna.ops.recurrence import gate_recurrence
 from hyenadna.ops.rows import workspace_buffer
+
+
+def add_norm(
+    hidden: torch.Tensor | None,
+    residual: torch.Tensor | None,
+    dropout: nn.Module,
+    norm: nn.LayerNorm,
+    residual_in_fp32: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A sublayer's output ``hidden``, through ``dropout``, added to the residual stream, and
+    the stream normalised in the norm's dtype: (normalised, stream). ``residual`` None: the
+    stream starts here; ``hidden`` None: the stream holds it already (the chunked path adds in
+    place). ``residual_in_fp32``: the stream comes back in float32."""
+    if hidden is not None:
+        dropped = dropout(hidden)
+        residual = dropped if residual is None else dropped + residual
+    normed = norm(residual.to(norm.weight.dtype))
+    if residual_in_fp32:
+        residual = residual.to(torch.float32)
+    return normed, residual
 
 
 class Mlp(nn.Module):
@@ -62,25 +84,22 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
         self.mlp = Mlp(config.d_model, config.d_inner, config.fftconv_impl)
 
-    def _run(self, layer: nn.Module, x: torch.Tensor, recompute: bool) -> torch.Tensor:
-        return layer(x, recompute=recompute and self.training)
-
-    def _add_norm(
-        self, hidden: torch.Tensor, residual: torch.Tensor | None, dropout: nn.Module, norm: nn.LayerNorm
+    def forward(
+        self, hidden: torch.Tensor, residual: torch.Tensor | None = None, cache: OperatorCache | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        dropped = dropout(hidden)
-        residual = dropped if residual is None else dropped + residual
-        normed = norm(residual.to(norm.weight.dtype))
-        if self.residual_in_fp32:
-            residual = residual.to(torch.float32)
-        return normed, residual
+        """(hidden, residual) -> (MLP output, residual stream). ``cache``
+        (:meth:`allocate_inference_cache`): decoding, a prompt into an empty cache, then one
+        position at a time (:meth:`HyenaOperator.forward`)."""
+        fp32 = self.residual_in_fp32
+        normed, residual = add_norm(hidden, residual, self.dropout1, self.norm1, fp32)
+        hidden = self.mixer(normed, recompute=self.checkpoint_mixer and self.training, cache=cache)
+        normed, residual = add_norm(hidden, residual, self.dropout2, self.norm2, fp32)
+        return self.mlp(normed, recompute=self.checkpoint_mlp and self.training), residual
 
-    def forward(self, hidden: torch.Tensor, residual: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        normed, residual = self._add_norm(hidden, residual, self.dropout1, self.norm1)
-        hidden = self._run(self.mixer, normed, self.checkpoint_mixer)
-        normed, residual = self._add_norm(hidden, residual, self.dropout2, self.norm2)
-        hidden = self._run(self.mlp, normed, self.checkpoint_mlp)
-        return hidden, residual
+    def allocate_inference_cache(self, batch: int, max_length: int, dtype: torch.dtype | None = None) -> OperatorCache:
+        """The state decoding keeps for this block: its operator's (the norms and the MLP are
+        position-wise)."""
+        return self.mixer.allocate_inference_cache(batch, max_length, dtype)
 
     @torch.no_grad()
     def forward_chunked_(self, residual: torch.Tensor, chunks: list[slice], buffers: dict) -> None:
@@ -119,7 +138,7 @@ class Block(nn.Module):
         middle: list[torch.Tensor] = []  # gates g_1 .. g_{order-2}, used between long convolutions
         previous = None
         for cols in chunks:
-            normed = self.norm1(residual[:, cols].to(self.norm1.weight.dtype))
+            normed, _ = add_norm(None, residual[:, cols], self.dropout1, self.norm1)
             (g0, *gates, v), previous = mixer.project(normed, previous)
             if value is None:
                 shape = (batch, width, length)
@@ -132,11 +151,11 @@ class Block(nn.Module):
             for buffer, g in zip(middle, gates[:-1]):
                 buffer[..., cols] = g
             gate[..., cols] = g0
-        for step in range(mixer.order - 1):
-            if step:
-                value.mul_(middle[-step])
-            mixer.long_conv_(value, step, buffers.setdefault("fft", {}))
+        workspace = buffers.setdefault("fft", {})
+        # the first step's gate is applied above, chunk by chunk (None); each later one in place
+        gate_recurrence(value, [*middle, None],
+                        lambda o, g, v: mixer.long_conv_(v if g is None else v.mul_(g), o, workspace))  # fmt: skip
         for cols in chunks:
             mixed = mixer.project_out(value[..., cols].mul_(gate[..., cols]))
-            stream = residual[:, cols].add_(mixed)
-            residual[:, cols].add_(self.mlp.forward_inference_(self.norm2(stream.to(self.norm2.weight.dtype))))
+            normed, _ = add_norm(None, residual[:, cols].add_(mixed), self.dropout2, self.norm2)
+            residual[:, cols].add_(self.mlp.forward_inference_(normed))

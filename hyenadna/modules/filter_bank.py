@@ -20,7 +20,7 @@ import torch
 
 from hyenadna.config import HyenaConfig
 from hyenadna.modules.filter import ImplicitFilter
-from hyenadna.ops.fftconv import filter_spectrum, next_fast_fft_size
+from hyenadna.ops.fftconv import conv_fft_size, filter_spectrum
 from hyenadna.ops.rows import spans
 
 FILTER_FIELDS = (  # the HyenaConfig fields that are ImplicitFilter's keyword arguments, by the same names
@@ -81,7 +81,7 @@ class FilterBank(ImplicitFilter):
     def group_size(self, length: int, batch: int) -> int:
         """Channels convolved at a time: whole multiples of 16 (batched FFTs of fewer rows run
         slower per point) of about ``conv_group_bytes`` of float32 rows in all."""
-        n = next_fast_fft_size(2 * length - 1)
+        n = conv_fft_size(length)
         channels = self.d_model * self.steps
         return min(channels, max(16, self.conv_group_bytes // (4 * batch * n) // 16 * 16))
 
@@ -140,7 +140,7 @@ class FilterBank(ImplicitFilter):
     def spectrum_fits_cache(self, length: int, dtype: torch.dtype) -> bool:
         """Whether a spectra-only entry at ``length`` (as :func:`_nbytes` counts it) fits this
         layer's cache, for activations of ``dtype``: float64 ones take complex128 spectra."""
-        n = next_fast_fft_size(2 * length - 1)
+        n = conv_fft_size(length)
         itemsize = 16 if dtype == torch.float64 else 8
         return self.d_model * self.steps * (n // 2 + 1) * itemsize <= self.cache_bytes
 

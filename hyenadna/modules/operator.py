@@ -12,11 +12,25 @@ Every step is causal, so the output at position t depends only on inputs at posi
 This module holds the parameters; the math lives in :mod:`hyenadna.ops`:
 :func:`hyenadna.ops.reference.hyena_operator_ref` is the plain reference, and
 :func:`hyenadna.ops.dispatch.choose_path` picks the fast path that runs.
+
+Decoding (as mamba_ssm's modules: :meth:`HyenaOperator.allocate_inference_cache` and
+:meth:`HyenaOperator.step` beside ``forward``) is exact and incremental. The operator has no
+fixed-size recurrent state: its long filter spans the whole prefix, so the output at position t
+is ``sum_{s<=t} k[t-s] w_s + D w_t`` over the gated inputs ``w`` of every earlier position. The
+:class:`OperatorCache` keeps, per recurrence step, those inputs (B, d, T), and the last K-1
+in-projected positions (the short convolution's window). ``forward`` with an empty cache runs
+a prompt once through FFT convolutions (``O(T log T)``, the reference's arithmetic) and fills
+it; each later position costs one position of the projections plus, per step, one dot product
+of the filter with the kept inputs, ``O(t d)``: linear in the current length t, not an FFT over
+the whole sequence per position.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hyenadna.config import HyenaConfig
@@ -24,9 +38,27 @@ from hyenadna.errors import HyenaDNAError
 from hyenadna.modules.filter_bank import FilterBank
 from hyenadna.ops.dispatch import choose_path
 from hyenadna.ops.fftconv import fftconv_
-from hyenadna.ops.reference import OperatorWeights
+from hyenadna.ops.recurrence import gate_recurrence
+from hyenadna.ops.reference import OperatorWeights, fftconv_ref, short_conv_ref
 from hyenadna.ops.rows import rows_product
 from hyenadna.ops.short_conv import short_conv
+
+
+@dataclass
+class OperatorCache:
+    """What one Hyena operator keeps between decoded positions (module docstring)."""
+
+    filters: torch.Tensor  # (order-1, d, T) long filters; position s's tap does not depend on T
+    taps: torch.Tensor  # the same reversed in time: k[t], .., k[0] end at index T-1
+    skip: torch.Tensor | None  # (order-1, d) skip terms, or None
+    inputs: torch.Tensor  # (order-1, B, d, T) gated inputs of each step's long convolution
+    window: torch.Tensor  # (B, (order+1) d, K-1) the last K-1 in-projected positions
+    length: int = 0  # positions held so far
+
+    @property
+    def max_length(self) -> int:
+        """The positions it has room for."""
+        return self.inputs.shape[-1]
 
 
 class HyenaOperator(nn.Module):
@@ -60,13 +92,81 @@ class HyenaOperator(nn.Module):
         pairs = [(layer.weight, layer.bias) for layer in (self.in_proj, self.short_conv, self.out_proj)]
         return OperatorWeights(pairs[0], pairs[1], k, self.skip_terms(), pairs[2], self.order)
 
-    def forward(self, x: torch.Tensor, recompute: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, recompute: bool = False, cache: OperatorCache | None = None) -> torch.Tensor:
         """(B, L, d_model) -> (B, L, d_model). ``recompute``: activation checkpointing, keep
-        the input only and run the forward again in the backward pass."""
+        the input only and run the forward again in the backward pass. ``cache``
+        (:meth:`allocate_inference_cache`): decoding, the prompt into an empty cache, then
+        one position at a time (:meth:`step`)."""
+        if cache is not None:
+            return self.step(x, cache) if cache.length else self._prefill(x, cache)
         length = x.shape[-2]
         if length > self.l_max:
             raise HyenaDNAError(f"input of length {length} is longer than the model's l_max {self.l_max}")
         return choose_path(x, self.in_proj.weight, self.fftconv_impl).operator(x, self, recompute)
+
+    # ---- decoding (module docstring) ----
+
+    @torch.no_grad()
+    def allocate_inference_cache(self, batch: int, max_length: int, dtype: torch.dtype | None = None) -> OperatorCache:
+        """An empty cache for decoding ``batch`` rows of up to ``max_length`` positions, in
+        ``dtype`` (default: the weights'); the filters are computed once, at that length."""
+        weight = self.in_proj.weight
+        dtype = weight.dtype if dtype is None else dtype
+        filters = self.filter.long_filters(max_length).to(dtype)
+        skip = self.skip_terms()
+        inputs = weight.new_zeros(self.order - 1, batch, self.d_model, max_length, dtype=dtype)
+        window = weight.new_zeros(batch, weight.shape[0], self.short_conv.weight.shape[-1] - 1, dtype=dtype)
+        return OperatorCache(filters, filters.flip(-1), None if skip is None else skip.to(dtype), inputs, window)
+
+    def _prefill(self, x: torch.Tensor, cache: OperatorCache) -> torch.Tensor:
+        """The operator over a whole prompt (B, L, d) as the reference computes it, its state
+        kept in the empty ``cache``."""
+        length = x.shape[1]
+        if length > cache.max_length:
+            raise HyenaDNAError(f"a prompt of {length:,} positions does not fit a cache of {cache.max_length:,}")
+        z = F.linear(x, self.in_proj.weight, self.in_proj.bias)  # (B, L, C)
+        u = short_conv_ref(z, self.short_conv.weight, self.short_conv.bias).transpose(1, 2)
+        keep = cache.window.shape[-1]
+        if keep:
+            tail = z.transpose(1, 2)[..., max(0, length - keep) :]
+            cache.window = torch.cat([cache.window, tail], dim=-1)[..., -keep:]
+        g0, *gates, v = u.split(self.d_model, dim=1)
+
+        def convolve(o: int, gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+            w = gate * value
+            cache.inputs[o, ..., :length] = w
+            return fftconv_ref(w, cache.filters[o, :, :length], None if cache.skip is None else cache.skip[o])
+
+        v = gate_recurrence(v, gates, convolve)
+        cache.length = length
+        return F.linear((g0 * v).transpose(1, 2), self.out_proj.weight, self.out_proj.bias)
+
+    def step(self, x: torch.Tensor, cache: OperatorCache) -> torch.Tensor:
+        """The operator at the next position alone, x (B, 1, d) -> (B, 1, d), from the state
+        ``cache`` holds (and advances)."""
+        t = cache.length
+        if x.shape[-2] != 1 or t >= cache.max_length:
+            raise HyenaDNAError(f"step takes one position into a cache with room; got {x.shape[-2]} at {t}"
+                                f" of {cache.max_length}")  # fmt: skip
+        z = F.linear(x[:, 0], self.in_proj.weight, self.in_proj.bias)  # (B, C)
+        window = torch.cat([cache.window, z.unsqueeze(-1)], dim=-1)  # oldest .. newest, K positions
+        u = (window * self.short_conv.weight[:, 0]).sum(-1)
+        if self.short_conv.bias is not None:
+            u = u + self.short_conv.bias
+        cache.window = window[..., 1:]
+        g0, *gates, v = u.split(self.d_model, dim=1)
+        total = cache.max_length
+
+        def convolve(o: int, gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+            w = gate * value
+            cache.inputs[o, ..., t] = w
+            taps = cache.taps[o, :, total - 1 - t :]  # k[t], k[t-1], .., k[0] against w_0 .. w_t
+            out = torch.linalg.vecdot(cache.inputs[o, ..., : t + 1], taps)
+            return out if cache.skip is None else out + cache.skip[o] * w
+
+        v = gate_recurrence(v, gates, convolve)
+        cache.length = t + 1
+        return F.linear((g0 * v).unsqueeze(1), self.out_proj.weight, self.out_proj.bias)
 
     # ---- the chunked inference path (Block.forward_chunked_) ----
 

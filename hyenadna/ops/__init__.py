@@ -5,12 +5,13 @@
 """
 
 from hyenadna.ops.dispatch import Route, choose_path
-from hyenadna.ops.fftconv import fftconv, filter_spectrum, next_fast_fft_size
+from hyenadna.ops.fftconv import conv_fft_size, fftconv, filter_spectrum, next_fast_fft_size
 from hyenadna.ops.reference import fftconv_ref, hyena_operator_ref, short_conv_ref
 
 __all__ = [
     "Route",
     "choose_path",
+    "conv_fft_size",
     "fftconv",
     "fftconv_ref",
     "filter_spectrum",

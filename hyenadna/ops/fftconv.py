@@ -8,7 +8,7 @@ taps that carry long-range information.
 The plain reference is :func:`hyenadna.ops.reference.fftconv_ref` (HyenaDNA's arithmetic: a
 real FFT of size exactly 2L). The fast paths here pick an FFT size at least 2L-1 whose prime
 factors are all small (2, 3, 5, 7), preferring a slightly larger power of two where that runs
-faster (:func:`next_fast_fft_size`), which is much faster than 2L when 2L has a large prime
+faster (:func:`conv_fft_size`), which is much faster than 2L when 2L has a large prime
 factor. They share one kernel, :func:`spectral_conv`:
 
 * :func:`fftconv`, with autograd, for rows (..., C, L) or channels-last input (..., L, C);
@@ -72,13 +72,19 @@ def next_fast_fft_size(n: int) -> int:
     return power if power <= smooth * allowance else smooth
 
 
+def conv_fft_size(length: int) -> int:
+    """The FFT size of every fast causal convolution of ``length`` points: at least 2L-1, so
+    that the circular product of the zero-padded rows does not wrap onto the first positions."""
+    return next_fast_fft_size(2 * length - 1)
+
+
 def filter_spectrum(k: torch.Tensor, length: int | None = None, workspace: dict | None = None) -> torch.Tensor:
     """The filter's real FFT at the size :func:`fftconv` uses for inputs of ``length`` (default:
     the filter's length), (C, F). Computing it once and passing it as ``k_f`` saves one FFT per
     call when the filter does not change (inference, a frozen backbone). ``workspace`` (see
     :func:`fftconv_`): pad in a reused buffer."""
     length = k.shape[-1] if length is None else length
-    n = next_fast_fft_size(2 * length - 1)
+    n = conv_fft_size(length)
     dtype = fft_dtype(k)
     with torch.autocast(k.device.type, enabled=False):
         if workspace is None:
@@ -117,7 +123,7 @@ def _fftconv_torch(
     contiguous (..., C, L) buffer first: FFTs along the contiguous axis are about twice as fast
     as strided ones, which outweighs the copy; the result is written back channels-last."""
     length = u.shape[-2] if channels_last else u.shape[-1]
-    n = next_fast_fft_size(2 * length - 1)
+    n = conv_fft_size(length)
     dtype = fft_dtype(u, k)
     with torch.autocast(u.device.type, enabled=False):
         uf = u.to(dtype)
@@ -152,7 +158,7 @@ def fftconv_(
     15% slower than a fresh tensor.) Returns ``u``.
     """
     length = u.shape[-1]
-    n = next_fast_fft_size(2 * length - 1)
+    n = conv_fft_size(length)
     if k_f.shape != (u.shape[-2], n // 2 + 1) or (d is not None and d.shape != k_f.shape[:1]):
         raise HyenaDNAError(
             f"fftconv_ expects u (..., C, {length}), k_f (C, {n // 2 + 1}) and D (C,), got {tuple(u.shape)}, "

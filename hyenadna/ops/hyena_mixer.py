@@ -26,36 +26,38 @@ from __future__ import annotations
 import torch
 
 from hyenadna.errors import HyenaDNAError
-from hyenadna.ops.fftconv import next_fast_fft_size, spectral_conv
+from hyenadna.ops.fftconv import conv_fft_size, spectral_conv
+from hyenadna.ops.recurrence import gate_recurrence
 from hyenadna.ops.rows import padded_rows, rows_product
 from hyenadna.ops.short_conv import short_conv, short_conv_backward
 
 
-def _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip, order: int):
+def _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip):
     """Steps 1 and 2 of the module docstring: ``z`` (B, (N+1) d, L), the filters' spectra,
     the step outputs v_1 .. v_{N-1} (B, d, L) and ``u``'s parts g_0 .. g_{N-1}, v_0."""
     batch, length, _ = x.shape
     d = k.shape[1]
-    n = next_fast_fft_size(2 * length - 1)
+    n = conv_fft_size(length)
     z = x.new_empty(batch, in_weight.shape[0], length)
     rows_product(in_weight, x.transpose(1, 2), z, None if in_bias is None else in_bias[:, None])
     parts = short_conv(z, conv_weight, conv_bias, channels_last=False).split(d, dim=1)
-    *gates, value = parts
     k_f = torch.fft.rfft(k, n=n)  # (N-1, d, F)
     outputs = []
-    current = value
-    for step in range(order - 1):
-        padded = padded_rows((batch, d), length, n, x)
-        torch.mul(gates[order - 1 - step], current, out=padded[..., :length])
-        current = spectral_conv(padded, k_f[step], n, length, None if d_skip is None else d_skip[step])
-        outputs.append(current)
+
+    def step(o: int, gate: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        padded = padded_rows((batch, d), length, n, x)  # the gated value, written once, zero-padded
+        torch.mul(gate, current, out=padded[..., :length])
+        outputs.append(spectral_conv(padded, k_f[o], n, length, None if d_skip is None else d_skip[o]))
+        return outputs[-1]
+
+    gate_recurrence(parts[-1], parts[1:-1], step)
     return z, k_f, outputs, parts
 
 
 class _HyenaMixer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip, out_weight, out_bias, order, recompute):
-        z, k_f, outputs, parts = _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip, order)
+        z, k_f, outputs, parts = _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip)
         gated = parts[0] * outputs[-1]
         del parts
         out = x.new_empty(*x.shape[:2], out_weight.shape[0])
@@ -72,9 +74,9 @@ class _HyenaMixer(torch.autograd.Function):
         order = ctx.order
         batch, length, _ = x.shape
         d = out_weight.shape[1]
-        n = next_fast_fft_size(2 * length - 1)
+        n = conv_fft_size(length)
         if ctx.recompute:  # checkpointing: the forward pass again, without the out-projection
-            z, k_f, outputs, parts = _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, kept[0], d_skip, order)
+            z, k_f, outputs, parts = _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, kept[0], d_skip)
         else:
             k_f, z, *outputs = kept
             parts = short_conv(z, conv_weight, conv_bias, channels_last=False).split(d, dim=1)  # recomputed

@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 from hyenadna.ops.fftconv import fftconv
 from hyenadna.ops.hyena_mixer import hyena_mixer
 from hyenadna.ops.mlp import gelu_mlp
+from hyenadna.ops.recurrence import gate_recurrence
 from hyenadna.ops.reference import OperatorWeights, check_conv_shapes, hyena_operator_ref
 from hyenadna.ops.short_conv import short_conv as short_conv_fn
 
@@ -117,13 +118,15 @@ def operator_channels_last(x: torch.Tensor, weights: OperatorWeights, k_f: torch
     """Grad-free inference in the projections' layout (B, L, C): no transposes around the short
     convolution (shifted multiply-adds) and one contiguous copy per long convolution. ``k_f``:
     the filters' spectra (order-1, d, F) when cached."""
-    in_proj, short_conv, k, d_skip, out_proj, order = weights
+    in_proj, short_conv, k, d_skip, out_proj, _ = weights
     u = short_conv_fn(F.linear(x, *in_proj), *short_conv)  # (B, L, (order+1) d)
-    *gates, v = u.split(x.shape[-1], dim=-1)
-    for step in range(order - 1):
-        spectrum = None if k_f is None else k_f[step]
-        v = fftconv(v * gates[order - 1 - step], k[step], _skip(d_skip, step), k_f=spectrum, channels_last=True)
-    return F.linear(v * gates[0], *out_proj)
+    g0, *gates, v = u.split(x.shape[-1], dim=-1)
+
+    def step(o: int, gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        spectrum = None if k_f is None else k_f[o]
+        return fftconv(value * gate, k[o], _skip(d_skip, o), k_f=spectrum, channels_last=True)
+
+    return F.linear(gate_recurrence(v, gates, step) * g0, *out_proj)
 
 
 def operator_channels_first(x: torch.Tensor, weights: OperatorWeights, triton: bool = False) -> torch.Tensor:
@@ -137,13 +140,12 @@ def operator_channels_first(x: torch.Tensor, weights: OperatorWeights, triton: b
     if triton:  # short conv, transpose, split: one kernel
         from hyenadna.ops.triton.short_conv import short_conv_split_triton
 
-        *gates, v = short_conv_split_triton(z, *short_conv, d)
+        g0, g1, *gates, v = short_conv_split_triton(z, *short_conv, d)
     else:
-        *gates, v = short_conv_fn(z, *short_conv).transpose(1, 2).split(d, dim=1)
-    last = order - 2
-    for step in range(last):
-        v = fftconv(v * gates[order - 1 - step], k[step], _skip(d_skip, step))
-    v = gated_fftconv(gates[0], gates[1], v, k[last], _skip(d_skip, last), triton)
+        g0, g1, *gates, v = short_conv_fn(z, *short_conv).transpose(1, 2).split(d, dim=1)
+    v = gate_recurrence(v, gates, lambda o, gate, value: fftconv(value * gate, k[o], _skip(d_skip, o)))
+    last = order - 2  # the step with g_1, and the output gate g_0: one fused convolution
+    v = gated_fftconv(g0, g1, v, k[last], _skip(d_skip, last), triton)
     return F.linear(v.transpose(1, 2), *out_proj)
 
 

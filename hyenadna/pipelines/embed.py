@@ -25,15 +25,17 @@ import os
 import time
 from dataclasses import asdict
 from itertools import islice
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from hyenadna.data.embed_input import EmbedInput, EmbedRecord, check_input, iter_records
 from hyenadna.errors import HyenaDNAError
-from hyenadna.inference.sharding import ONE_PROCESS, Processes, chunked, launch, run_chunks
+from hyenadna.inference.sharding import ONE_PROCESS, Processes, Rank, chunked, launch, run_chunks
 from hyenadna.inference.tiling import Tiling
 from hyenadna.io.atomic import files_fingerprint, partial_output, removed_unless_written, run_lock, sigterm_as_interrupt
-from hyenadna.io.embedding_file import append_part, append_rows, create_datasets, open_hdf5, truncate_records
+from hyenadna.io.embedding_file import append_part, append_rows, open_hdf5, start_file, start_or_resume
 
 
 def run_embed(
@@ -85,15 +87,35 @@ def run_embed(
             other ranks return None.
     """
     start = time.perf_counter()
-    import torch
+    _check_options(input, pooling, dtype, chunk, batch_size, seed)
+    _plan_files(model, input, output)
+    rank = _start_processes(output, trainer, resume, device)
+    if rank is None:
+        out, partial = partial_output(output, resume, overwrite)
+    backbone = _load_backbone(model, rank, device, seed, pooling, layer, tiling)
+    settings = _file_settings(model, input, backbone, pooling, layer, rc_average, per_token, dtype, tiling)
+    options = EmbedOptions(pooling, layer, rc_average, per_token, batch_size, tiling)
+    if rank is not None:
+        return _run_embed_sharded(rank, output, input, backbone, settings, options, chunk, resume, overwrite, progress)
+    done = _embed_to_partial(out, partial, input, backbone, settings, options, chunk, resume, progress)
+    os.replace(partial, out)
+    return {"records": done, "output": output, "seconds": round(time.perf_counter() - start, 2)}
 
+
+class EmbedOptions(NamedTuple):
+    """What each chunk is computed with (the settings that do not name a file)."""
+
+    pooling: str
+    layer: int
+    rc_average: bool
+    per_token: bool
+    batch_size: int
+    tiling: Tiling | None
+
+
+def _check_options(input: EmbedInput, pooling: str, dtype: str, chunk: int, batch_size: int, seed: int) -> None:
+    """The options that need no file or model, refused before anything is made."""
     from hyenadna.checks.values import integer, positive
-    from hyenadna.data.tokenizer import CharacterTokenizer
-    from hyenadna.inference.embedding import check_embed_options
-    from hyenadna.inference.sharding import alone, continues_chunks
-    from hyenadna.io.file_plan import FilePlan
-    from hyenadna.model import load
-    from hyenadna.training.trainer import resolve_device
 
     if dtype not in ("float32", "float16"):
         raise HyenaDNAError(f"dtype must be float32 or float16, got {dtype!r}")
@@ -103,24 +125,54 @@ def run_embed(
     if pooling == "none":
         raise HyenaDNAError("pooling 'none' is not stored; use per_token=True with a pooling for the pooled rows")
     check_input(input)
+
+
+def _plan_files(model: str, input: EmbedInput, output: str) -> None:
+    """No output (the file, its ``.partial``, ``.parts/`` and ``.lock``) may be an input or a model file."""
+    from hyenadna.io.file_plan import FilePlan
+
     plan = FilePlan("embed")
     for option in ("fasta", "bed", "genome", "bam", "reference"):
         plan.input(f"--input.{option}", getattr(input, option))
     plan.model("--model", model)
     plan.output("--output", output, companions=(".partial", ".parts", ".lock"))
     plan.check()
+
+
+def _start_processes(output: str, trainer: Processes, resume: bool, device: str) -> Rank | None:
+    """This process's rank when the run goes through a chunk folder (several processes, or the
+    folder such a run left); None when it writes ``OUTPUT.partial`` alone."""
+    from hyenadna.inference.sharding import alone, continues_chunks
+    from hyenadna.training.trainer import resolve_device
+
     in_chunks = continues_chunks(output, trainer.distributed, resume)
     rank = launch(trainer)
     if rank is None and in_chunks:  # a chunk folder left by several processes: continued through its chunks
         rank = alone(resolve_device(device))
-    if rank is None:
-        out, partial = partial_output(output, resume, overwrite)
+    return rank
+
+
+def _load_backbone(model: str, rank: Rank | None, device: str, seed: int, pooling: str, layer: int,
+                   tiling: Tiling | None):  # fmt: skip
+    """The model (a preset's random weights from ``seed``), with the options that depend on it checked."""
+    import torch
+
+    from hyenadna.inference.embedding import check_embed_options
+    from hyenadna.model import load
+    from hyenadna.training.trainer import resolve_device
+
     torch.manual_seed(seed)
     backbone = load(model, device=rank.device if rank else resolve_device(device))
     check_embed_options(backbone, pooling, layer)
     if tiling is not None and tiling.enabled:
         tiling.check(backbone.config.l_max)
-    settings = {
+    return backbone
+
+
+def _file_settings(model: str, input: EmbedInput, backbone, pooling: str, layer: int, rc_average: bool,
+                   per_token: bool, dtype: str, tiling: Tiling | None) -> dict:  # fmt: skip
+    """The file's attributes that a resumed run must match (module docstring)."""
+    return {
         "tiling": json.dumps(asdict(tiling) if tiling is not None and tiling.enabled else None),
         "model": str(model),
         "config": json.dumps(backbone.config.to_dict(), sort_keys=True),
@@ -134,10 +186,15 @@ def run_embed(
             files_fingerprint(model, [input.fasta, input.bed, input.genome, input.bam, input.reference])
         ),
     }
+
+
+def _embed_to_partial(out: Path, partial: Path, input: EmbedInput, backbone, settings: dict, options: EmbedOptions,
+                      chunk: int, resume: bool, progress: bool) -> int:  # fmt: skip
+    """Embed the records into ``OUTPUT.partial`` (a stopped run's continued after its last whole
+    chunk), marked complete at the end; returns the records in it."""
+    from hyenadna.data.tokenizer import CharacterTokenizer
+
     tokenizer = CharacterTokenizer()
-    options = (pooling, layer, rc_average, per_token, batch_size, tiling)
-    if rank is not None:
-        return _run_embed_sharded(rank, output, input, backbone, settings, options, chunk, resume, overwrite, progress)
     done = 0
     fresh = not (resume and partial.exists())
     with (
@@ -146,44 +203,19 @@ def run_embed(
         sigterm_as_interrupt(),
         open_hdf5(partial, "w" if fresh else "a") as h5,
     ):
-        if not fresh and not ("embeddings" in h5 and "records_done" in h5.attrs):
-            raise HyenaDNAError(f"{partial} is not an embedding file a stopped run left; delete it to start again")
-        if "embeddings" in h5:
-            for key, value in settings.items():
-                if h5.attrs.get(key) != value:
-                    what = "an input or model file changed since" if key == "files" else f"{key} differs from"
-                    raise HyenaDNAError(f"{partial}: cannot resume, {what} the stopped run's")
-            done = int(h5.attrs["records_done"])
-            truncate_records(h5, done)
-        else:
-            h5.attrs.update(settings)
-            h5.attrs["records_done"] = 0
-            h5.attrs["complete"] = False
-            create_datasets(h5, backbone.config.d_model, dtype, per_token, chunk)
+        done = start_or_resume(h5, partial, fresh, settings, backbone.config.d_model, chunk)
         records = iter_records(input)
         bar = _progress(progress, done)
         for _ in islice(records, done):  # skip what the stopped run wrote
             pass
-
-        def flush(buffer: list[EmbedRecord]) -> int:
-            written = _write_chunk(h5, backbone, tokenizer, buffer, options, done)
-            bar.update(len(buffer))
-            return written
-
-        buffer: list[EmbedRecord] = []
-        for record in records:
-            buffer.append(record)
-            if len(buffer) == chunk:
-                done = flush(buffer)
-                buffer = []
-        if buffer:
-            done = flush(buffer)
+        for records_chunk in chunked(records, chunk):
+            done = _write_chunk(h5, backbone, tokenizer, records_chunk, options, done)
+            bar.update(len(records_chunk))
         bar.close()
         if done == 0:
             raise HyenaDNAError("no records to embed in the input")
         h5.attrs["complete"] = True
-    os.replace(partial, out)
-    return {"records": done, "output": output, "seconds": round(time.perf_counter() - start, 2)}
+    return done
 
 
 def _run_embed_sharded(rank, output, input, backbone, settings, options, chunk, resume, overwrite, progress):
@@ -191,15 +223,12 @@ def _run_embed_sharded(rank, output, input, backbone, settings, options, chunk, 
     from hyenadna.data.tokenizer import CharacterTokenizer
 
     start = time.perf_counter()
-    d_model, dtype, per_token = backbone.config.d_model, settings["dtype"], settings["per_token"]
+    d_model = backbone.config.d_model
     tokenizer = CharacterTokenizer()
 
     def new_file(path: str):
         h5 = open_hdf5(path, "w")
-        h5.attrs.update(settings)
-        h5.attrs["records_done"] = 0
-        h5.attrs["complete"] = False
-        create_datasets(h5, d_model, dtype, per_token, chunk)
+        start_file(h5, settings, d_model, chunk)
         return h5
 
     def chunk_writer(records: list[EmbedRecord]):
@@ -230,7 +259,7 @@ def _run_embed_sharded(rank, output, input, backbone, settings, options, chunk, 
     return {"records": total, "output": output, "seconds": seconds, "processes": rank.world_size}
 
 
-def _write_chunk(h5, backbone, tokenizer, records: list[EmbedRecord], options: tuple, done: int) -> int:
+def _write_chunk(h5, backbone, tokenizer, records: list[EmbedRecord], options: EmbedOptions, done: int) -> int:
     from hyenadna.inference.batching import encode_sequences, run_batched
     from hyenadna.inference.embedding import embed_batch
 
@@ -269,7 +298,7 @@ def _write_chunk(h5, backbone, tokenizer, records: list[EmbedRecord], options: t
     return done + len(records)
 
 
-def _tiled_chunk(backbone, seqs: list[str], options: tuple, tokenizer) -> tuple[list, list]:
+def _tiled_chunk(backbone, seqs: list[str], options: EmbedOptions, tokenizer) -> tuple[list, list]:
     """Pooled vectors and (with per_token) per-base states of a chunk holding records longer than
     the model: the stitched per-base states of :func:`hyenadna.inference.embedding.embed_sequences`."""
     from hyenadna.inference.embedding import embed_sequences, pool_states

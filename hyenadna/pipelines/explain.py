@@ -1,16 +1,5 @@
-"""``hyenadna explain`` (attributions to HDF5, ISM to TSV, logos) and ``hyenadna motifs``.
-
-Attribution file layout (N records, C outputs; see :mod:`hyenadna.analysis.attribution`):
-
-* ``names``, ``sequences`` (UTF-8 strings, N), ``offsets`` (int64, N + 1): record i covers rows
-  ``offsets[i]:offsets[i+1]`` of every per-base dataset, as in the embedding export;
-* one dataset per method, ``ism``, ``grad_x_input``, ``integrated_gradients``: (sum of lengths,
-  4, C) float32, bases A, C, G, T;
-* ``outputs`` (the C output names), ``labels`` (the true labels, when the input had them: per
-  record a JSON list of its labels, attribute ``labels_encoding = "json"``, so a label holding
-  ``;`` survives; files written before it joined a record's labels with ``;`` and are still read);
-* attributes: ``model``, ``methods``, ``output`` (logit or probability), ``steps``,
-  ``baseline``, ``complete``.
+"""``hyenadna explain``: attributions to HDF5 (layout: :mod:`hyenadna.analysis.attribution_file`),
+ISM to TSV, logos.
 
 The records are explained in chunks of ``--chunk``, each chunk's arrays written to
 ``OUTPUT.parts/`` (``.npz``, read back without pickle) as it is done, and the file is built from
@@ -22,18 +11,23 @@ and ``--trainer.devices`` / ``--trainer.num_nodes`` share the chunks between pro
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from hyenadna.analysis.attribution_file import read_attributions as read_attributions  # read here by callers too
+from hyenadna.analysis.attribution_file import read_chunks, write_attributions, write_chunk
+from hyenadna.data.labels import sequence_input_files
 from hyenadna.errors import HyenaDNAError
-from hyenadna.inference.sharding import ONE_PROCESS, Processes
-from hyenadna.io.file_plan import FilePlan
+from hyenadna.inference.sharding import ONE_PROCESS, Processes, Rank, alone, launch
+from hyenadna.io.atomic import files_fingerprint
+from hyenadna.io.file_plan import FilePlan, sequence_command_plan
 
 DEFAULT_METHODS = ("grad_x_input", "ism")
 FORMATS = ("auto", "table", "fasta", "bed", "genomic_benchmarks")
-LABELS_ENCODING = "json"
 
 
 def load_explained_model(model: str, device: str):
@@ -64,120 +58,6 @@ def compute_attributions(net, seqs: list[str], methods: list[str], output: str, 
         else:
             results[method] = attribution.integrated_gradients(net, seqs, output, steps, baseline, batch_size)
     return results
-
-
-def write_attributions(path: str, names, seqs, labels, outputs: list[str], results: dict, attrs: dict) -> None:
-    """The attribution file (module docstring) at ``path``, written directly: callers write to
-    a temporary name and rename it."""
-    import h5py
-
-    text = h5py.string_dtype("utf-8")
-    with h5py.File(path, "w") as h5:
-        h5.create_dataset("names", data=np.array(names, dtype=object), dtype=text)
-        h5.create_dataset("sequences", data=np.array(seqs, dtype=object), dtype=text)
-        h5.create_dataset("offsets", data=np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64))
-        h5.create_dataset("outputs", data=np.array(outputs, dtype=object), dtype=text)
-        if labels is not None:  # a JSON list per record: any label text round-trips
-            rows = [json.dumps(list(x), ensure_ascii=False) for x in labels]
-            h5.create_dataset("labels", data=np.array(rows, dtype=object), dtype=text)
-            h5.attrs["labels_encoding"] = LABELS_ENCODING
-        for method, arrays in results.items():
-            data = np.concatenate(arrays) if arrays else np.zeros((0, 4, len(outputs)), np.float32)
-            h5.create_dataset(method, data=data.astype(np.float32), compression="gzip", chunks=True)
-        for key, value in attrs.items():
-            h5.attrs[key] = value
-        h5.attrs["complete"] = True
-
-
-def write_chunk(path: str, results: dict[str, list[np.ndarray]]) -> None:
-    """One chunk's arrays as ``.npz``: per method, the records' (L, 4, C) arrays end to end, and
-    their lengths."""
-    arrays = {method: np.concatenate(values).astype(np.float32) for method, values in results.items()}
-    lengths = [len(a) for a in next(iter(results.values()))]
-    with open(path, "wb") as fh:
-        np.savez(fh, lengths=np.asarray(lengths, dtype=np.int64), **arrays)
-
-
-def read_chunks(paths: list[Path], methods: list[str]) -> dict[str, list[np.ndarray]]:
-    """The per-record arrays of every chunk file, in order (loaded without pickle)."""
-    results: dict[str, list[np.ndarray]] = {method: [] for method in methods}
-    for path in paths:
-        with np.load(path, allow_pickle=False) as data:
-            bounds = np.cumsum(data["lengths"])[:-1]
-            for method in methods:
-                results[method].extend(np.split(data[method], bounds))
-    return results
-
-
-def read_attributions(path: str | Path, method: str) -> dict[str, Any]:
-    """Names, sequences, labels (or None), output names and the per-record (L, 4, C) arrays of
-    ``method`` from an attribution file; anything else (not HDF5, another layout, torn offsets)
-    is refused in one line naming the file."""
-    import h5py
-
-    from hyenadna.analysis.attribution import METHODS
-
-    path = Path(path)
-    if method not in METHODS:
-        raise HyenaDNAError(f"method must be one of {METHODS}, got {method!r}")
-    if not path.is_file():
-        raise HyenaDNAError(f"attribution file not found: {path}")
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError:
-        raise HyenaDNAError(f"{path} is not an HDF5 file (hyenadna explain writes attributions as HDF5)") from None
-    with h5:
-        if not h5.attrs.get("complete", False):
-            raise HyenaDNAError(f"{path}: not a complete attribution file")
-        if method not in h5:
-            have = [m for m in METHODS if m in h5]
-            raise HyenaDNAError(f"{path} holds no {method!r} attributions (it has {', '.join(have) or 'none'})")
-        missing = [k for k in ("names", "sequences", "outputs", "offsets") if k not in h5]
-        if missing:
-            raise HyenaDNAError(f"{path}: not an attribution file of hyenadna explain (no {', '.join(missing)})")
-        offsets = np.asarray(h5["offsets"][()])
-        data = h5[method][()]
-        strings = {k: [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(h5[k][()])] for k in
-                   ("names", "sequences", "outputs", "labels") if k in h5}  # fmt: skip
-        encoding = h5.attrs.get("labels_encoding", "")
-    _check_layout(path, strings, offsets, data)
-    arrays = [data[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
-    labels = _decode_labels(path, strings["labels"], encoding) if "labels" in strings else None
-    return {"names": strings["names"], "sequences": strings["sequences"], "outputs": strings["outputs"],
-            "labels": labels, "arrays": arrays}  # fmt: skip
-
-
-def _check_layout(path: Path, strings: dict[str, list[str]], offsets: np.ndarray, data: np.ndarray) -> None:
-    """Refuse an attribution file whose datasets do not fit together (module docstring)."""
-    n = len(strings["names"])
-    lengths = [len(s) for s in strings["sequences"]]
-    problem = None
-    if offsets.ndim != 1 or offsets.dtype.kind not in "iu" or len(offsets) != n + 1 or len(lengths) != n:
-        problem = f"{n} names, {len(lengths)} sequences and {offsets.size} offsets (want names + 1)"
-    elif offsets[0] != 0 or np.diff(offsets).tolist() != lengths:
-        problem = "its offsets do not follow the sequences' lengths"
-    elif data.ndim != 3 or data.shape[1:] != (4, len(strings["outputs"])) or len(data) != offsets[-1]:
-        problem = f"attributions of shape {data.shape}, expected ({offsets[-1]}, 4, {len(strings['outputs'])})"
-    elif "labels" in strings and len(strings["labels"]) != n:
-        problem = f"{len(strings['labels'])} labels for {n} records"
-    if problem:
-        raise HyenaDNAError(f"{path}: not a consistent attribution file: {problem}")
-
-
-def _decode_labels(path: Path, rows: list[str], encoding: str) -> list[tuple[str, ...]]:
-    """Each record's labels: a JSON list (this version) or ``;``-joined (files written before)."""
-    if encoding != LABELS_ENCODING:
-        return [tuple(x.split(";")) for x in rows]
-    labels = []
-    for i, text in enumerate(rows):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = None
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise HyenaDNAError(f"{path}: labels of record {i} are not a JSON list of strings: {text[:60]!r}")
-        labels.append(tuple(value))
-    return labels
 
 
 def ism_table(names, seqs, deltas: list[np.ndarray], outputs: list[str]) -> str:
@@ -225,7 +105,7 @@ def run_explain(
         model: a fine-tuned model folder (Hyena head or CNN), or a language model (its sequence
             log-likelihood is explained).
         input: sequences: a FASTA (labelled or not), or any labelled format fine-tuning reads.
-        output: the HDF5 file of attributions (layout: hyenadna.pipelines.explain); its folder
+        output: the HDF5 file of attributions (layout: hyenadna.analysis.attribution_file); its folder
             must exist, and it may not be an input or another output.
         methods: some of ism, grad_x_input, integrated_gradients, each once (default, or when
             left out: grad_x_input and ism; an empty list is refused).
@@ -256,74 +136,153 @@ def run_explain(
         On rank 0, a summary; with ISM, ``ism_mutants`` and ``mutants_per_s`` count only the
         mutants computed in this session (not those of the chunks a stopped run left).
     """
-    import time
-
-    from tqdm import tqdm
-
-    from hyenadna.analysis.attribution import Explained, check_sequences, target_index
-    from hyenadna.analysis.plotting import attribution_pictures
-    from hyenadna.data.labels import read_sequence_input, sequence_input_files
-    from hyenadna.inference.sharding import alone, chunked, launch, run_chunks
-    from hyenadna.io.atomic import atomic_write_text, files_fingerprint
+    from hyenadna.analysis.attribution import check_sequences
     from hyenadna.training.trainer import resolve_device
 
     methods = check_explain_options(methods, format, target_output, steps, baseline, max_records, plot_records,
                                     batch_size, chunk, ism_tsv, plots)  # fmt: skip
     explain_plan(model, input, reader, output, ism_tsv, plots)
-    for path, option in ((output, "--output"), (ism_tsv, "--ism_tsv")):
-        if path and Path(path).exists() and not overwrite:
-            raise HyenaDNAError(f"{path} exists; pass --overwrite to replace it ({option})")
+    _refuse_existing(overwrite, output=output, ism_tsv=ism_tsv)
     rank = launch(trainer) or alone(resolve_device(device))
     net = load_explained_model(model, rank.device)
+    records = _read_records(input, format, reader, split, max_records)
+    outputs = _checked_outputs(net, target_output, target)
+    mutant_counts = check_sequences(net, records.seqs, records.names)  # before the chunk folder: no tiling here
+    attrs = {"model": model, "methods": json.dumps(methods), "output": target_output, "steps": steps,
+             "baseline": baseline}  # fmt: skip
+    settings = {**attrs, "files": files_fingerprint(model, sequence_input_files(input)), "format": format,
+                "split": split, "reader": json.dumps(reader or {}, sort_keys=True), "max_records": max_records,
+                "chunk": chunk}  # fmt: skip
+    job = ExplainJob(net, records, outputs, AttributionOptions(methods, target_output, steps, baseline, batch_size),
+                     attrs, mutant_counts, chunk)  # fmt: skip
+    start = time.perf_counter()
+    run = _attribute_in_chunks(job, output, rank, settings, resume, overwrite, progress)
+    if run is None:
+        return None
+    results, mutants = run
+    seconds = time.perf_counter() - start
+    summary: dict[str, Any] = {"records": len(records.seqs), "bases": sum(map(len, records.seqs)),
+                               "methods": methods, "outputs": outputs, "seconds": round(seconds, 2),
+                               "output": output}  # fmt: skip
+    if "ism" in results:
+        summary["ism_mutants"] = mutants
+        if mutants:
+            summary["mutants_per_s"] = round(mutants / max(seconds, 1e-9), 1)
+    return {**summary, **_write_extras(records, results, outputs, ism_tsv, plots, target, plot_records)}
+
+
+class SequenceRecords(NamedTuple):
+    """The records to explain: names, sequences and their labels (None for a plain FASTA)."""
+
+    names: list[str]
+    seqs: list[str]
+    labels: list[tuple[str, ...]] | None
+
+
+class AttributionOptions(NamedTuple):
+    """How each chunk's attributions are computed."""
+
+    methods: list[str]
+    target_output: str
+    steps: int
+    baseline: str
+    batch_size: int
+
+
+@dataclass
+class ExplainJob:
+    """What a run attributes and how: the model, its records and output names, the options, the
+    attributes the file records, each record's ISM mutants, and the records per chunk."""
+
+    net: Any
+    records: SequenceRecords
+    outputs: list[str]
+    options: AttributionOptions
+    attrs: dict
+    mutant_counts: list[int]
+    chunk: int
+
+
+def _refuse_existing(overwrite: bool, **outputs: str | None) -> None:
+    """An existing output file needs ``--overwrite`` (checked before the model loads)."""
+    for option, path in outputs.items():
+        if path and Path(path).exists() and not overwrite:
+            raise HyenaDNAError(f"{path} exists; pass --overwrite to replace it (--{option})")
+
+
+def _read_records(input: str | dict[str, str], format: str, reader: dict[str, Any] | None, split: str | None,
+                  max_records: int | None) -> SequenceRecords:  # fmt: skip
+    """The input's records (the first ``max_records``); none at all is refused."""
+    from hyenadna.data.labels import read_sequence_input
+
     names, seqs, labels = read_sequence_input(input, format, reader or {}, split)
     if max_records is not None:
         names, seqs = names[:max_records], seqs[:max_records]
         labels = labels[:max_records] if labels is not None else None
     if not seqs:
         raise HyenaDNAError(f"{input}: no records to explain")
+    return SequenceRecords(names, seqs, labels)
+
+
+def _checked_outputs(net, target_output: str, target: str | None) -> list[str]:
+    """The model's output names; ``target`` among them is refused now, not after the HDF5 is written."""
+    from hyenadna.analysis.attribution import Explained, target_index
+
     outputs = Explained(net, target_output).names
     if target is not None:
-        target_index(outputs, target)  # refused now, not after the HDF5 is written
-    mutant_counts = check_sequences(net, seqs, names)  # before the chunk folder: no tiling here
-    attrs = {"model": model, "methods": json.dumps(methods), "output": target_output, "steps": steps,
-             "baseline": baseline}  # fmt: skip
-    settings = {**attrs, "files": files_fingerprint(model, sequence_input_files(input)), "format": format,
-                "split": split, "reader": json.dumps(reader or {}, sort_keys=True), "max_records": max_records,
-                "chunk": chunk}  # fmt: skip
+        target_index(outputs, target)
+    return outputs
+
+
+def _attribute_in_chunks(job: ExplainJob, output: str, rank: Rank, settings: dict, resume: bool, overwrite: bool,
+                         progress: bool) -> tuple[dict[str, list[np.ndarray]], int] | None:  # fmt: skip
+    """Attribute the records chunk by chunk into ``OUTPUT.parts/``; rank 0 builds ``output`` from
+    them and gets each method's arrays and the ISM mutants computed in this session (not those of
+    the chunks a stopped run left); the other ranks get None."""
+    from tqdm import tqdm
+
+    from hyenadna.inference.sharding import chunked, run_chunks
+
     parts = Path(output).with_name(Path(output).name + ".parts")
     left_before = {p.name for p in parts.glob("chunk*")} if rank.leader and parts.is_dir() else set()
-    start = time.perf_counter()
     results: dict[str, list[np.ndarray]] = {}
     computed = {"mutants": 0}
 
+    records, options, chunk = job.records, job.options, job.chunk
+
     def merge(paths: list[Path], path: str) -> None:
         fresh = [k for k, p in enumerate(paths) if p.name not in left_before]  # computed in this session
-        computed["mutants"] = sum(sum(mutant_counts[k * chunk : (k + 1) * chunk]) for k in fresh)
-        results.update(read_chunks(paths, methods))
-        write_attributions(path, names, seqs, labels, outputs, results, attrs)
+        computed["mutants"] = sum(sum(job.mutant_counts[k * chunk : (k + 1) * chunk]) for k in fresh)
+        results.update(read_chunks(paths, options.methods))
+        write_attributions(path, records.names, records.seqs, records.labels, job.outputs, results, job.attrs)
 
     def writer(rows: list[int]):
-        arrays = compute_attributions(net, [seqs[i] for i in rows], methods, target_output, steps, baseline,
-                                      batch_size, False)  # fmt: skip
+        arrays = compute_attributions(job.net, [records.seqs[i] for i in rows], options.methods, options.target_output,
+                                      options.steps, options.baseline, options.batch_size, False)  # fmt: skip
         return lambda tmp: write_chunk(tmp, arrays)
 
     bar = tqdm(unit=" seq", desc="explain", disable=not (progress and rank.leader), mininterval=1.0)
-    rows = chunked(range(len(seqs)), chunk)
+    rows = chunked(range(len(records.seqs)), chunk)
     if not run_chunks(output, rank, settings, ".npz", resume, overwrite, rows, writer, merge, bar):
         return None
-    seconds = time.perf_counter() - start
-    summary: dict[str, Any] = {"records": len(seqs), "bases": sum(map(len, seqs)), "methods": methods,
-                               "outputs": outputs, "seconds": round(seconds, 2), "output": output}  # fmt: skip
-    if "ism" in results:
-        summary["ism_mutants"] = computed["mutants"]
-        if computed["mutants"]:
-            summary["mutants_per_s"] = round(computed["mutants"] / max(seconds, 1e-9), 1)
+    return results, computed["mutants"]
+
+
+def _write_extras(records: SequenceRecords, results: dict[str, list[np.ndarray]], outputs: list[str],
+                  ism_tsv: str | None, plots: str | None, target: str | None,
+                  plot_records: int) -> dict[str, Any]:  # fmt: skip
+    """The ISM table and the pictures asked for; their entries of the summary."""
+    from hyenadna.analysis.plotting import attribution_pictures
+    from hyenadna.io.atomic import atomic_write_text
+
+    written: dict[str, Any] = {}
     if ism_tsv:
-        atomic_write_text(ism_tsv, ism_table(names, seqs, results["ism"], outputs))
-        summary["ism_tsv"] = ism_tsv
+        atomic_write_text(ism_tsv, ism_table(records.names, records.seqs, results["ism"], outputs))
+        written["ism_tsv"] = ism_tsv
     if plots:
-        summary["plots"] = attribution_pictures(Path(plots), names, seqs, results, outputs, target, plot_records)
-    return summary
+        written["plots"] = attribution_pictures(Path(plots), records.names, records.seqs, results, outputs, target,
+                                                plot_records)  # fmt: skip
+    return written
 
 
 def check_explain_options(methods: list[str] | str | None, format: str, target_output: str, steps: int, baseline: str,
@@ -368,14 +327,7 @@ def explain_plan(model: str, input: str | dict[str, str], reader: dict | None, o
     """The files ``explain`` reads and writes, checked (:class:`hyenadna.io.file_plan.FilePlan`):
     no output may be an input (a file of the model folder, the sequences, a BED reader's genome)
     or another output (``OUTPUT``, its ``.parts/`` and ``.lock``, the ISM table, the plots folder)."""
-    from hyenadna.data.labels import sequence_input_files
-
-    plan = FilePlan("explain")
-    plan.model("--model", model)
-    for path in sequence_input_files(input):
-        plan.input("--input", path)  # a folder's files too
-    plan.input("--reader.genome", (reader or {}).get("genome"))
-    plan.output("--output", output, companions=(".parts", ".lock"))
+    plan = sequence_command_plan("explain", model, input, reader, output)
     plan.output("--ism_tsv", ism_tsv)
     plan.output("--plots", plots, folder=True)
     return plan.check()

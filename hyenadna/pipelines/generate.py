@@ -53,10 +53,8 @@ def run_generate(
         overwrite: replace an existing output.
     """
     from hyenadna.checks.values import positive
-    from hyenadna.data.tokenizer import CharacterTokenizer
     from hyenadna.inference.generation import check_sampling
     from hyenadna.io.atomic import atomic_write_text
-    from hyenadna.io.file_plan import FilePlan
     from hyenadna.model import load
     from hyenadna.training.trainer import resolve_device
 
@@ -65,6 +63,26 @@ def run_generate(
     device = resolve_device(device)
     if bool(prompt) == bool(prompts):
         raise HyenaDNAError("give either --prompt SEQUENCE or --prompts FASTA")
+    _plan_files(model, prompts, output, overwrite)
+    _refuse_task_model(model)
+    named = _read_prompts(prompts) if prompts else [("prompt", _checked_prompt(prompt))]
+    net = load(model, device=device)
+    jobs = [(f"{name}_sample{s + 1}", seq) for name, seq in named for s in range(num_samples)]
+    start = time.perf_counter()
+    new = net.generate([seq for _, seq in jobs], max_new_tokens, temperature, top_k, top_p, seed, batch_size)
+    seconds = time.perf_counter() - start
+    records = _sample_records(jobs, new, include_prompt, temperature, seed)
+    atomic_write_text(output, fasta_text(records))
+    total = sum(len(bases) for bases in new)
+    return {"records": len(records), "new_bases": total, "seconds": round(seconds, 3),
+            "bases_per_s": round(total / seconds, 1) if seconds else None, "output": output}  # fmt: skip
+
+
+def _plan_files(model: str, prompts: str | None, output: str, overwrite: bool) -> None:
+    """The output may not be the prompts or a model file, its folder must exist, and an existing
+    one needs ``--overwrite``."""
+    from hyenadna.io.file_plan import FilePlan
+
     plan = FilePlan("generate")
     plan.input("--prompts", prompts)
     plan.input("--model", model if Path(model).exists() else None)
@@ -72,23 +90,25 @@ def run_generate(
     plan.check()
     if Path(output).exists() and not overwrite:
         raise HyenaDNAError(f"{output} exists; pass --overwrite to replace it")
-    _refuse_task_model(model)
-    named = _read_prompts(prompts) if prompts else [("prompt", prompt)]
-    if prompt:
-        CharacterTokenizer().encode_bases(prompt, name="--prompt")
-    net = load(model, device=device)
-    jobs = [(f"{name}_sample{s + 1}", seq) for name, seq in named for s in range(num_samples)]
-    start = time.perf_counter()
-    new = net.generate([seq for _, seq in jobs], max_new_tokens, temperature, top_k, top_p, seed, batch_size)
-    seconds = time.perf_counter() - start
+
+
+def _checked_prompt(prompt: str) -> str:
+    """The ``--prompt`` sequence, refused unless it is bases."""
+    from hyenadna.data.tokenizer import CharacterTokenizer
+
+    CharacterTokenizer().encode_bases(prompt, name="--prompt")
+    return prompt
+
+
+def _sample_records(jobs: list[tuple[str, str]], new: list[str], include_prompt: bool, temperature: float,
+                    seed: int) -> list[tuple[str, str]]:  # fmt: skip
+    """(header, sequence) of each sample: its name and how it was drawn; the new bases, after the
+    prompt with ``include_prompt``."""
     records = []
     for (name, seq), bases in zip(jobs, new):
         header = f"{name} prompt_bases={len(seq)} new_bases={len(bases)} temperature={temperature} seed={seed}"
         records.append((header, (seq + bases) if include_prompt else bases))
-    atomic_write_text(output, fasta_text(records))
-    total = sum(len(bases) for bases in new)
-    return {"records": len(records), "new_bases": total, "seconds": round(seconds, 3),
-            "bases_per_s": round(total / seconds, 1) if seconds else None, "output": output}  # fmt: skip
+    return records
 
 
 def _refuse_task_model(model: str) -> None:

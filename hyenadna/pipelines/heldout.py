@@ -19,16 +19,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 
+from hyenadna.analysis.lm_loss import model_bits_per_base
 from hyenadna.analysis.markov import MAX_ORDER, MarkovChain, windows_bits_per_base
 from hyenadna.data.corpus import Corpus, GenomeSource, Split
 from hyenadna.data.tokenizer import CharacterTokenizer
 from hyenadna.data.windows import StridedWindows
 from hyenadna.errors import HyenaDNAError
-from hyenadna.inference.likelihood import bits_per_base
-from hyenadna.pipelines.lm_loss import window_loss_sum
 
 DEFAULT_ORDERS = (2, 4, 6, 8, 9, 10, 11, 12)
 DEFAULT_BETAS = (0.5, 2.0, 8.0, 32.0, 128.0, 512.0)
@@ -77,17 +75,6 @@ def fit_markov(corpus: Corpus, order: int) -> MarkovChain:
     return chain
 
 
-@torch.no_grad()
-def model_bits_per_base(model, windows: list[np.ndarray], batch_size: int = 16) -> tuple[float, int]:
-    """Bits per base of ``model`` over equal-length ``windows`` of token ids."""
-    total, count = 0.0, 0
-    for b in range(0, len(windows), batch_size):
-        ids = torch.from_numpy(np.stack(windows[b : b + batch_size]).astype(np.int64))
-        s, c = window_loss_sum(model, ids.to(model.device))
-        total, count = total + s, count + c
-    return bits_per_base(total, count), count
-
-
 def run_heldout(
     run_config: str,
     model: str | None = None,
@@ -118,23 +105,33 @@ def run_heldout(
     start = time.perf_counter()
     chain = fit_markov(corpus, max(orders))
     result["markov_fit_seconds"] = time.perf_counter() - start
+    result["markov"] = markov_grid(chain, orders, betas, windows)
+    result["best_markov"] = min(result["markov"], key=lambda r: r["bits_per_base"])
+    if model is not None:
+        result["model"] = _score_model(model, windows, batch_size)
+        result["model_minus_best_markov"] = result["model"]["bits_per_base"] - result["best_markov"]["bits_per_base"]
+    return result
+
+
+def markov_grid(chain: MarkovChain, orders: list[int], betas: list[float], windows: list[np.ndarray]) -> list[dict]:
+    """Bits per base on ``windows`` of ``chain`` cut to each order, with each smoothing strength."""
     rows = []
     for order in sorted(set(orders)):
         for beta in betas:
             bits, scored = windows_bits_per_base(chain.truncated(order, beta), windows)
             rows.append({"order": order, "beta": beta, "bits_per_base": bits, "scored": scored})
-    result["markov"] = rows
-    result["best_markov"] = min(rows, key=lambda r: r["bits_per_base"])
-    if model is not None:
-        from hyenadna.model import load
+    return rows
 
-        net = load(model).eval()
-        start = time.perf_counter()
-        bits, scored = model_bits_per_base(net, windows, batch_size)
-        result["model"] = {"name": model, "parameters": net.num_parameters(), "bits_per_base": bits,
-                           "scored": scored, "seconds": time.perf_counter() - start}  # fmt: skip
-        result["model_minus_best_markov"] = bits - result["best_markov"]["bits_per_base"]
-    return result
+
+def _score_model(model: str, windows: list[np.ndarray], batch_size: int) -> dict:
+    """The model's row: its bits per base on ``windows``, the bases scored, its size and the time taken."""
+    from hyenadna.model import load
+
+    net = load(model).eval()
+    start = time.perf_counter()
+    bits, scored = model_bits_per_base(net, windows, batch_size)
+    return {"name": model, "parameters": net.num_parameters(), "bits_per_base": bits, "scored": scored,
+            "seconds": time.perf_counter() - start}  # fmt: skip
 
 
 def heldout_table(result: dict) -> str:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from hyenadna.analysis.attribution_file import read_attributions
 from hyenadna.errors import HyenaDNAError
 from hyenadna.io.file_plan import FilePlan, inside
 
@@ -82,11 +83,7 @@ def run_motifs(
         overwrite: replace an existing output folder's files; the logos of the run replaced
             (those its motifs.json lists) are removed, nothing else in the folder is.
     """
-    from hyenadna.analysis import motifs, plotting
-    from hyenadna.analysis.attribution import contrast, ism_importance
-    from hyenadna.io.atomic import atomic_write_text
-    from hyenadna.io.file_plan import unique_names
-    from hyenadna.pipelines.explain import read_attributions
+    from hyenadna.analysis import motifs
 
     motifs.check_settings(core, flank, per_sequence, quantile, min_similarity=min_similarity,
                           min_seqlets=min_seqlets, top=top)  # fmt: skip
@@ -94,40 +91,82 @@ def run_motifs(
     folder = Path(output)
     jaspar_path = Path(jaspar) if jaspar else (DEFAULT_JASPAR if DEFAULT_JASPAR.is_file() else None)
     motifs_plan(attributions, jaspar_path, folder)
+    existing = _refuse_existing(folder, overwrite)
+    data = read_attributions(attributions, method)
+    chosen = _chosen_outputs(attributions, data["outputs"], chosen)
+    database = motifs.read_jaspar(jaspar_path) if jaspar_path else None
+    settings = {"core": core, "flank": flank, "per_sequence": per_sequence, "quantile": quantile,
+                "min_similarity": min_similarity, "min_seqlets": min_seqlets}  # fmt: skip
+    found = {target: _find_patterns(data, target, method, by_label, database, settings, top) for target in chosen}
+    report: dict[str, Any] = {"attributions": str(attributions), "method": method, "jaspar": str(jaspar_path),
+                              "settings": settings, "outputs": {}, "logos": []}  # fmt: skip
+    tables = _pattern_tables(data["names"], found, report)
+    previous = _previous_logos(folder) if existing else []
+    _write_folder(folder, report, tables)
+    _remove_logos(folder, [name for name in previous if name not in report["logos"]])
+    summary = {t: [(e["consensus"], e["seqlets"], (e["matches"] or [{}])[0].get("name")) for e in v["patterns"][:5]]
+               for t, v in report["outputs"].items()}  # fmt: skip
+    return {"output": str(folder), "patterns": summary, "logos": len(report["logos"])}
+
+
+class PatternTables(NamedTuple):
+    """What the folder gets besides motifs.json: the TSV lines, the MEME entries, the logos to draw."""
+
+    tsv: list[str]
+    meme: list[tuple[str, np.ndarray, int]]
+    logos: list[tuple[str, np.ndarray, str]]
+
+
+def _refuse_existing(folder: Path, overwrite: bool) -> list[str]:
+    """The motif files already in ``folder``; any needs ``--overwrite``."""
     existing = [name for name in MOTIF_FILES if (folder / name).exists()]
     if existing and not overwrite:
         raise HyenaDNAError(f"{folder / existing[0]} exists; pass --overwrite to replace it")
-    data = read_attributions(attributions, method)
-    outputs, labels = data["outputs"], data["labels"]
+    return existing
+
+
+def _chosen_outputs(attributions: str, outputs: list[str], chosen: list[str] | None) -> list[str]:
+    """The outputs to find motifs for (every one by default), each an output of the file, whose
+    output names must be distinct."""
     if len(set(outputs)) != len(outputs):
         raise HyenaDNAError(f"{attributions}: output names repeat ({', '.join(outputs)})")
     chosen = chosen or outputs
     unknown = [t for t in chosen if t not in outputs]
     if unknown:
         raise HyenaDNAError(f"targets {unknown} are not outputs of the model ({', '.join(outputs)})")
-    database = motifs.read_jaspar(jaspar_path) if jaspar_path else None
-    settings = {"core": core, "flank": flank, "per_sequence": per_sequence, "quantile": quantile,
-                "min_similarity": min_similarity, "min_seqlets": min_seqlets}  # fmt: skip
-    report: dict[str, Any] = {"attributions": str(attributions), "method": method, "jaspar": str(jaspar_path),
-                              "settings": settings, "outputs": {}, "logos": []}  # fmt: skip
-    found: dict[str, tuple[list[int], list]] = {}
-    for target in chosen:
-        index = outputs.index(target)
-        rows = list(range(len(data["sequences"])))
-        if by_label and labels is not None and len(outputs) > 1:
-            rows = [i for i in rows if target in labels[i]]
-        seqs = [data["sequences"][i] for i in rows]
-        scores = contrast([data["arrays"][i] for i in rows], index)
-        if method == "ism":  # deltas of mutants: the own base's importance is the loss its replacement causes
-            scores = [ism_importance(a, seq) for a, seq in zip(scores, seqs)]
-        found[target] = rows, motifs.discover_motifs(seqs, scores, database, core, flank, per_sequence, quantile,
-                                                     min_similarity=min_similarity, min_seqlets=min_seqlets,
-                                                     top=top)  # fmt: skip
-    ids = iter(unique_names([f"{t}_pattern{k}" for t in chosen for k in range(len(found[t][1]))], "pattern"))
-    tsv = ["output\tpattern\tseqlets\tsequences\tconsensus\tbest_match\tbest_name\tscore"]
-    meme, logos = [], []
-    for target in chosen:
-        rows, patterns = found[target]
+    return chosen
+
+
+def _find_patterns(data: dict[str, Any], target: str, method: str, by_label: bool, database, settings: dict,
+                   top: int) -> tuple[list[int], list]:  # fmt: skip
+    """The records searched for ``target`` (with labels and several outputs: those labelled with
+    it) and the patterns found in them, each with its best JASPAR matches."""
+    from hyenadna.analysis import motifs
+    from hyenadna.analysis.attribution import contrast, ism_importance
+
+    outputs, labels = data["outputs"], data["labels"]
+    index = outputs.index(target)
+    rows = list(range(len(data["sequences"])))
+    if by_label and labels is not None and len(outputs) > 1:
+        rows = [i for i in rows if target in labels[i]]
+    seqs = [data["sequences"][i] for i in rows]
+    scores = contrast([data["arrays"][i] for i in rows], index)
+    if method == "ism":  # deltas of mutants: the own base's importance is the loss its replacement causes
+        scores = [ism_importance(a, seq) for a, seq in zip(scores, seqs)]
+    return rows, motifs.discover_motifs(seqs, scores, database, settings["core"], settings["flank"],
+                                        settings["per_sequence"], settings["quantile"],
+                                        min_similarity=settings["min_similarity"],
+                                        min_seqlets=settings["min_seqlets"], top=top)  # fmt: skip
+
+
+def _pattern_tables(record_names: list[str], found: dict[str, tuple[list[int], list]], report: dict) -> PatternTables:
+    """Each target's patterns into ``report["outputs"]``, and the lines of the other files."""
+    from hyenadna.io.file_plan import unique_names
+
+    ids = iter(unique_names([f"{t}_pattern{k}" for t, (_, patterns) in found.items() for k in range(len(patterns))],
+                            "pattern"))  # fmt: skip
+    tables = PatternTables(["output\tpattern\tseqlets\tsequences\tconsensus\tbest_match\tbest_name\tscore"], [], [])
+    for target, (rows, patterns) in found.items():
         entries = []
         for k, pattern in enumerate(patterns):
             name, motif_id = f"{target}_pattern{k}", next(ids)
@@ -136,30 +175,33 @@ def run_motifs(
                 "name": name, "id": motif_id, "seqlets": len(pattern.seqlets), "consensus": pattern.consensus,
                 "ppm": np.round(pattern.ppm, 4).tolist(), "cwm": np.round(pattern.cwm, 5).tolist(),
                 "matches": pattern.matches,
-                "places": [{"record": data["names"][rows[s.index]], "start": s.start, "end": s.end}
+                "places": [{"record": record_names[rows[s.index]], "start": s.start, "end": s.end}
                            for s in pattern.seqlets],
             })  # fmt: skip
             cells = [target, k, len(pattern.seqlets), len(rows), pattern.consensus, best["id"], best["name"],
                      best["score"]]  # fmt: skip
-            tsv.append("\t".join(_cell(c) for c in cells))
-            meme.append((motif_id, pattern.ppm, len(pattern.seqlets)))
+            tables.tsv.append("\t".join(_cell(c) for c in cells))
+            tables.meme.append((motif_id, pattern.ppm, len(pattern.seqlets)))
             title = f"{name}: {len(pattern.seqlets)} seqlets" + (f", {best['name']} {best['score']:.2f}"
                                                                  if pattern.matches else "")  # fmt: skip
-            logos.append((f"{motif_id}.png", pattern.ppm, title))
+            tables.logos.append((f"{motif_id}.png", pattern.ppm, title))
         report["outputs"][target] = {"sequences": len(rows), "patterns": entries}
-    previous = _previous_logos(folder) if existing else []
-    folder.mkdir(exist_ok=True)  # its parent exists (checked above)
+    return tables
+
+
+def _write_folder(folder: Path, report: dict, tables: PatternTables) -> None:
+    """The logos (with the plot extra; listed in ``report``), motifs.json, motifs.tsv and motifs.meme."""
+    from hyenadna.analysis import plotting
+    from hyenadna.io.atomic import atomic_write_text
+
+    folder.mkdir(exist_ok=True)  # its parent exists (checked by the plan)
     if plotting.plotting_available():
-        for file_name, ppm, title in logos:
+        for file_name, ppm, title in tables.logos:
             plotting.motif_logo(ppm, inside(folder, os.path.join(LOGOS, file_name)), title)
             report["logos"].append(file_name)
     atomic_write_text(folder / "motifs.json", json.dumps(report, indent=1) + "\n")
-    atomic_write_text(folder / "motifs.tsv", "\n".join(tsv) + "\n")
-    atomic_write_text(folder / "motifs.meme", meme_text(meme))
-    _remove_logos(folder, [name for name in previous if name not in report["logos"]])
-    summary = {t: [(e["consensus"], e["seqlets"], (e["matches"] or [{}])[0].get("name")) for e in v["patterns"][:5]]
-               for t, v in report["outputs"].items()}  # fmt: skip
-    return {"output": str(folder), "patterns": summary, "logos": len(report["logos"])}
+    atomic_write_text(folder / "motifs.tsv", "\n".join(tables.tsv) + "\n")
+    atomic_write_text(folder / "motifs.meme", meme_text(tables.meme))
 
 
 def _check_targets(targets: list[str] | None) -> list[str] | None:

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from hyenadna.data.labels import read_sequence_input, sequence_input_files
 from hyenadna.heads.loading import load_task_model, predict_sequences
-from hyenadna.heads.task_model import HeadConfig
 from hyenadna.inference.sharding import ONE_PROCESS, Processes, alone, chunked, join_text, launch, run_chunks
 from hyenadna.inference.tiling import Tiling, too_long_hint
 from hyenadna.io.atomic import files_fingerprint
+from hyenadna.io.file_plan import sequence_command_plan
+from hyenadna.io.prediction_table import prediction_table
 from hyenadna.training.trainer import resolve_device
 
 
@@ -64,25 +66,13 @@ def run_predict(
             joins them (see hyenadna.inference.sharding); the other ranks return None.
     """
     from hyenadna.checks.values import positive
-    from hyenadna.io.file_plan import FilePlan
 
     positive("--chunk", chunk)
     positive("--batch_size", batch_size)
-    plan = FilePlan("predict")
-    plan.model("--model", model)
-    for path in sequence_input_files(input):
-        plan.input("--input", path)
-    plan.input("--reader.genome", (reader or {}).get("genome"))
-    plan.output("--output", output, companions=(".parts", ".lock"))
-    plan.check()
+    sequence_command_plan("predict", model, input, reader, output).check()
     rank = launch(trainer) or alone(resolve_device(device))
     seq_model = load_task_model(model, map_location=rank.device).eval()
-    names, seqs, truths = read_sequence_input(input, format, reader or {})
-    check_bases(input, names, seqs)  # before the chunk folder exists, not in the middle of the run
-    if tiling is not None and tiling.enabled:
-        tiling.check(seq_model.max_length)
-    else:
-        too_long_hint(seqs, seq_model.max_length, names)
+    names, seqs, truths = _read_sequences(input, format, reader, seq_model.max_length, tiling)
     config = seq_model.head_config
     settings = {
         "files": files_fingerprint(model, sequence_input_files(input)),
@@ -100,13 +90,25 @@ def run_predict(
         text = prediction_table(config, chunk_names, values, chunk_truths)[len(header) :]
         return lambda tmp: Path(tmp).write_text(text)
 
-    from tqdm import tqdm
-
     bar = tqdm(unit=" seq", desc="predict", disable=not (progress and rank.leader), mininterval=1.0)
     rows = chunked(range(len(seqs)), chunk)
     if not run_chunks(output, rank, settings, ".tsv", resume, overwrite, rows, writer, join_text(header), bar):
         return None
     return {"rows": len(seqs), "output": output}
+
+
+def _read_sequences(input: str | dict[str, str], format: str, reader: dict[str, Any] | None, max_length: int,
+                    tiling: Tiling | None) -> tuple[list[str], list[str], list[tuple[str, ...]] | None]:  # fmt: skip
+    """Names, sequences and true labels (None for a plain FASTA), each sequence checked before
+    the chunk folder exists, not in the middle of the run: its bases, and a length over the model's
+    (tiled with ``tiling``, else a hint)."""
+    names, seqs, truths = read_sequence_input(input, format, reader or {})
+    check_bases(input, names, seqs)
+    if tiling is not None and tiling.enabled:
+        tiling.check(max_length)
+    else:
+        too_long_hint(seqs, max_length, names)
+    return names, seqs, truths
 
 
 def check_bases(source: str | dict[str, str], names: list[str], seqs: list[str]) -> None:
@@ -118,22 +120,3 @@ def check_bases(source: str | dict[str, str], names: list[str], seqs: list[str])
     where = source if isinstance(source, str) else "the input"
     for name, seq in zip(names, seqs):
         tokenizer.encode_bases(seq, name=f"{where}: record {name!r}")
-
-
-def prediction_table(
-    config: HeadConfig, names: list[str], values: np.ndarray, truths: list[tuple[str, ...]] | None
-) -> str:
-    """The TSV of ``predict`` (and of a run's ``test_predictions.tsv``): name, the true label(s)
-    when known, one probability or value per output, and the predicted class of a classifier."""
-    prefix = "value" if config.task == "regression" else "p"
-    header = ["name"] + (["label"] if truths is not None else []) + [f"{prefix}_{c}" for c in config.labels]
-    if config.task == "multiclass":
-        header.append("predicted")
-    lines = ["\t".join(header)]
-    for i, row in enumerate(values):
-        fields = [names[i]] + ([";".join(truths[i])] if truths is not None else [])
-        fields += [f"{v:.6g}" for v in row]
-        if config.task == "multiclass":
-            fields.append(config.labels[int(np.argmax(row))])
-        lines.append("\t".join(fields))
-    return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ skip included), embeddings or positional buffers. A head's linear weights decay 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -90,15 +91,31 @@ def decay_groups(model: nn.Module, options: OptimOptions, lr: float | None = Non
     ]
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, options: OptimOptions, total_steps: int):
-    """A LambdaLR: linear warmup, then cosine from each group's lr to ``min_lr_ratio`` of it."""
+def warmup_cosine(optimizer: torch.optim.Optimizer, options: OptimOptions, total_steps: int | Callable[[], float]):
+    """A LambdaLR: linear warmup, then cosine from each group's lr to ``min_lr_ratio`` of it at
+    ``total_steps``. A callable length is asked once, at the first step past the warmup."""
     warmup = max(0, options.warmup_steps)
-    total = max(total_steps, warmup + 1)
+    length: list[int] = [] if callable(total_steps) else [total_steps]
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        progress = 0.0  # the cosine's start, whatever its length
+        if step > warmup:
+            if not length:
+                length.append(int(total_steps()))
+            progress = min(1.0, (step - warmup) / (max(length[0], warmup + 1) - warmup))
         return options.min_lr_ratio + (1 - options.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def schedule_over_the_run(optimizer: torch.optim.Optimizer, options: OptimOptions, trainer) -> dict:
+    """Lightning's optimiser configuration: ``optimizer`` with :func:`warmup_cosine` stepped at
+    every optimiser step and spanning the steps ``trainer`` takes
+    (``trainer.estimated_stepping_batches``: ``max_steps``, or the epochs' batches per process
+    over gradient accumulation when fewer, on however many devices). Asked at the first step past
+    the warmup, when the Trainer has set up its loaders: asking earlier would set them up before
+    a resumed run has restored its place in the epoch."""
+    scheduler = warmup_cosine(optimizer, options, lambda: trainer.estimated_stepping_batches)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -12,6 +12,9 @@ from hyenadna.checks.values import integer, number, positive
 from hyenadna.data.corpus import GenomeSource
 from hyenadna.data.windows import LengthStage
 from hyenadna.errors import HyenaDNAError
+from hyenadna.heads.config import HeadOptions
+
+__all__ = ["FinetuneOptions", "HeadOptions", "LabelledData", "ModelOptions", "PretrainData", "TrainerOptions"]
 
 
 def _optional_positive(option: str, value: int | None) -> None:
@@ -41,8 +44,8 @@ class TrainerOptions:
 
     Attributes:
         max_steps: optimiser steps to train for (-1: no limit; ``max_epochs`` then decides).
-        max_epochs: stop after this many epochs as well (-1: only ``max_steps`` counts). In
-            fine-tuning the learning-rate schedule spans whichever limit comes first.
+        max_epochs: stop after this many epochs as well (-1: only ``max_steps`` counts). The
+            learning-rate schedule spans whichever limit comes first (one of them must be set).
         accelerator: ``auto``, ``cpu``, ``gpu``...
         devices: number of devices, a list of ids, or ``auto``.
         strategy: ``auto``, ``ddp``, ``fsdp``, ``ddp_spawn``...
@@ -77,6 +80,11 @@ class TrainerOptions:
         for option, value in (("max_steps", self.max_steps), ("max_epochs", self.max_epochs)):
             if integer(f"--trainer.{option}", value, low=-1) == 0:
                 raise HyenaDNAError(f"--trainer.{option} must be -1 (no limit) or positive, got 0")
+        if self.max_steps == -1 and self.max_epochs == -1:
+            raise HyenaDNAError(
+                "set --trainer.max_steps or --trainer.max_epochs: with both -1 the run never ends, and the "
+                "learning-rate schedule needs a length"
+            )
         positive("--trainer.num_nodes", self.num_nodes)
         positive("--trainer.accumulate_grad_batches", self.accumulate_grad_batches)
         positive("--trainer.log_every_n_steps", self.log_every_n_steps)
@@ -184,36 +192,6 @@ class LabelledData:
             raise HyenaDNAError(f"--data.truncation must be error, right, left or center, got {self.truncation!r}")
         if self.padding_side not in ("right", "left"):
             raise HyenaDNAError(f"--data.padding_side must be right or left, got {self.padding_side!r}")
-
-
-@dataclass
-class HeadOptions:
-    """The task head.
-
-    Attributes:
-        kind: ``linear`` (pooling, then a linear layer), ``likelihood`` (multi-class only: a
-            next-base output layer per class, each class scoring the sequence by its
-            log-likelihood, trained generatively; see hyenadna.heads.task_model.ClassLikelihoodHead) or
-            ``positional`` (a linear layer on every position's state, inputs up to the longest
-            training sequence: for labels at a fixed place in the window).
-        pooling: ``mean`` (over real tokens), ``last``, ``first`` or ``max`` (``linear`` only).
-        layer: hidden state to pool (-1: the final one).
-        rc_conjoin: average the logits of each sequence and its reverse complement, in
-            training and at test time.
-        dropout: dropout on the pooled vector (the hidden states, for the likelihood head).
-    """
-
-    kind: str = "linear"
-    pooling: str = "mean"
-    layer: int = -1
-    rc_conjoin: bool = False
-    dropout: float = 0.1
-
-    def __post_init__(self) -> None:
-        integer("--head.layer", self.layer)
-        number("--head.dropout", self.dropout, 0.0, 1.0)
-        if self.dropout >= 1:
-            raise HyenaDNAError(f"--head.dropout must be below 1, got {self.dropout:g}")
 
 
 @dataclass

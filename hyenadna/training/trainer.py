@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 
 from hyenadna.errors import HyenaDNAError
+from hyenadna.io.atomic import atomic_write, launched_as_rank_zero, prepare_run_folder, write_run_config
 from hyenadna.training.options import TrainerOptions
 
 
@@ -31,8 +33,6 @@ def atomic_checkpoint_io():
     under its final name (Lightning's own writes the final file directly). A failed write
     stops the run with the file and the reason named."""
     from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-    from hyenadna.io.atomic import atomic_write
 
     class AtomicCheckpointIO(TorchCheckpointIO):
         def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
@@ -184,3 +184,19 @@ def _check_loads_safely(path: Path) -> None:
             f"cannot resume: {path} {reason}; resume from another checkpoint (--resume PATH) or start again "
             "with --overwrite"
         ) from None
+
+
+def start_run_folder(output: Path, resume: bool | str, overwrite: bool, options: dict[str, Any]) -> None:
+    """Make the run folder ready and write the options that ran into it (``config.yaml``), in
+    the launching process only; called once the options, the inputs and the Trainer have passed,
+    so that a refused run leaves no folder."""
+    if launched_as_rank_zero():
+        prepare_run_folder(output, resume, overwrite)
+        write_run_config(output, options)
+
+
+def timed_fit(trainer, module, datamodule, output: Path, resume: bool | str) -> float:
+    """Train ``module`` (from the checkpoint ``resume`` names, if any); returns the seconds taken."""
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(output, resume), weights_only=True)
+    return time.perf_counter() - start

@@ -30,34 +30,21 @@ import json
 import os
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from hyenadna.checks.values import integer
-from hyenadna.data.variants import InfoField, VariantJob, WindowScorer, variant_jobs
+from hyenadna.data.variants import LLR_INFO, VariantJob, WindowScorer, variant_jobs
 from hyenadna.errors import HyenaDNAError
-from hyenadna.inference.sharding import (
-    ONE_PROCESS,
-    Processes,
-    Rank,
-    chunked,
-    join_text,
-    launch,
-    refuse_changed_settings,
-    run_chunks,
-)
+from hyenadna.inference.sharding import ONE_PROCESS, Processes, Rank, chunked, join_text, launch, run_chunks
 from hyenadna.inference.tiling import Tiling
-from hyenadna.io.atomic import atomic_write_text, files_fingerprint, partial_output, removed_unless_written, run_lock
-from hyenadna.pipelines.score.checks import (
-    check_combinations,
-    check_counts,
-    format_score,
-    plan_files,
-)
+from hyenadna.io.atomic import files_fingerprint, removed_unless_written, run_lock
+from hyenadna.pipelines.score.checks import check_combinations, check_counts, check_modes, format_score, plan_files
 from hyenadna.pipelines.score.fasta import run_score_fasta
+from hyenadna.pipelines.score.resume import open_partial_table, weights_digest
 
 VARIANT_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "status")
 LLR_COLUMNS = ("ll_ref", "ll_alt", "llr")
 TSV_HEADER = VARIANT_COLUMNS + LLR_COLUMNS
-INFO_KEY = "HYENADNA_LLR"  # hyenadna.io.vcf_annotate keeps the same default
 
 
 def score_windows(model, jobs: list[VariantJob], rc_average: bool, batch_size: int) -> list[tuple]:
@@ -75,11 +62,10 @@ def score_windows(model, jobs: list[VariantJob], rc_average: bool, batch_size: i
 
 def language_model_scorer(model, rc_average: bool, batch_size: int) -> WindowScorer:
     """Log-likelihood ratios of a language model (module docstring)."""
-    description = "HyenaDNA log-likelihood ratio, alt minus ref (nats per base)"
     return WindowScorer(
         LLR_COLUMNS,
         lambda jobs: score_windows(model, jobs, rc_average, batch_size),  # looked up per call: tests patch it
-        [InfoField(INFO_KEY, "llr", description)],
+        [LLR_INFO],
         json.dumps(model.config.to_dict(), sort_keys=True),
     )
 
@@ -93,51 +79,6 @@ def window_scorer(model, rc_average: bool, batch_size: int) -> WindowScorer:
 
         return head_scorer(model, rc_average, batch_size)
     return language_model_scorer(model, rc_average, batch_size)
-
-
-def _resume_partial(partial: Path, header: str) -> int:
-    """Rows already written to ``partial`` (a torn last line is cut off); checks the header."""
-    with open(partial, "rb+") as fh:
-        data = fh.read()
-        whole = data[: data.rfind(b"\n") + 1]
-        fh.seek(len(whole))
-        fh.truncate()
-    lines = whole.decode().splitlines()
-    if not lines or lines[0] != header:
-        raise HyenaDNAError(f"{partial}: cannot resume, it was written with other columns")
-    return len(lines) - 1
-
-
-def _open_output(output: str, header: str, resume: bool, overwrite: bool, settings: dict) -> tuple[Path, Path, int]:
-    """The output, its ``.partial`` and the rows already in it. The run's settings and input
-    fingerprints go to ``OUTPUT.partial.json`` beside it; a resume with others is refused."""
-    out, partial = partial_output(output, resume, overwrite)
-    recorded = partial.with_name(partial.name + ".json")
-    if resume and partial.exists():
-        try:
-            before = json.loads(recorded.read_text())
-        except (OSError, ValueError):
-            message = f"{partial}: cannot resume, its settings ({recorded.name}) are missing or torn"
-            raise HyenaDNAError(message) from None
-        refuse_changed_settings(partial, before, settings)
-        return out, partial, _resume_partial(partial, header)
-    atomic_write_text(recorded, json.dumps(settings, sort_keys=True))
-    partial.write_text(header + "\n")
-    return out, partial, 0
-
-
-def _weights_digest(model) -> str:
-    """A digest of the model's weights (the first 4 KB of each tensor, with the names): a
-    resume with another model, or other weights under the same name, is refused."""
-    import hashlib
-
-    import torch
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8)[:4096].numpy().tobytes())
-    return digest.hexdigest()
 
 
 SEED_RANGE = (-(2**63), 2**64 - 1)
@@ -168,10 +109,7 @@ def run_score_vcf(
 
     check_counts(batch_size, chunk, max_allele)
     scorer = window_scorer(model, rc_average, batch_size)
-    longest = getattr(model, "max_length", None) or model.config.l_max
-    window = integer("--window", window)
-    if not 2 <= window <= longest:
-        raise HyenaDNAError(f"window must lie in [2, {longest}] (the model's longest input), got {window}")
+    window = _check_window(model, window)
     plan_files(output, vcf=vcf, genome=genome, vcf_output=vcf_output)
     if vcf_output:
         from hyenadna.io.vcf_annotate import check_info_fields
@@ -180,7 +118,7 @@ def run_score_vcf(
     header = "\t".join(VARIANT_COLUMNS + scorer.columns)
     settings = {
         "model": scorer.model,
-        "weights": _weights_digest(model),
+        "weights": weights_digest(model),
         "files": files_fingerprint("", [vcf, genome]),
         "options": {"window": window, "rc_average": rc_average, "max_allele": max_allele},
     }
@@ -202,6 +140,15 @@ def run_score_vcf(
     return {"alleles": sum(counts.values()) + done, "status": counts, "output": str(out)}
 
 
+def _check_window(model, window: int) -> int:
+    """``window``, refused unless it lies between 2 and the model's longest input."""
+    longest = getattr(model, "max_length", None) or model.config.l_max
+    window = integer("--window", window)
+    if not 2 <= window <= longest:
+        raise HyenaDNAError(f"window must lie in [2, {longest}] (the model's longest input), got {window}")
+    return window
+
+
 def _score_vcf_one_process(scorer, vcf, genome, output, window, max_allele, chunk, settings, header, resume,
                            overwrite, progress) -> tuple[Path, dict[str, int], int]:  # fmt: skip
     """Stream the scores to ``OUTPUT.partial`` chunk by chunk, rename it when complete; returns
@@ -213,7 +160,7 @@ def _score_vcf_one_process(scorer, vcf, genome, output, window, max_allele, chun
     fresh = not (resume and Path(str(output) + ".partial").exists())
     counts: dict[str, int] = {}
     with run_lock(Path(output)):
-        out, partial, done = _open_output(output, header, resume, overwrite, settings)
+        out, partial, done = open_partial_table(output, header, resume, overwrite, settings)
         bar = tqdm(initial=done, unit=" allele", desc="score", disable=not progress, mininterval=1.0)
         with removed_unless_written(partial, fresh, lambda: done + sum(counts.values())), open(partial, "a") as fh:
             jobs = variant_jobs(vcf, Genome(genome), window, max_allele)
@@ -331,46 +278,51 @@ def run_score(
             --trainer.num_nodes, --trainer.accelerator): the ranks share the chunks of alleles
             and rank 0 merges them into OUTPUT (see hyenadna.inference.sharding).
     """
-    import torch
-
-    from hyenadna.model import load
-    from hyenadna.training.trainer import resolve_device
-
-    if bool(model) == bool(head_model):
-        raise HyenaDNAError("give either --model (a language model) or --head_model (a fine-tuned model folder)")
-    if bool(vcf) == bool(fasta):
-        raise HyenaDNAError("give either --vcf (with --genome) or --fasta")
-    if vcf and not genome:
-        raise HyenaDNAError("--vcf needs the --genome FASTA its coordinates refer to")
-    if head_model and fasta:
-        raise HyenaDNAError("a fine-tuned model's predictions on FASTA records: use `hyenadna predict`")
-    if fasta and trainer.distributed:
-        raise HyenaDNAError("--trainer.devices/num_nodes spread --vcf scoring; --fasta runs in one process")
+    check_modes(model, head_model, vcf, fasta, genome, trainer.distributed)
     check_combinations(vcf, fasta, genome, vcf_output, per_base_output, tiling)
     check_counts(batch_size, chunk, max_allele, window)
     integer("--seed", seed, *SEED_RANGE)
     plan_files(output, vcf, genome, fasta, model, vcf_output, per_base_output, head_model)
-    from hyenadna.inference.sharding import alone, continues_chunks
-
-    where = resolve_device(device)  # checked on every path: a missing CUDA is one line, not a traceback
-    in_chunks = bool(vcf) and continues_chunks(output, trainer.distributed, resume)
-    rank = launch(trainer)
-    if rank is not None:
-        where = rank.device
-    elif in_chunks:  # a chunk folder left by several processes: continued through its chunks
-        rank = alone(where)
-    torch.manual_seed(seed)
-    if head_model:
-        from hyenadna.heads.loading import load_task_model
-
-        net = load_task_model(head_model, map_location=where).eval()
-        window = window or net.head_config.train_length or net.max_length
-    else:
-        net = load(model, device=where)
-        window = window or 1024
+    where, rank = _start_processes(output, bool(vcf), trainer, resume, device)
+    net, window = _load_model(model, head_model, where, seed, window)
     if fasta:
         return run_score_fasta(net, fasta, output, rc_average, batch_size, overwrite, tiling, per_base_output)
     return run_score_vcf(
         net, vcf, genome, output, window, rc_average, max_allele, batch_size, chunk, vcf_output, resume, overwrite,
         progress, rank,
     )  # fmt: skip
+
+
+def _start_processes(output: str, vcf: bool, trainer: Processes, resume: bool, device: str) -> tuple[Any, Rank | None]:
+    """The device to load on, and this process's rank when the run goes through a chunk folder
+    (several processes, or the folder such a run left); None when it writes ``OUTPUT.partial``
+    alone. The device is checked first, on every path: a missing CUDA is one line, not a traceback."""
+    from hyenadna.inference.sharding import alone, continues_chunks
+    from hyenadna.training.trainer import resolve_device
+
+    where = resolve_device(device)
+    in_chunks = vcf and continues_chunks(output, trainer.distributed, resume)
+    rank = launch(trainer)
+    if rank is not None:
+        where = rank.device
+    elif in_chunks:  # a chunk folder left by several processes: continued through its chunks
+        rank = alone(where)
+    return where, rank
+
+
+def _load_model(
+    model: str | None, head_model: str | None, where: Any, seed: int, window: int | None
+) -> tuple[Any, int]:
+    """The language model (a preset's random weights from ``seed``) or the fine-tuned model, and
+    the window by default: 1024 bases, or the fine-tuned model's training length."""
+    import torch
+
+    torch.manual_seed(seed)
+    if head_model:
+        from hyenadna.heads.loading import load_task_model
+
+        net = load_task_model(head_model, map_location=where).eval()
+        return net, window or net.head_config.train_length or net.max_length
+    from hyenadna.model import load
+
+    return load(model, device=where), window or 1024

@@ -52,6 +52,22 @@ def check_counts(batch_size: int, chunk: int = 1, max_allele: int = 1, window: i
         integer("--window", window, low=2)
 
 
+def check_modes(model: str | None, head_model: str | None, vcf: str | None, fasta: str | None, genome: str | None,
+                distributed: bool) -> None:  # fmt: skip
+    """One model (language or fine-tuned) and one input (a VCF with its genome, or a FASTA), in a
+    combination the run can serve."""
+    if bool(model) == bool(head_model):
+        raise HyenaDNAError("give either --model (a language model) or --head_model (a fine-tuned model folder)")
+    if bool(vcf) == bool(fasta):
+        raise HyenaDNAError("give either --vcf (with --genome) or --fasta")
+    if vcf and not genome:
+        raise HyenaDNAError("--vcf needs the --genome FASTA its coordinates refer to")
+    if head_model and fasta:
+        raise HyenaDNAError("a fine-tuned model's predictions on FASTA records: use `hyenadna predict`")
+    if fasta and distributed:
+        raise HyenaDNAError("--trainer.devices/num_nodes spread --vcf scoring; --fasta runs in one process")
+
+
 def check_combinations(vcf, fasta, genome, vcf_output, per_base_output, tiling) -> None:
     """Options that belong to the other mode are refused, not ignored."""
     if fasta and genome:

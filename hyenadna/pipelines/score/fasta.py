@@ -33,18 +33,31 @@ def run_score_fasta(
         if path is not None and path.exists() and not overwrite:
             raise HyenaDNAError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     records = list(read_fasta_records(fasta))
-    for r in records:
-        if len(r.sequence) > model.config.l_max and not (tiling and tiling.enabled):
-            raise HyenaDNAError(
-                f"{fasta}, line {r.line}: record {r.name!r} has {len(r.sequence):,} bases, "
-                f"more than the model's l_max {model.config.l_max:,}; --tiling.window tiles it"
-            )
+    _check_lengths(fasta, records, model.config.l_max, tiling)
     seqs = [r.sequence for r in records]
     per_base = model.score(seqs, reduce="none", batch_size=batch_size, tiling=tiling)
     both = model.score(seqs, "mean", rc_average=True, batch_size=batch_size, tiling=tiling) if rc_average else None
     if per_base_output:
         atomic_write(per_base_output, lambda tmp: _write_per_base(tmp, records, per_base))
-    lines = ["name\tlength\tscored\tll_sum\tll_mean" + ("\tll_mean_both_strands" if rc_average else "")]
+    table = _record_table(records, per_base, both)
+    atomic_write(out, lambda tmp: Path(tmp).write_text(table))
+    return {"records": len(records), "output": str(out)}
+
+
+def _check_lengths(fasta: str, records: list, l_max: int, tiling: Tiling | None) -> None:
+    """A record longer than the model is refused, naming it, unless ``tiling`` tiles it."""
+    for r in records:
+        if len(r.sequence) > l_max and not (tiling and tiling.enabled):
+            raise HyenaDNAError(
+                f"{fasta}, line {r.line}: record {r.name!r} has {len(r.sequence):,} bases, "
+                f"more than the model's l_max {l_max:,}; --tiling.window tiles it"
+            )
+
+
+def _record_table(records: list, per_base: list[np.ndarray], both: np.ndarray | None) -> str:
+    """The TSV: per record its length, scored bases, sum and mean of their log-likelihoods and,
+    with ``both`` (rc_average), the mean over both strands."""
+    lines = ["name\tlength\tscored\tll_sum\tll_mean" + ("\tll_mean_both_strands" if both is not None else "")]
     for k, (r, scores) in enumerate(zip(records, per_base)):
         scored = scores[~np.isnan(scores)]
         fields = [
@@ -57,8 +70,7 @@ def run_score_fasta(
         if both is not None:
             fields.append(format_score(both[k]))
         lines.append("\t".join(fields))
-    atomic_write(out, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
-    return {"records": len(records), "output": str(out)}
+    return "\n".join(lines) + "\n"
 
 
 def _write_per_base(path: str, records, per_base: list[np.ndarray]) -> None:

@@ -1,0 +1,129 @@
+"""A head's settings, declared once: :class:`HeadOptions` is what a user chooses (the fine-tune
+command's ``--head.*`` options), :class:`HeadConfig` adds what the training data decides (task,
+labels, training length) and is saved as ``task.json`` beside a fine-tuned model. ``HEADS`` is
+the registry of head kinds, looked up by ``kind``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from hyenadna.checks import values as validate
+from hyenadna.data.labels import TASKS
+from hyenadna.errors import HyenaDNAError
+from hyenadna.heads.base import Head
+from hyenadna.heads.likelihood import ClassLikelihoodHead
+from hyenadna.heads.linear import LinearHead
+from hyenadna.heads.positional import PositionalHead
+from hyenadna.io.atomic import atomic_write_text
+from hyenadna.modules.pooling import POOLINGS
+
+TASK_FILE = "task.json"
+HEADS: dict[str, type[Head]] = {head.kind: head for head in (LinearHead, ClassLikelihoodHead, PositionalHead)}
+
+
+@dataclass(kw_only=True)
+class HeadOptions:
+    """The task head.
+
+    Attributes:
+        kind: ``linear`` (pooling, then a linear layer), ``likelihood`` (multi-class only: a
+            next-base output layer per class, each class scoring the sequence by its
+            log-likelihood, trained generatively; see hyenadna.heads.likelihood.ClassLikelihoodHead) or
+            ``positional`` (a linear layer on every position's state, inputs up to the longest
+            training sequence: for labels at a fixed place in the window).
+        pooling: ``mean`` (over real tokens), ``last``, ``first`` or ``max`` (``linear`` only).
+        layer: hidden state to pool (-1: the final one).
+        rc_conjoin: average the logits of each sequence and its reverse complement, in
+            training and at test time.
+        dropout: dropout on the pooled vector (the hidden states, for the likelihood head).
+    """
+
+    kind: str = "linear"
+    pooling: str = "mean"
+    layer: int = -1
+    rc_conjoin: bool = False
+    dropout: float = 0.1
+
+    where: ClassVar[str] = "--head."  # how refusals name a field: the command's option
+
+    def __post_init__(self) -> None:
+        """Every field checked, naming it: a typo on the command line or a hand-edited task.json
+        (``dropout: 1.5``) is refused before anything is built."""
+        if self.kind not in HEADS:
+            raise HyenaDNAError(f"head kind must be one of {tuple(HEADS)}, got {self.kind!r}")
+        if self.pooling not in POOLINGS:
+            raise HyenaDNAError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        validate.integer(f"{self.where}layer", self.layer)
+        if not isinstance(self.rc_conjoin, bool):
+            raise HyenaDNAError(f"{self.where}rc_conjoin must be true or false, got {self.rc_conjoin!r}")
+        self.dropout = validate.number(f"{self.where}dropout", self.dropout, 0, 1)
+        if self.dropout >= 1:
+            raise HyenaDNAError(f"{self.where}dropout must be below 1 (1 drops everything), got {self.dropout:g}")
+
+
+@dataclass
+class HeadConfig(HeadOptions):
+    """How a head reads the backbone (the fields of :class:`HeadOptions`) and what it predicts.
+
+    Attributes:
+        task: ``multiclass`` (softmax over ``labels``), ``multilabel`` (a sigmoid per label) or
+            ``regression`` (one value per name in ``labels``).
+        labels: class names, or regression target names, in output order.
+        train_length: the longest training sequence in bases (None: not recorded); the
+            positional head's input length, and the window that scoring variants through the
+            head uses by default.
+    """
+
+    task: str
+    labels: list[str]
+    train_length: int | None = None
+
+    where: ClassVar[str] = ""  # task.json's keys
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise HyenaDNAError(f"task must be one of {TASKS}, got {self.task!r}")
+        super().__post_init__()
+        if isinstance(self.labels, tuple):
+            self.labels = list(self.labels)
+        if not isinstance(self.labels, list) or not all(isinstance(x, str) for x in self.labels):
+            raise HyenaDNAError(f"labels must be a list of names, got {self.labels!r}")
+        if not self.labels:
+            raise HyenaDNAError("a head needs at least one label or target name")
+        repeated = sorted({x for x in self.labels if self.labels.count(x) > 1})
+        if repeated:
+            raise HyenaDNAError(f"labels must be distinct; {repeated} appear more than once")
+        if self.train_length is not None:
+            validate.integer("train_length", self.train_length, low=1)
+        HEADS[self.kind].check(self)
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.labels)
+
+    def save(self, folder: Path) -> None:
+        """Write ``folder/task.json``."""
+        atomic_write_text(Path(folder) / TASK_FILE, json.dumps(asdict(self), indent=2) + "\n")
+
+
+def read_head_config(folder: Path) -> HeadConfig:
+    """The ``task.json`` of a fine-tuned model folder, every field checked (errors name the file)."""
+    task_file = Path(folder) / TASK_FILE
+    if not task_file.is_file():
+        raise HyenaDNAError(f"{folder}: no {TASK_FILE}; this is not a fine-tuned model folder")
+    try:
+        values = json.loads(task_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HyenaDNAError(f"{task_file}: not a valid task file ({exc})") from None
+    if not isinstance(values, dict):
+        raise HyenaDNAError(f"{task_file}: not a valid task file (a JSON object of head settings is needed)")
+    try:
+        return HeadConfig(**values)
+    except TypeError as exc:
+        raise HyenaDNAError(f"{task_file}: not a valid task file ({exc})") from None
+    except HyenaDNAError as exc:
+        raise HyenaDNAError(f"{task_file}: {exc}") from None
