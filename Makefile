@@ -69,7 +69,7 @@ GPU_BUDGET ?= 140
 gpu-check:
 	PYTHONPATH=.:$$PYTHONPATH $(PYTHON) benchmarks/gpu_vs_attention.py --out $(OUT) --budget $(GPU_BUDGET)
 	PYTHONPATH=.:$$PYTHONPATH timeout 150 $(PYTHON) -m pytest -q -p no:cacheprovider --durations=5 -rf \
-		tests/test_triton.py tests/test_paths.py tests/test_dispatch.py -k "triton or dispatch or cuda"
+		tests/ops/test_triton.py tests/ops/test_paths.py tests/ops/test_dispatch.py -k "triton or dispatch or cuda"
 
 # Every Triton kernel specialisation compiled ahead of time for sm_80, sm_89 and sm_90 on this CPU,
 # with its shared memory against each target's limit (about 10 minutes on 2 cores; CI runs it).

@@ -14,7 +14,7 @@
 Implementations: ``hyenadna`` (this package), ``reference`` (the same model with
 ``fftconv_impl="ref"``: the package's plain reference in every layer,
 :func:`hyenadna.ops.reference.hyena_operator_ref`, HyenaDNA's arithmetic, filter recomputed each
-call, FFT at 2L, nothing chunked or cached; tests/test_paths.py holds our paths to it) and
+call, FFT at 2L, nothing chunked or cached; tests/ops/test_paths.py holds our paths to it) and
 ``attention`` (the same block shape with causal ``scaled_dot_product_attention``; skipped beyond
 ``--attention-max``). Each measurement runs in a fresh process so that its peak RSS
 (``ru_maxrss``, which includes the ~0.3 GB of torch itself) is its own; times are the best of
@@ -24,7 +24,7 @@ filters' spectra (``HyenaConfig.filter_cache_mb``), which later calls of the sam
 the earlier JSON of the same machine unless ``--fresh``.
 
 Allocator: ours runs as the ``hyenadna`` command does, under jemalloc when it is installed
-(hyenadna/runtime.py explains why), and the baselines under the system allocator, as their own
+(hyenadna/cli/runtime.py explains why), and the baselines under the system allocator, as their own
 code would. ``IMPL@jemalloc`` / ``IMPL@system`` (say ``reference@jemalloc``) pick the other one,
 to show how much of a difference is the allocator's.
 
@@ -113,7 +113,7 @@ def measure_one(impl: str, mode: str, length: int, repeat: int, warmup: bool = T
 
 def allocator_of(impl: str) -> str:
     """``impl@jemalloc`` / ``impl@system`` name the allocator; without a suffix ours runs as the
-    ``hyenadna`` command does (jemalloc when installed, hyenadna/runtime.py) and the baselines
+    ``hyenadna`` command does (jemalloc when installed, hyenadna/cli/runtime.py) and the baselines
     as their own code would (the system allocator)."""
     if "@" in impl:
         return impl.split("@", 1)[1]

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-if not torch.cuda.is_available():  # Triton kernels run in its CPU interpreter (tests/test_triton.py)
+if not torch.cuda.is_available():  # Triton kernels run in its CPU interpreter (tests/ops/test_triton.py)
     os.environ.setdefault("TRITON_INTERPRET", "1")
 # every buffer a Triton kernel writes starts as NaN, so an element left unwritten fails a test
 os.environ.setdefault("HYENADNA_POISON_OUTPUTS", "1")

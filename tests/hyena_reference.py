@@ -4,7 +4,7 @@ It reads the released key names directly and computes the implicit filters, the 
 layout, the norms and the MLP itself, written from the HyenaDNA paper and training code, so it
 checks the key translation and the layout independently of the package's loading code; the
 operator's own math is the package's one plain reference,
-:func:`hyenadna.ops.reference.hyena_operator_ref` (tests/test_paths.py checks that against a
+:func:`hyenadna.ops.reference.hyena_operator_ref` (tests/ops/test_paths.py checks that against a
 direct causal sum). Also builds released-format fixtures (keys, shapes, shared Sin frequency)
 from random weights.
 """

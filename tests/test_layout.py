@@ -1,5 +1,7 @@
-"""The package's shape as DESIGN.md states it: imports run one way, with no circle (lazy imports
-inside functions included, type-only imports excluded), and no module grows past ~400 lines."""
+"""The package's shape, as the README's "Layout" section draws it: every module in a room (a layer
+folder) or the face; imports run from a room to its own or lower rooms only, with no circle (lazy
+imports inside functions included, type-only imports excluded); no module reaches another's
+private members; no module grows past ~400 lines; tests/ mirrors the rooms."""
 
 from __future__ import annotations
 
@@ -192,3 +194,38 @@ def test_no_module_reaches_a_private_member_of_another_modules_object():
             if isinstance(node, ast.Attribute) and node.attr in elsewhere and owner not in ("self", "cls"):
                 bad.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {ast.unparse(node)}")
     assert not bad, "\n".join(bad)
+
+
+TESTS = ROOT / "tests"
+# test files named for a behaviour that spans a room's modules, and what each covers
+BY_BEHAVIOUR = {
+    "analysis/test_baselines.py": "kmer_baseline, markov_baseline and the CNN, trained and compared",
+    "modules/test_chunked.py": "the chunked driver: filter_bank's spectra and block's chunk-by-chunk forward",
+    "ops/test_paths.py": "every path the dispatcher can choose, forward and backward, against reference.py",
+    "pipelines/test_bad_input.py": "every command given damaged or wrong input files",
+    "pipelines/test_distributed.py": "the commands on several processes",
+    "pipelines/test_fault_injection.py": "the commands killed or failing mid-write",
+    "training/test_run_folders.py": "a training run's folder: trainer.py with io/atomic's run folders",
+}
+
+
+def test_tests_mirror_the_rooms_and_are_named_after_what_they_test():
+    """tests/ROOM/test_NAME[_hostile|_command].py tests hyenadna/ROOM/NAME (a module, a package
+    such as pipelines/score/, or a Triton kernel module); tests/ROOM/test_ROOM.py the room as a
+    whole; the few files named for a behaviour say what they cover above."""
+    rooms = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file()}
+    folders = {path.name for path in TESTS.iterdir() if path.is_dir() and not path.name.startswith((".", "_"))}
+    assert folders <= rooms, sorted(folders - rooms)
+    unnamed = []
+    for path in sorted(TESTS.glob("*/test_*.py")):
+        room, name = path.parent.name, path.stem.removeprefix("test_")
+        candidates = {name, name.removesuffix("_hostile"), name.removesuffix("_command")}
+        found = name == room or any(
+            (PACKAGE / room / f"{c}.py").is_file() or (PACKAGE / room / c / "__init__.py").is_file()
+            or (PACKAGE / room / "triton" / f"{c}.py").is_file()
+            for c in candidates
+        )  # fmt: skip
+        if not found and f"{room}/{path.name}" not in BY_BEHAVIOUR:
+            unnamed.append(f"{room}/{path.name}")
+    assert not unnamed, unnamed
+    assert sorted(p.name for p in TESTS.glob("test_*.py")) == ["test_gpu_benchmark.py", "test_layout.py"]

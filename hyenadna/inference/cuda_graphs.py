@@ -27,6 +27,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from hyenadna.modules.filter_bank import weights_version
+
 
 class _Captured(NamedTuple):
     graph: torch.cuda.CUDAGraph
@@ -53,9 +55,9 @@ class GraphedModel:
         self.max_graphs = max_graphs
         self._graphs: OrderedDict = OrderedDict()
 
-    def _version(self) -> tuple:
-        tensors = (*self.model.parameters(), *self.model.buffers())
-        return (repr(getattr(self.model, "config", None)), *((t.data_ptr(), t._version) for t in tensors))
+    def _version(self) -> tuple | None:
+        weights = weights_version(self.model)
+        return None if weights is None else (repr(getattr(self.model, "config", None)), *weights)
 
     def __call__(self, inputs: torch.Tensor, **kwargs):
         run = getattr(self.model, self.method)
@@ -65,6 +67,8 @@ class GraphedModel:
         dtype = torch.get_autocast_dtype("cuda") if autocast else None
         key = (tuple(inputs.shape), inputs.dtype, inputs.device, dtype)
         version = self._version()
+        if version is None:  # weights no counter tracks (inference tensors): a graph could go stale
+            return run(inputs, **kwargs)
         captured = self._graphs.get(key)
         if captured is None or captured.version != version:
             self._graphs.pop(key, None)

@@ -62,7 +62,7 @@ class FilterBank(ImplicitFilter):
         reusing ``workspace`` (see :func:`hyenadna.ops.fftconv.fftconv_`)."""
         if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
             return self.long_filters(length), None
-        version = tuple((id(t), t.data_ptr(), t._version) for t in [*self.parameters(), *self.buffers()])
+        version = weights_version(self)
         device, dtype = self.freq.device, self.freq.dtype
         key = (length, device, dtype, torch.is_autocast_enabled(device.type))
         cached = self._spectra.get(key)
@@ -75,7 +75,8 @@ class FilterBank(ImplicitFilter):
             else:
                 k = self.long_filters(length)
                 k_f = filter_spectrum(k.flatten(0, 1), length).unflatten(0, k.shape[:2])
-        self._remember(key, (version, k, k_f))
+        if version is not None:
+            self._remember(key, (version, k, k_f))
         return k, k_f
 
     def group_size(self, length: int, batch: int) -> int:
@@ -148,3 +149,14 @@ class FilterBank(ImplicitFilter):
 def _nbytes(entry: tuple) -> int:
     """Bytes held by the tensors of a cache entry."""
     return sum(t.numel() * t.element_size() for t in entry[1:] if isinstance(t, torch.Tensor))
+
+
+def weights_version(module: torch.nn.Module) -> tuple | None:
+    """What changes whenever a parameter or buffer of ``module`` is replaced or written in place
+    (identity, storage and autograd's version counter), so a cache keyed on it is never stale.
+    None where a weight is an inference tensor (a model built under ``torch.inference_mode``),
+    whose writes no counter tracks: nothing computed from such weights may be cached."""
+    tensors = [*module.parameters(), *module.buffers()]
+    if any(t.is_inference() for t in tensors):
+        return None
+    return tuple((id(t), t.data_ptr(), t._version) for t in tensors)

@@ -5,7 +5,7 @@ the model's settings (``fftconv_impl``, the chunking thresholds, train or eval m
 returns a :class:`Route`: the operator's path and the MLP's, each a function the module calls
 (``route.operator(x, layer, recompute)``), and whether the model runs its blocks chunk by
 chunk. Every path computes :func:`hyenadna.ops.reference.hyena_operator_ref`, and
-``tests/test_paths.py`` holds each one to it on random inputs at lengths on both sides of every
+``tests/ops/test_paths.py`` holds each one to it on random inputs at lengths on both sides of every
 threshold below. Which Triton kernels run for a length (one program, persistent four-step,
 separate four-step steps) is the planner's choice behind the ``triton`` path
 (:func:`hyenadna.ops.triton.gated_conv.gated_fftconv_triton`), checked against the device's

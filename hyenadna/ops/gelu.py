@@ -5,7 +5,7 @@ The two forms are the same function; on CPUs torch's vectorised sigmoid is about
 faster than its tanh, and the MLP's (L, 4 d_model) activation is the largest elementwise pass
 of a HyenaDNA block (``F.gelu(approximate="tanh")`` took 3.9 ms for 2048 x 1024 float32
 values on the development machine, this form 1.8 ms). Results differ from ``F.gelu`` by float
-rounding only (tests/test_chunked.py).
+rounding only (tests/modules/test_chunked.py).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ closes that gap without a GPU:
   happen, and returns the shared memory the kernel asks for. ptxas, the slow last step (tens
   of seconds per kernel), only turns that PTX into machine code.
 
-``tests/test_compile_targets.py`` compiles every specialisation for sm_80, sm_89 and sm_90
+``tests/ops/test_compile_check.py`` compiles every specialisation for sm_80, sm_89 and sm_90
 and holds each to :data:`SHARED_MEMORY_LIMITS`.
 """
 

@@ -1,0 +1,166 @@
+"""Fine-tuning end to end on a real TF-binding task (janggu's Oct4 vs MafK peaks), predict, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hyenadna.data.fasta import read_fasta
+from hyenadna.data.tokenizer import CharacterTokenizer
+from hyenadna.heads.config import HeadOptions
+from hyenadna.heads.task_model import SequenceModel
+from hyenadna.pipelines.finetune import run_finetune
+from hyenadna.pipelines.predict import run_predict
+from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
+
+REPO = Path(__file__).resolve().parents[2]
+TF = REPO / "data" / "tf_binding"
+TRAIN = {"Oct4": str(TF / "oct4_train.fa"), "MafK": str(TF / "mafk_train.fa")}
+TEST = {"Oct4": str(TF / "oct4_test.fa"), "MafK": str(TF / "mafk_test.fa")}
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ft") / "run"
+    result = run_finetune(
+        LabelledData(train=TRAIN, test=TEST, batch_size=32, val_fraction=0.05),
+        ModelOptions("tiny-1k"),
+        HeadOptions(pooling="mean"),
+        FinetuneOptions(backbone_lr_scale=1.0, patience=0),
+        trainer=TrainerOptions(max_steps=150, val_every_n_steps=75, accelerator="cpu", devices=1, progress_bar=False),
+        output=str(out),
+    )
+    return out, result
+
+
+@pytest.mark.slow
+def test_finetuning_beats_chance_on_real_tf_binding(finetuned):
+    out, result = finetuned
+    assert result["labels"] == ["MafK", "Oct4"] and result["split_sizes"]["test"] == 200
+    assert result["test"]["auroc"] > 0.7 and result["test"]["mcc"] > 0.25
+    assert result["kmer_baseline"]["auroc"] > 0.8  # the baseline is fitted on the same split
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["test"] == result["test"]
+    speed = saved["throughput"]  # steady-state steps: not the first three, none after a validation
+    assert 100 < speed["timed_steps"] < 147 and speed["tokens_per_s"] > 0
+    task = json.loads((out / "model" / "task.json").read_text())
+    assert task["labels"] == ["MafK", "Oct4"] and task["task"] == "multiclass" and task["train_length"] == 200
+    with open(out / "test_predictions.tsv") as fh:  # every test sequence, as `predict` writes them
+        predicted = list(csv.DictReader(fh, delimiter="\t"))
+    assert len(predicted) == 200 and list(predicted[0]) == ["name", "label", "p_MafK", "p_Oct4", "predicted"]
+    accuracy = np.mean([r["predicted"] == r["label"] for r in predicted])
+    assert accuracy == pytest.approx(result["test"]["accuracy"])
+    for picture in ("roc.png", "pr.png", "confusion.png", "training.png"):  # the plot extra is a test dependency
+        assert (out / "plots" / picture).stat().st_size > 1000
+    assert saved["report"]["plots"] == [str(out / "plots" / p) for p in ("roc.png", "pr.png", "confusion.png",
+                                                                          "training.png")]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_predict_writes_the_models_probabilities(finetuned, tmp_path):
+    out, result = finetuned
+    tsv = tmp_path / "pred.tsv"
+    assert run_predict(str(out / "model"), TEST, str(tsv))["rows"] == 200
+    with open(tsv) as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert list(rows[0]) == ["name", "label", "p_MafK", "p_Oct4", "predicted"]
+    model = SequenceModel.from_pretrained(out / "model").eval()
+    records = list(read_fasta(TF / "mafk_test.fa"))[:3]
+    tok = CharacterTokenizer()
+    with torch.no_grad():
+        probs = model.predict_outputs(model(**tok.batch_encode([s for _, s in records], padding_side="right")))
+    by_name = {r["name"]: r for r in rows}
+    for (name, _), p in zip(records, probs):
+        assert by_name[name]["label"] == "MafK"
+        assert np.allclose([float(by_name[name]["p_MafK"]), float(by_name[name]["p_Oct4"])], p.numpy(), atol=1e-5)
+    accuracy = np.mean([r["predicted"] == r["label"] for r in rows])
+    assert accuracy == pytest.approx(result["test"]["accuracy"])
+    plain = tmp_path / "plain.tsv"
+    run_predict(str(out / "model"), str(TF / "oct4_test.fa"), str(plain))
+    assert plain.read_text().splitlines()[0] == "name\tp_MafK\tp_Oct4\tpredicted"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "cli.py"), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_bad_inputs_give_clear_errors(tmp_path):
+    bad_test = tmp_path / "other_tf.fa"
+    bad_test.write_text(">r1\nACGTACGT\n")
+    cases = [
+        (
+            ["finetune", "--data.train", json.dumps(TRAIN), "--model.name_or_path", "huge-10m"],
+            "unknown model 'huge-10m'",
+        ),
+        (
+            ["finetune", "--data.train", json.dumps(TRAIN), "--data.test", json.dumps({"CTCF": str(bad_test)})],
+            f"{bad_test}, line 1 (record 'r1'): unknown label 'CTCF'",
+        ),
+        (
+            ["finetune", "--data.train", json.dumps(TRAIN), "--model.overrides", '{"l_max": 100}'],
+            "longer than max_length 100",
+        ),
+        (["predict", "--model", str(tmp_path), "--input", str(bad_test), "--output", "x.tsv"], "no task.json"),
+    ]
+    for args, message in cases:
+        proc = run_cli(*args, "--output", str(tmp_path / "run")) if args[0] == "finetune" else run_cli(*args)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+        assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_help_explains_options_and_print_config_resolves_yaml():
+    help_text = run_cli("finetune", "--help").stdout
+    options = ("--data.train", "--head.rc_conjoin", "--tuning.freeze_backbone", "--trainer.devices", "--print_config")
+    for option in options:
+        assert option in help_text
+    assert "average the logits of each sequence and its reverse complement" in " ".join(help_text.split())
+    recipe = str(REPO / "configs" / "demo_pretrain.yaml")
+    resolved = run_cli("pretrain", "--config", recipe, "--trainer.max_steps", "7", "--print_config")
+    assert resolved.returncode == 0, resolved.stderr
+    assert "max_steps: 7" in resolved.stdout and "path: data/lambda_virus.fa" in resolved.stdout
+
+
+@pytest.mark.slow
+def test_finetune_starts_from_a_released_hyenadna_checkpoint(tmp_path):
+    from hyena_reference import make_released_state, released_config
+    from released_folders import write_released
+
+    from hyenadna import load
+
+    config = released_config(d_model=32, n_layer=2, l_max=256)
+    folder = write_released(tmp_path / "released", config, make_released_state(config, seed=3))
+    imported = load(folder)
+    result = run_finetune(
+        LabelledData(train=TRAIN, test=TEST, batch_size=16, val_fraction=0.02),
+        ModelOptions(str(folder)),
+        tuning=FinetuneOptions(freeze_backbone=True, patience=0, baseline=False),
+        trainer=TrainerOptions(max_steps=5, accelerator="cpu", devices=1, progress_bar=False),
+        output=str(tmp_path / "run"),
+    )
+    assert result["steps"] == 5 and "auroc" in result["test"]
+    tuned = SequenceModel.from_pretrained(tmp_path / "run" / "model")
+    for (name, a), b in zip(imported.state_dict().items(), tuned.backbone.state_dict().values()):
+        assert torch.equal(a, b), name  # a frozen backbone is the released one, unchanged
+
+
+@pytest.mark.slow
+def test_a_run_shorter_than_its_first_validation_finishes_and_saves(tmp_path):
+    """Validation once an epoch, max_steps shorter than an epoch, early stopping on: the run
+    used to stop with 'val/mcc not available' and save nothing."""
+    result = run_finetune(
+        LabelledData(train=TRAIN, test=TEST, batch_size=32, val_fraction=0.05),
+        ModelOptions("tiny-1k"),
+        tuning=FinetuneOptions(patience=2, baseline=False),
+        trainer=TrainerOptions(max_steps=5, val_every_n_steps=0, accelerator="cpu", devices=1, progress_bar=False),
+        output=str(tmp_path / "run"),
+    )
+    assert result["steps"] == 5 and "mcc" in result["test"]
+    assert (tmp_path / "run" / "model" / "task.json").is_file() and (tmp_path / "run" / "metrics.json").is_file()

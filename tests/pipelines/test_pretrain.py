@@ -1,0 +1,146 @@
+"""Pretraining end to end on real genomes: resume, exact continuation, DDP on two CPU processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from hyenadna import load
+from hyenadna.data.corpus import GenomeSource
+from hyenadna.data.datamodules import PretrainDataModule
+from hyenadna.data.windows import LengthStage
+from hyenadna.pipelines.pretrain import run_pretrain
+from hyenadna.training.options import ModelOptions, PretrainData, TrainerOptions
+
+REPO = Path(__file__).resolve().parents[2]
+LAMBDA = REPO / "data" / "lambda_virus.fa"
+NO_DROPOUT = {"embed_dropout": 0.0, "resid_dropout": 0.0}
+
+
+def tiny_trainer(steps: int, **kw) -> TrainerOptions:
+    return TrainerOptions(max_steps=steps, accelerator="cpu", devices=1, progress_bar=False, **kw)
+
+
+def test_length_warmup_keeps_tokens_per_step(real):
+    dm = PretrainDataModule(
+        [GenomeSource(LAMBDA)],
+        length=1024,
+        batch_size=4,
+        samples_per_epoch=40,
+        length_warmup=[LengthStage(256, 2), LengthStage(512, 1)],
+    )
+    assert [dm.stage(e) for e in range(4)] == [(256, 16, 160), (256, 16, 160), (512, 8, 80), (1024, 4, 40)]
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    genomes = [GenomeSource(LAMBDA, val_fraction=0.1)]
+    data = PretrainData(genomes=genomes, length=128, batch_size=4, samples_per_epoch=16)
+    model = ModelOptions("tiny-1k", overrides=NO_DROPOUT)
+    full, part = tiny_trainer(6, limit_val_batches=2), tiny_trainer(3, checkpoint_every_n_steps=3)
+    straight = run_pretrain(data, model, trainer=full, output=str(tmp_path / "a"))
+    run_pretrain(data, model, trainer=part, output=str(tmp_path / "b"))
+    resumed = run_pretrain(data, model, trainer=full, output=str(tmp_path / "b"), resume=True)
+    assert straight["steps"] == resumed["steps"] == 6
+    a, b = load(tmp_path / "a" / "model"), load(tmp_path / "b" / "model")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name  # step 3 is mid-epoch: the resumed run skipped what it had seen
+
+
+@pytest.mark.slow
+def test_pretrain_on_human_chr20_and_resume(real, tmp_path):
+    data = PretrainData(
+        genomes=[GenomeSource(real.chr20, val_fraction=0.02)],
+        length=1024,
+        batch_size=4,
+        samples_per_epoch=64,
+        val_max_windows=8,
+    )
+    out = tmp_path / "run"
+    trainer = tiny_trainer(10, checkpoint_every_n_steps=5, val_every_n_steps=10, log_every_n_steps=2)
+    first = run_pretrain(data, trainer=trainer, output=str(out))
+    assert first["steps"] == 10 and (out / "checkpoints" / "last.ckpt").is_file()
+    assert 0.5 < first["val/bits_per_base"] < 4.1
+    # steps 4-10 timed, less step 6 (it follows the checkpoint save at step 5)
+    assert first["throughput"]["timed_steps"] == 6 and first["throughput"]["tokens_per_s"] > 0
+    second = run_pretrain(data, trainer=replace(trainer, max_steps=20), output=str(out), resume=True)
+    assert second["steps"] == 20
+    before = [r for r in _csv_rows(out / "logs" / "csv" / "version_0" / "metrics.csv") if r.get("train/loss")]
+    after = [r for r in _csv_rows(out / "logs" / "csv" / "version_1" / "metrics.csv") if r.get("train/loss")]
+    assert before and after
+    assert int(before[-1]["step"]) < 10 <= int(after[0]["step"])  # the step count continued
+    assert int(after[-1]["step"]) >= 19
+    assert second["val/bits_per_base"] < first["val/bits_per_base"]
+    reloaded = load(out / "model")
+    assert reloaded.config.d_model == 128
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(tmp_path):
+    config = tmp_path / "ddp.yaml"
+    config.write_text(
+        f"""
+data:
+  genomes: [{{path: {LAMBDA}, val_fraction: 0.1}}]
+  length: 256
+  batch_size: 4
+  samples_per_epoch: 32
+  val_max_windows: 8
+model:
+  name_or_path: tiny-1k
+  overrides: {{d_model: 64, n_layer: 2}}
+trainer:
+  max_steps: 6
+  accelerator: cpu
+  devices: 2
+  strategy: ddp
+  progress_bar: false
+output: {tmp_path / "run"}
+"""
+    )
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "cli.py"), "pretrain", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "GLOBAL_RANK: 1" in proc.stderr or "Initializing distributed: GLOBAL_RANK: 1" in proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 6 and "val/loss" in summary
+    assert load(tmp_path / "run" / "model").config.d_model == 64
+
+
+@pytest.mark.slow
+def test_resume_from_every_step_is_bit_identical_to_the_straight_run(tmp_path):
+    """Dropout on, 8 batches an epoch, validation every 5 steps: resuming from the checkpoint
+    of any step gives the straight run's final weights bit for bit (the loader keeps the
+    epoch's length, loaders draw no global random numbers, the random state is restored)."""
+    import shutil
+
+    data = PretrainData(genomes=[GenomeSource(LAMBDA, val_fraction=0.1)], length=64, batch_size=4,
+                        samples_per_epoch=32, val_max_windows=4)  # fmt: skip
+    model = ModelOptions("tiny-1k")  # the preset's dropout
+    trainer = tiny_trainer(12, checkpoint_every_n_steps=1, val_every_n_steps=5, limit_val_batches=1)
+    run_pretrain(data, model, trainer=trainer, output=str(tmp_path / "straight"))
+    straight = load(tmp_path / "straight" / "model").state_dict()
+    for step in range(1, 12):
+        out = tmp_path / f"from{step}"
+        (out / "checkpoints").mkdir(parents=True)
+        shutil.copy(tmp_path / "straight" / "checkpoints" / f"step{step}.ckpt", out / "checkpoints" / "last.ckpt")
+        summary = run_pretrain(data, model, trainer=trainer, output=str(out), resume=True)
+        assert summary["steps"] == 12
+        resumed = load(out / "model").state_dict()
+        assert all(torch.equal(straight[k], resumed[k]) for k in straight), f"resumed from step {step}"

@@ -1,0 +1,175 @@
+"""The task suite's builders on the real files (chr20, the spliceai annotation, ragout's bacteria,
+the janggu peaks): rebuilt byte for byte, balanced, and with no overlap between splits."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hyenadna.data.fasta import read_fasta
+from hyenadna.data.genome import Genome
+from hyenadna.data.tokenizer import reverse_complement
+from hyenadna.errors import HyenaDNAError
+from hyenadna.tasks import BUNDLED, CHR20, TASKS, build_task, spliceai_wheel, write_split_fasta
+from hyenadna.tasks.annotation import Gene, RegionSplit, parse_spliceai_table, read_spliceai_annotation
+
+TASK_DIR = BUNDLED / "tasks"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def read_rows(path: Path) -> list[dict]:
+    with gzip.open(path, "rt") as fh:
+        header = fh.readline().strip().split(",")
+        return [dict(zip(header, line.rstrip("\n").split(","))) for line in fh]
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory) -> dict[str, dict]:
+    out = tmp_path_factory.mktemp("tasks")
+    return {name: build_task(name, out) | {"folder": out} for name in TASKS}
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_rebuild_gives_the_bundled_bytes(rebuilt, name):
+    bundled = json.loads((TASK_DIR / f"{name}.json").read_text())
+    assert rebuilt[name]["table_sha256"] == bundled["table_sha256"]
+    assert rebuilt[name]["counts"] == bundled["counts"]
+    assert (rebuilt[name]["folder"] / f"{name}.csv.gz").read_bytes() == (TASK_DIR / f"{name}.csv.gz").read_bytes()
+    for label, source in bundled["sources"].items():  # the provenance names every input by its hash
+        assert rebuilt[name]["sources"][label]["sha256"] == source["sha256"]
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_splits_are_disjoint_balanced_and_clean(name):
+    rows = read_rows(TASK_DIR / f"{name}.csv.gz")
+    assert {r["split"] for r in rows} == {"train", "val", "test"}
+    names = Counter(r["name"] for r in rows)
+    assert max(names.values()) == 1
+    by_split = {s: {r["sequence"] for r in rows if r["split"] == s} for s in ("train", "val", "test")}
+    assert not (by_split["train"] & by_split["test"]) and not (by_split["train"] & by_split["val"])
+    assert all(set(r["sequence"]) <= set("ACGT") for r in rows)
+    train = Counter(r["label"] for r in rows if r["split"] == "train")
+    assert len(train) >= 2 and max(train.values()) <= 1.05 * min(train.values())  # balanced training classes
+    for split in ("val", "test"):
+        labels = Counter(r["label"] for r in rows if r["split"] == split)
+        assert set(labels) == set(train) and min(labels.values()) >= 50
+
+
+def _region_of(name: str) -> tuple[str, int]:
+    fields = name.split(":")
+    return fields[1], int(fields[2])
+
+
+def test_splice_windows_sit_on_the_consensus_and_genes_never_cross_splits():
+    rows = read_rows(TASK_DIR / "splice_chr20.csv.gz")
+    counts = Counter(r["label"] for r in rows)
+    assert counts["donor"] > 2500 and counts["acceptor"] > 2500 and counts["neither"] > 2500
+    donors = [r["sequence"] for r in rows if r["label"] == "donor"]
+    acceptors = [r["sequence"] for r in rows if r["label"] == "acceptor"]
+    assert all(len(s) == 200 for s in donors + acceptors)
+    # the intron starts at base 100 in transcript orientation: GT for ~99% of donors, AG ends it
+    assert sum(s[100:102] == "GT" for s in donors) / len(donors) > 0.98
+    assert sum(s[98:100] == "AG" for s in acceptors) / len(acceptors) > 0.98
+    neither = [r for r in rows if r["label"] == "neither"]
+    gt = [r for r in neither if r["name"].endswith(":GT")]
+    assert {r["sequence"][100:102] for r in gt} == {"GT"}
+    assert {r["sequence"][98:100] for r in neither if r["name"].endswith(":AG")} == {"AG"}
+    for split in ("val", "test"):  # half GT, half AG decoys (the training split is subsampled)
+        n = sum(r["split"] == split for r in neither)
+        assert abs(sum(r["split"] == split for r in gt) - n / 2) <= 1
+    genes: dict[str, set[str]] = {}
+    for r in rows:
+        genes.setdefault(r["name"].split(":")[0], set()).add(r["split"])
+    assert all(len(splits) == 1 for name, splits in genes.items() if name not in ("genic", "intergenic"))
+    regions = RegionSplit.by_fraction(Genome(CHR20).length("20"), 0.2, 0.1)
+    for r in rows:
+        _, position = _region_of(r["name"])
+        assert (position >= regions.test_start) == (r["split"] == "test")
+
+
+def test_promoter_windows_start_where_the_annotation_says():
+    rows = read_rows(TASK_DIR / "promoters_chr20.csv.gz")
+    genes = {g.name: g for g in read_spliceai_annotation(spliceai_wheel(), chrom="20")}
+    genome = Genome(CHR20)
+    from hyenadna.data.tokenizer import reverse_complement
+
+    checked = 0
+    for r in rows:
+        if r["label"] != "promoter":
+            continue
+        gene = genes[r["name"].split(":")[0]]
+        if gene.strand == "+":
+            expected = genome.fetch("20", gene.tss - 200, gene.tss + 50).upper()
+        else:
+            expected = reverse_complement(genome.fetch("20", gene.tss - 49, gene.tss + 201).upper())
+        assert r["sequence"] == expected  # base 200 is the TSS, on the gene's strand
+        checked += 1
+    assert checked > 400
+    background = [r for r in rows if r["label"] == "background"]
+    assert {r["name"].split(":")[0] for r in background} == {"genic", "intergenic"}
+
+
+def test_gene_model_strands():
+    gene = Gene("g", "20", "-", 100, 1000, ((100, 200), (400, 500), (800, 1000)))
+    assert gene.tss == 999
+    assert gene.donors() == [400, 800] and gene.acceptors() == [200, 500]
+    plus = Gene("g", "20", "+", 100, 1000, ((100, 200), (400, 500), (800, 1000)))
+    assert plus.tss == 100 and plus.donors() == [200, 500] and plus.acceptors() == [400, 800]
+
+
+def test_bad_annotation_lines_are_named():
+    lines = ["#NAME\tCHROM\tSTRAND\tTX_START\tTX_END\tEXON_START\tEXON_END", "A\t20\t+\t10\t50\t10,30,\t20,"]
+    with pytest.raises(HyenaDNAError, match=r"ann.txt:2: 2 exon starts but 1 ends"):
+        list(parse_spliceai_table(iter(lines), "ann.txt"))
+    with pytest.raises(HyenaDNAError, match=r"ann.txt:1: strand"):
+        list(parse_spliceai_table(iter(["A\t20\t*\t10\t50\t10,\t20,"]), "ann.txt"))
+
+
+def test_region_split_matches_the_pretraining_hold_out():
+    from hyenadna.data.corpus import Corpus
+
+    corpus = Corpus([{"path": CHR20, "val_fraction": 0.1}])
+    held_out = corpus.intervals("val")[0]
+    regions = RegionSplit.by_fraction(Genome(CHR20).length("20"), 0.2, 0.1)
+    assert regions.test_start == held_out.start and regions.length == held_out.end
+    assert regions.of_span(held_out.start - 1, held_out.start + 10) is None
+
+
+def test_genome_task_stretches_hold_their_split_windows_and_no_other(tmp_path):
+    """The stretches a model may be pretrained on before bacteria4: the three splits partition
+    each genome, and every task window lies in the stretches of its own split."""
+    sources = TASKS["bacteria4"].sources()
+    splits = ("train", "val", "test")
+    stretches = {split: write_split_fasta("bacteria4", split, tmp_path, line_width=60) for split in splits}
+    joined: dict[tuple[str, str], tuple[int, str]] = {}  # (label, split) -> (start in the genomes end to end, bases)
+    for label, path in sources.items():
+        genome = "".join(seq for _, seq in read_fasta(path)).upper()
+        offset = 0
+        for split in splits:
+            records = list(read_fasta(stretches[split][label]))
+            assert records and all(":" in name for name, _ in records)
+            bases = "".join(seq for _, seq in records)
+            assert genome[offset : offset + len(bases)] == bases
+            joined[label, split] = offset, bases
+            offset += len(bases)
+        assert offset == len(genome)
+        assert len(joined[label, "test"][1]) == round(0.1 * len(genome))
+    rows = read_rows(TASK_DIR / "bacteria4.csv.gz")
+    for row in rows:
+        label, start = row["name"].rsplit(":", 1)
+        lo, bases = joined[label, row["split"]]
+        window = bases[int(start) - lo : int(start) - lo + 200]
+        assert len(window) == 200 and row["sequence"] in (window, reverse_complement(window))
+    config = yaml.safe_load((REPO / "configs/pretrain_tiny1k_bacteria4.yaml").read_text())
+    assert sorted(Path(g["path"]).name for g in config["data"]["genomes"]) == sorted(
+        p.name for p in stretches["train"].values()
+    )  # the pretraining recipe reads the training stretches and nothing else
+    with pytest.raises(HyenaDNAError, match="not cut from whole genomes"):
+        write_split_fasta("splice_chr20", "train", tmp_path)
+    with pytest.raises(HyenaDNAError, match="unknown split 'dev'"):
+        write_split_fasta("bacteria4", "dev", tmp_path)
