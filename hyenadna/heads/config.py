@@ -19,6 +19,7 @@ from hyenadna.heads.likelihood import ClassLikelihoodHead
 from hyenadna.heads.linear import LinearHead
 from hyenadna.heads.positional import PositionalHead
 from hyenadna.io.atomic import atomic_write_text
+from hyenadna.io.checkpoint import read_json_object
 from hyenadna.modules.pooling import POOLINGS
 
 TASK_FILE = "task.json"
@@ -115,12 +116,7 @@ def read_head_config(folder: Path) -> HeadConfig:
     task_file = Path(folder) / TASK_FILE
     if not task_file.is_file():
         raise HyenaDNAError(f"{folder}: no {TASK_FILE}; this is not a fine-tuned model folder")
-    try:
-        values = json.loads(task_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HyenaDNAError(f"{task_file}: not a valid task file ({exc})") from None
-    if not isinstance(values, dict):
-        raise HyenaDNAError(f"{task_file}: not a valid task file (a JSON object of head settings is needed)")
+    values = read_json_object(task_file, "task file")
     try:
         return HeadConfig(**values)
     except TypeError as exc:

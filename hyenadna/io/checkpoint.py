@@ -72,7 +72,7 @@ def load_pretrained(
         folder = folder.parent
     if not folder.is_dir():
         raise HyenaDNAError(f"no model folder at {path}")
-    if (folder / CONFIG_NAME).is_file() and is_hf_config(_read_json(folder / CONFIG_NAME)):
+    if (folder / CONFIG_NAME).is_file() and is_hf_config(read_json_object(folder / CONFIG_NAME, "model config")):
         return import_hf(model_class, folder, map_location=map_location, **overrides)
     if (folder / WEIGHTS_NAME).exists():
         config = HyenaConfig.from_json(folder / CONFIG_NAME)
@@ -90,13 +90,15 @@ def load_pretrained(
     )
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path, what: str = "JSON file") -> dict:
+    """The JSON object in ``path``; anything else (unreadable, not JSON, a list) is refused
+    with the file's name and ``what`` it should have been."""
     try:
-        values = json.loads(path.read_text())
+        values = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HyenaDNAError(f"cannot read {path}: {exc}") from None
+        raise HyenaDNAError(f"{path}: not a valid {what} ({exc})") from None
     if not isinstance(values, dict):
-        raise HyenaDNAError(f"{path}: not a JSON object")
+        raise HyenaDNAError(f"{path}: not a valid {what} (a JSON object is needed)")
     return values
 
 
@@ -326,7 +328,7 @@ def import_hf(
     ``config.json`` and ``model.safetensors`` or ``pytorch_model.bin``, the latter through the
     restricted unpickler) as a ``model_class``; see :mod:`hyenadna.io.hf_port`."""
     folder = Path(path)
-    values = _read_json(folder / CONFIG_NAME)
+    values = read_json_object(folder / CONFIG_NAME, "model config")
     config = config_from_hf(values, source=str(folder / CONFIG_NAME))
     weights = folder / WEIGHTS_NAME
     if weights.exists():
