@@ -235,7 +235,7 @@ class LabelledDataModule(L.LightningDataModule):
         batch_size: int = 32,
         max_length: int | None = None,
         truncation: Truncation = "error",
-        padding_side: Side = "left",
+        padding_side: Side = "right",
         num_workers: int = 0,
         tokenizer: CharacterTokenizer | None = None,
         rc_prob: float = 0.0,

@@ -13,7 +13,7 @@ number that looks like a score and is not one.
 
 A :class:`WindowScorer` turns the windows of a batch of alleles into score columns: the language
 model's log-likelihood ratios (:mod:`hyenadna.pipelines.score`) or a fine-tuned head's changes
-(:mod:`hyenadna.analysis.variant_heads`).
+(:mod:`hyenadna.analysis.variant_effects`).
 """
 
 from __future__ import annotations

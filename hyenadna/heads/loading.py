@@ -18,6 +18,7 @@ from hyenadna.heads.task_model import SequenceModel, TaskModel
 from hyenadna.inference.batching import encode_sequences, run_batched
 from hyenadna.inference.tiling import Tiling, tiled_per_window, too_long_hint
 from hyenadna.io.checkpoint import check_finite
+from hyenadna.modules.modes import eval_mode
 
 
 def load_task_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TaskModel:
@@ -48,8 +49,6 @@ def predict_sequences(
     (sigmoid) of the maximum of its windows' logits, so that class probabilities still sum to 1
     (hyenadna.inference.tiling)."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
 
     def outputs(logits: torch.Tensor) -> np.ndarray:
         return model.predict_outputs(logits).float().cpu().numpy()
@@ -76,10 +75,8 @@ def predict_sequences(
             return outputs(torch.from_numpy(combined))
         return tiled_per_window(strings, model.max_length, tiling, predict)
 
-    try:
+    with eval_mode(model):
         values = predict_tiled(seqs)
         if rc_average:
             values = (values + predict_tiled([reverse_complement(s) for s in seqs])) / 2
-    finally:
-        model.train(was_training)
     return values

@@ -142,7 +142,7 @@ def cuda_route(grad: bool, length: int) -> tuple[str, str]:
 
 
 def hand_written_backward_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether the fused training functions (:func:`hyenadna.ops.hyena_mixer.hyena_mixer`,
+    """Whether the fused training functions (:func:`hyenadna.ops.fused_operator.fused_operator`,
     :func:`hyenadna.ops.mlp.gelu_mlp`) take an input like ``x`` with weights like ``weight``:
     float32/float64, the same dtype, autocast off."""
     return (

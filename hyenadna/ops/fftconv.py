@@ -14,7 +14,7 @@ factor. They share one kernel, :func:`spectral_conv`:
 * :func:`fftconv`, with autograd, for rows (..., C, L) or channels-last input (..., L, C);
 * :func:`fftconv_`, in place and grad-free, for channel groups of a wider buffer (the chunked
   inference path);
-* the forward pass of :func:`hyenadna.ops.hyena_mixer.hyena_mixer` (fused training).
+* the forward pass of :func:`hyenadna.ops.fused_operator.fused_operator` (fused training).
 """
 
 from __future__ import annotations

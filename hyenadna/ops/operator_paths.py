@@ -1,4 +1,4 @@
-"""Fast forms of the Hyena operator beside :func:`hyenadna.ops.hyena_mixer.hyena_mixer` (fused
+"""Fast forms of the Hyena operator beside :func:`hyenadna.ops.fused_operator.fused_operator` (fused
 training) and the chunked inference pieces: all compute
 :func:`hyenadna.ops.reference.hyena_operator_ref`, and :func:`hyenadna.ops.dispatch.choose_path`
 says which runs. Every function takes the weights as the reference does, gathered in an
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from hyenadna.ops.fftconv import fftconv
-from hyenadna.ops.hyena_mixer import hyena_mixer
+from hyenadna.ops.fused_operator import fused_operator
 from hyenadna.ops.mlp import gelu_mlp
 from hyenadna.ops.recurrence import gate_recurrence
 from hyenadna.ops.reference import OperatorWeights, check_conv_shapes, hyena_operator_ref
@@ -87,7 +87,7 @@ def run_triton(x: torch.Tensor, layer: OperatorLayer) -> torch.Tensor:
 
 
 def run_fused(x: torch.Tensor, layer: OperatorLayer, recompute: bool = False) -> torch.Tensor:
-    """Training in float32/float64: :func:`hyena_mixer`, with a hand-written backward (and its
+    """Training in float32/float64: :func:`fused_operator`, with a hand-written backward (and its
     own checkpointing, which skips the out-projection on the second pass)."""
     length = x.shape[-2]
     recompute = recompute and torch.is_grad_enabled()
@@ -96,7 +96,7 @@ def run_fused(x: torch.Tensor, layer: OperatorLayer, recompute: bool = False) ->
     else:
         k = layer.filter.filters_for(length)[0]
     in_proj, conv, k, skip, out_proj, order = layer.weights(k.to(x.dtype))
-    return hyena_mixer(x, in_proj, conv, k, None if skip is None else skip.to(x.dtype), out_proj, order, recompute)
+    return fused_operator(x, in_proj, conv, k, None if skip is None else skip.to(x.dtype), out_proj, order, recompute)
 
 
 def mlp_fused(x: torch.Tensor, layer: MlpLayer, recompute: bool = False) -> torch.Tensor:

@@ -21,7 +21,7 @@ import hyenadna.model.hyena_dna as model_module
 import hyenadna.modules.operator as operator_module
 from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.ops import choose_path, hyena_operator_ref
-from hyenadna.ops.hyena_mixer import hyena_mixer
+from hyenadna.ops.fused_operator import fused_operator
 from hyenadna.ops.triton import triton_available
 from hyenadna.ops.triton.gated_conv import MAX_LENGTH
 
@@ -181,7 +181,7 @@ def test_the_reference_runs_in_float64_and_is_hyenadnas_arithmetic():
 
 
 def test_fused_training_function_is_the_reference_with_checkpointing():
-    """:func:`hyena_mixer` with ``recompute`` (activation checkpointing) against the reference."""
+    """:func:`fused_operator` with ``recompute`` (activation checkpointing) against the reference."""
     torch.manual_seed(3)
     d, order, length = 6, 2, 50
     width = (order + 1) * d
@@ -193,7 +193,7 @@ def test_fused_training_function_is_the_reference_with_checkpointing():
     in_proj, conv = (param(width, d), param(width)), (param(width, 1, 3), param(width))
     out_proj = (param(d, d), param(d))
     leaves = [x, *in_proj, *conv, k, skip, *out_proj]
-    fused = hyena_mixer(x, in_proj, conv, k, skip, out_proj, order, recompute=True)
+    fused = fused_operator(x, in_proj, conv, k, skip, out_proj, order, recompute=True)
     ref = hyena_operator_ref(x, in_proj, conv, k, skip, out_proj, order)
     assert rel_err(fused, ref) <= 1e-12
     upstream = torch.randn_like(ref)

@@ -71,11 +71,11 @@ def language_model_scorer(model, rc_average: bool, batch_size: int) -> WindowSco
 
 
 def window_scorer(model, rc_average: bool, batch_size: int) -> WindowScorer:
-    """The scorer for ``model``: a fine-tuned head (hyenadna.analysis.variant_heads) or a language model."""
+    """The scorer for ``model``: a fine-tuned head (hyenadna.analysis.variant_effects) or a language model."""
     from hyenadna.heads.task_model import TaskModel
 
     if isinstance(model, TaskModel):
-        from hyenadna.analysis.variant_heads import head_scorer
+        from hyenadna.analysis.variant_effects import head_scorer
 
         return head_scorer(model, rc_average, batch_size)
     return language_model_scorer(model, rc_average, batch_size)

@@ -147,7 +147,7 @@ class _HyenaMixer(torch.autograd.Function):
                 grad_out_weight, grad_out_bias, None, None)  # fmt: skip
 
 
-def hyena_mixer(
+def fused_operator(
     x: torch.Tensor,
     in_proj: tuple[torch.Tensor, torch.Tensor | None],
     short_conv: tuple[torch.Tensor, torch.Tensor | None],
@@ -166,11 +166,11 @@ def hyena_mixer(
     activation checkpointing, keep only the input and run the forward pass again in the
     backward (without the out-projection, which the backward does not need)."""
     if x.dim() != 3 or x.dtype not in (torch.float32, torch.float64):
-        raise HyenaDNAError(f"hyena_mixer expects a float32/float64 x (B, L, d), got {tuple(x.shape)} {x.dtype}")
+        raise HyenaDNAError(f"fused_operator expects a float32/float64 x (B, L, d), got {tuple(x.shape)} {x.dtype}")
     d, length = x.shape[-1], x.shape[1]
     tensors = (*in_proj, *short_conv, k, d_skip, *out_proj)
     if any(t is not None and t.dtype != x.dtype for t in tensors):
-        raise HyenaDNAError(f"hyena_mixer expects every weight in x's dtype {x.dtype}")
+        raise HyenaDNAError(f"fused_operator expects every weight in x's dtype {x.dtype}")
     if (
         in_proj[0].shape != ((order + 1) * d, d)
         or short_conv[0].shape[:2] != ((order + 1) * d, 1)
@@ -179,7 +179,7 @@ def hyena_mixer(
         or out_proj[0].shape != (d, d)
     ):
         raise HyenaDNAError(
-            f"hyena_mixer: shapes do not fit x {tuple(x.shape)} and order {order}: in_proj "
+            f"fused_operator: shapes do not fit x {tuple(x.shape)} and order {order}: in_proj "
             f"{tuple(in_proj[0].shape)}, short_conv {tuple(short_conv[0].shape)}, k {tuple(k.shape)}, "
             f"D {None if d_skip is None else tuple(d_skip.shape)}, out_proj {tuple(out_proj[0].shape)}"
         )

@@ -1,4 +1,4 @@
-"""The fused training operator (:mod:`hyenadna.ops.hyena_mixer`, a hand-written backward pass)
+"""The fused training operator (:mod:`hyenadna.ops.fused_operator`, a hand-written backward pass)
 against plain autograd through the package's reference
 (:func:`hyenadna.ops.reference.hyena_operator_ref`), alone and as the model's training path."""
 
@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.errors import HyenaDNAError
-from hyenadna.ops import hyena_mixer as mixer_module
-from hyenadna.ops.hyena_mixer import hyena_mixer
+from hyenadna.ops import fused_operator as mixer_module
+from hyenadna.ops.fused_operator import fused_operator
 from hyenadna.ops.reference import hyena_operator_ref as plain_mixer
 
 
@@ -32,7 +32,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
         (2, 1, 3, True, True, True, 5),
     ],
 )
-def test_hyena_mixer_matches_autograd_in_float64(order, batch, length, skip, bias, recompute, taps):
+def test_fused_operator_matches_autograd_in_float64(order, batch, length, skip, bias, recompute, taps):
     torch.manual_seed(order * 100 + length)
     d = 6
     width = (order + 1) * d
@@ -47,7 +47,7 @@ def test_hyena_mixer_matches_autograd_in_float64(order, batch, length, skip, bia
     d_skip = param(order - 1, d) if skip else None
     inputs = [t for t in (x, *in_proj, *conv, k, d_skip, *out_proj) if t is not None]
 
-    fused = hyena_mixer(x, in_proj, conv, k, d_skip, out_proj, order, recompute=recompute)
+    fused = fused_operator(x, in_proj, conv, k, d_skip, out_proj, order, recompute=recompute)
     plain = plain_mixer(x, in_proj, conv, k, d_skip, out_proj, order)
     assert rel(fused, plain) < 1e-12
     grad = torch.randn_like(plain)
@@ -55,7 +55,7 @@ def test_hyena_mixer_matches_autograd_in_float64(order, batch, length, skip, bia
         assert rel(a, b) < 1e-12
 
 
-def test_hyena_mixer_float32_and_frozen_inputs():
+def test_fused_operator_float32_and_frozen_inputs():
     """float32 within 1e-5 of a float64 reference; inputs without grad get none and cost nothing."""
     torch.manual_seed(7)
     d, length = 16, 300
@@ -65,7 +65,7 @@ def test_hyena_mixer_float32_and_frozen_inputs():
     k = torch.randn(1, d, length) / length**0.5
     out_proj = (torch.randn(d, d) / 4, torch.randn(d))
     d_skip = torch.randn(1, d)
-    fused = hyena_mixer(x, in_proj, conv, k, d_skip, out_proj, 2)
+    fused = fused_operator(x, in_proj, conv, k, d_skip, out_proj, 2)
     (grad_x,) = torch.autograd.grad(fused.square().sum(), [x])
 
     def wide(t):
@@ -79,7 +79,7 @@ def test_hyena_mixer_float32_and_frozen_inputs():
     assert rel(grad_x.double(), grad_x64) < 1e-5
 
 
-def test_hyena_mixer_rejects_bad_shapes_and_dtypes():
+def test_fused_operator_rejects_bad_shapes_and_dtypes():
     x = torch.randn(1, 10, 4)
     good = {
         "in_proj": (torch.randn(12, 4), None),
@@ -89,13 +89,13 @@ def test_hyena_mixer_rejects_bad_shapes_and_dtypes():
         "out_proj": (torch.randn(4, 4), None),
         "order": 2,
     }
-    assert hyena_mixer(x, **good).shape == (1, 10, 4)
+    assert fused_operator(x, **good).shape == (1, 10, 4)
     with pytest.raises(HyenaDNAError, match=r"k \(1, 4, 10\)|shapes do not fit"):
-        hyena_mixer(x, **{**good, "k": torch.randn(1, 4, 9)})
+        fused_operator(x, **{**good, "k": torch.randn(1, 4, 9)})
     with pytest.raises(HyenaDNAError, match="float32/float64"):
-        hyena_mixer(x.half(), **good)
+        fused_operator(x.half(), **good)
     with pytest.raises(HyenaDNAError, match="dtype"):
-        hyena_mixer(x.double(), **good)
+        fused_operator(x.double(), **good)
 
 
 @pytest.mark.parametrize("order", [2, 3])
