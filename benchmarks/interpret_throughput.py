@@ -26,7 +26,8 @@ from hyenadna import HyenaConfig, HyenaDNA, load
 from hyenadna.analysis.attribution import gradient_x_input, ism
 from hyenadna.data.tokenizer import CharacterTokenizer
 from hyenadna.heads.cnn import ConvClassifier, ConvConfig
-from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.heads.config import HeadConfig
+from hyenadna.heads.task_model import SequenceModel
 from hyenadna.inference.likelihood import BASE_IDS
 
 

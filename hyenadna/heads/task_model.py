@@ -21,12 +21,10 @@ from torch import nn
 
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.base import Head, task_loss, task_outputs
-from hyenadna.heads.config import HEADS, TASK_FILE, HeadConfig, read_head_config
+from hyenadna.heads.config import HEADS, HeadConfig, read_head_config
 from hyenadna.inference.masking import to_right_padding
 from hyenadna.model.hyena_dna import HyenaDNA
 from hyenadna.modules.pooling import reverse_complement_batch, reverse_complement_onehot
-
-__all__ = ["TASK_FILE", "HeadConfig", "SequenceModel", "TaskModel", "read_head_config"]
 
 
 class TaskModel(nn.Module):

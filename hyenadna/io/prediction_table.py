@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from hyenadna.heads.task_model import HeadConfig
+    from hyenadna.heads.config import HeadConfig
 
 
 def prediction_table(

@@ -18,7 +18,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from hyenadna.analysis.attribution_file import read_attributions as read_attributions  # read here by callers too
 from hyenadna.analysis.attribution_file import read_chunks, write_attributions, write_chunk
 from hyenadna.data.labels import sequence_input_files
 from hyenadna.errors import HyenaDNAError
@@ -32,8 +31,8 @@ FORMATS = ("auto", "table", "fasta", "bed", "genomic_benchmarks")
 
 def load_explained_model(model: str, device: str):
     """A fine-tuned model folder (with ``task.json``) or a language model by name, preset or folder."""
+    from hyenadna.heads.config import TASK_FILE
     from hyenadna.heads.loading import load_task_model
-    from hyenadna.heads.task_model import TASK_FILE
     from hyenadna.model import load
 
     if (Path(model) / TASK_FILE).is_file():

@@ -114,7 +114,7 @@ def _sample_records(jobs: list[tuple[str, str]], new: list[str], include_prompt:
 def _refuse_task_model(model: str) -> None:
     """A fine-tuned folder holds a backbone that ``load`` reads, but its head, not a language
     model, is what it was trained for: sampling from it would give bases without meaning."""
-    from hyenadna.heads.task_model import TASK_FILE
+    from hyenadna.heads.config import TASK_FILE
 
     if Path(model).is_dir() and (Path(model) / TASK_FILE).is_file():
         raise HyenaDNAError(

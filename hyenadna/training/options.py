@@ -12,9 +12,8 @@ from hyenadna.checks.values import integer, number, positive
 from hyenadna.data.corpus import GenomeSource
 from hyenadna.data.windows import LengthStage
 from hyenadna.errors import HyenaDNAError
-from hyenadna.heads.config import HeadOptions
 
-__all__ = ["FinetuneOptions", "HeadOptions", "LabelledData", "ModelOptions", "PretrainData", "TrainerOptions"]
+__all__ = ["FinetuneOptions", "LabelledData", "ModelOptions", "PretrainData", "TrainerOptions"]
 
 
 def _optional_positive(option: str, value: int | None) -> None:

@@ -19,7 +19,8 @@ from hyenadna.analysis.attribution import (
 from hyenadna.data.tokenizer import A_ID, CharacterTokenizer
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.cnn import ConvClassifier, ConvConfig
-from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.heads.config import HeadConfig
+from hyenadna.heads.task_model import SequenceModel
 
 BASES = "ACGT"
 

@@ -17,8 +17,8 @@ from hyenadna.analysis.markov import MarkovChain, windows_bits_per_base, windows
 from hyenadna.data.tokenizer import CharacterTokenizer, reverse_complement
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.cnn import ConvClassifier, ConvConfig, one_hot
+from hyenadna.heads.config import HeadConfig
 from hyenadna.heads.loading import load_task_model
-from hyenadna.heads.task_model import HeadConfig
 from hyenadna.pipelines.finetune import run_finetune
 from hyenadna.pipelines.predict import run_predict
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions

@@ -87,8 +87,9 @@ def test_planted_motif_is_recovered_and_matched():
 @pytest.fixture(scope="module")
 def tf_cnn(tmp_path_factory) -> Path:
     """A CNN fine-tuned on the Oct4 / MafK task by the package's own loop (about half a minute)."""
+    from hyenadna.heads.config import HeadOptions
     from hyenadna.pipelines.finetune import run_finetune
-    from hyenadna.training.options import FinetuneOptions, HeadOptions, LabelledData, ModelOptions, TrainerOptions
+    from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
 
     out = tmp_path_factory.mktemp("tf_cnn") / "run"
     result = run_finetune(
@@ -196,6 +197,7 @@ def test_explain_command_writes_ism_table_and_refuses_bad_requests(tmp_path, cap
 
 def test_explain_stopped_on_a_chunk_resumes_to_the_straight_run(tmp_path, monkeypatch):
     import hyenadna.pipelines.explain as explain
+    from hyenadna.analysis import attribution_file
 
     fasta = tmp_path / "five.fa"
     fasta.write_text("".join(f">r{i}\n{'ACGTTGCA'[i:] + 'GATTACA' * (i + 1)}\n" for i in range(5)))
@@ -210,7 +212,10 @@ def test_explain_stopped_on_a_chunk_resumes_to_the_straight_run(tmp_path, monkey
     explain.run_explain("tiny-1k-chr20", str(fasta), str(out), resume=True, **options)
     assert stopped_on_the_second_chunk.calls == 2 + 2  # the second and third chunks, not the first again
     for method in options["methods"]:
-        a, b = explain.read_attributions(tmp_path / "straight.h5", method), explain.read_attributions(out, method)
+        a, b = (
+            attribution_file.read_attributions(tmp_path / "straight.h5", method),
+            attribution_file.read_attributions(out, method),
+        )
         assert a["names"] == b["names"] and len(a["arrays"]) == len(b["arrays"]) == 5
         for x, y in zip(a["arrays"], b["arrays"]):
             np.testing.assert_allclose(y, x, rtol=1e-5, atol=1e-6)

@@ -14,8 +14,9 @@ from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.cli import main
 from hyenadna.data.genome import Genome
 from hyenadna.data.variants import variant_jobs
+from hyenadna.heads.config import HeadConfig
 from hyenadna.heads.loading import load_task_model, predict_sequences
-from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.heads.task_model import SequenceModel
 from hyenadna.pipelines.score import run_score_vcf
 
 EX1_VCF = Path("/usr/share/doc/python-pysam/tests/pysam_data/ex1.vcf.gz")

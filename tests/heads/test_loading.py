@@ -17,8 +17,9 @@ from safetensors.torch import load_file, save_file
 import hyenadna
 from hyenadna import CharacterTokenizer, HyenaConfig, HyenaDNA, HyenaDNAError, Tiling
 from hyenadna.cli import main
+from hyenadna.heads.config import HeadConfig
 from hyenadna.heads.loading import load_task_model, predict_sequences
-from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.heads.task_model import SequenceModel
 from hyenadna.training.trainer import resume_checkpoint
 
 

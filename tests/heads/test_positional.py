@@ -10,8 +10,9 @@ import torch
 from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.data.tokenizer import CharacterTokenizer, reverse_complement
 from hyenadna.errors import HyenaDNAError
+from hyenadna.heads.config import HeadConfig
 from hyenadna.heads.loading import load_task_model, predict_sequences
-from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.heads.task_model import SequenceModel
 
 SEQS = ["ACGTTGCAAGGT", "TTGACCANGTACGATCGA", "GCGCAT", "ATATATCGCGNNATGG"]
 LENGTH = 20

@@ -9,7 +9,8 @@ import torch
 from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
 from hyenadna.analysis.kmer_baseline import kmer_features
 from hyenadna.data.tokenizer import CharacterTokenizer, pad_ids, reverse_complement
-from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.heads.config import HeadConfig
+from hyenadna.heads.task_model import SequenceModel
 from hyenadna.modules.pooling import pool, reverse_complement_batch
 from hyenadna.training.optim import OptimOptions, parameter_groups, warmup_cosine
 

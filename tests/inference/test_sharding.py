@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
-from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.heads.config import HeadConfig
+from hyenadna.heads.task_model import SequenceModel
 from hyenadna.inference.sharding import ChunkFolder, Processes, Rank, chunked, launch
 
 TF = Path(__file__).resolve().parents[2] / "data" / "tf_binding"

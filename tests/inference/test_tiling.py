@@ -15,8 +15,9 @@ from hyenadna import CharacterTokenizer, HyenaConfig, HyenaDNA, Tiling
 from hyenadna.cli import main
 from hyenadna.data.genome import Genome
 from hyenadna.errors import HyenaDNAError
+from hyenadna.heads.config import HeadConfig
 from hyenadna.heads.loading import predict_sequences
-from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.heads.task_model import SequenceModel
 
 
 @settings(max_examples=200, deadline=None)

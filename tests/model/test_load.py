@@ -126,7 +126,8 @@ def test_hub_offline_mode_and_cache_variables_are_honoured(tmp_path):
 
 def test_task_head_logits_do_not_depend_on_the_batch():
     """A fine-tuned head sees each sequence as it is alone, whatever shares its padded batch."""
-    from hyenadna.heads.task_model import HeadConfig, SequenceModel
+    from hyenadna.heads.config import HeadConfig
+    from hyenadna.heads.task_model import SequenceModel
 
     torch.manual_seed(0)
     head = HeadConfig(task="multiclass", labels=["a", "b"], rc_conjoin=True)

@@ -11,9 +11,9 @@ import torch
 
 import hyenadna
 from hyenadna import HyenaConfig, HyenaDNAError
+from hyenadna.analysis.lm_loss import fasta_lm_loss
 from hyenadna.data.labels import LabelledRecord, LabelVocab, read_labelled_table
 from hyenadna.pipelines.embed import EmbedInput, run_embed
-from hyenadna.pipelines.lm_loss import fasta_lm_loss
 from hyenadna.training.trainer import resume_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from hyenadna import HyenaConfig, HyenaDNA
-from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.heads.config import HeadConfig
+from hyenadna.heads.task_model import SequenceModel
 
 REPO = Path(__file__).resolve().parents[2]
 TF = REPO / "data" / "tf_binding"
@@ -160,7 +161,7 @@ def test_predict_on_two_processes_writes_the_one_process_table(tmp_path):
 
 
 def test_explain_on_two_processes_writes_the_one_process_file(tmp_path):
-    from hyenadna.pipelines.explain import read_attributions
+    from hyenadna.analysis.attribution_file import read_attributions
 
     config = tmp_path / "explain.yaml"
     config.write_text(f"input: {{Oct4: {TF / 'oct4_test.fa'}, MafK: {TF / 'mafk_test.fa'}}}\nmax_records: 12\n"

@@ -13,8 +13,10 @@ from interrupts import killed_on_call
 
 import hyenadna.pipelines.explain as explain
 from hyenadna import HyenaConfig, HyenaDNA
+from hyenadna.analysis import attribution_file
 from hyenadna.errors import HyenaDNAError
-from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.heads.config import HeadConfig
+from hyenadna.heads.task_model import SequenceModel
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +185,7 @@ def test_labels_holding_a_semicolon_round_trip(tmp_path, classifier_folder):
     fasta.write_text(">r0 label=a;b\nACGTACGTACGT\n>r1 label=c\nGATTACAGATTA\n")
     out = tmp_path / "a.h5"
     explain.run_explain(str(classifier_folder), str(fasta), str(out), methods=["grad_x_input"], progress=False)
-    data = explain.read_attributions(out, "grad_x_input")
+    data = attribution_file.read_attributions(out, "grad_x_input")
     assert data["outputs"] == ["a;b", "c"] and data["labels"] == [("a;b",), ("c",)]
 
 
@@ -207,13 +209,13 @@ def test_a_non_hdf5_or_torn_attribution_file_is_one_line(tmp_path):
     text = tmp_path / "notes.h5"
     text.write_text("not hdf5\n")
     with pytest.raises(HyenaDNAError, match="notes.h5 is not an HDF5 file"):
-        explain.read_attributions(text, "ism")
+        attribution_file.read_attributions(text, "ism")
     torn = tmp_path / "torn.h5"
     explain.write_attributions(str(torn), ["a"], ["ACGT"], None, ["y"], {"ism": [np.zeros((4, 4, 1))]}, {})
     with h5py.File(torn, "r+") as h5:
         del h5["offsets"]
         h5["offsets"] = np.array([0, 9])
     with pytest.raises(HyenaDNAError, match="torn.h5: not a consistent attribution file"):
-        explain.read_attributions(torn, "ism")
+        attribution_file.read_attributions(torn, "ism")
     with pytest.raises(HyenaDNAError, match="method must be one of"):
-        explain.read_attributions(torn, "offsets")
+        attribution_file.read_attributions(torn, "offsets")

@@ -10,7 +10,8 @@ import torch
 
 from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
 from hyenadna.cli import main
-from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.heads.config import HeadConfig
+from hyenadna.heads.task_model import SequenceModel
 from hyenadna.inference.generation import next_base_probs
 from hyenadna.inference.likelihood import BASE_IDS
 

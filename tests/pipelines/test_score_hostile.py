@@ -13,7 +13,8 @@ import torch
 
 from hyenadna import HyenaConfig, HyenaDNA, HyenaDNAError
 from hyenadna.data.genome import Genome
-from hyenadna.heads.task_model import HeadConfig, SequenceModel
+from hyenadna.heads.config import HeadConfig
+from hyenadna.heads.task_model import SequenceModel
 from hyenadna.inference.sharding import Processes
 from hyenadna.io.vcf_annotate import annotate_vcf
 from hyenadna.pipelines.score import run_score, run_score_vcf
