@@ -70,4 +70,6 @@ def task_metrics(task: str, outputs: np.ndarray, targets: np.ndarray) -> dict[st
     raise HyenaDNAError(f"unknown task {task!r}")
 
 
+LOWER_IS_BETTER = frozenset({"loss", "mse", "mae", "rmse"})
+"""Validation metrics that improve downwards (every other one improves upwards)."""
 DEFAULT_MONITOR = {"multiclass": ("mcc", "max"), "multilabel": ("auroc", "max"), "regression": ("pearson", "max")}

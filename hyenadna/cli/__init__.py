@@ -7,6 +7,7 @@ option is declared once. Every option can come from YAML (``--config recipe.yaml
 
 * ``pretrain``: next-base pretraining on FASTA genomes;
 * ``finetune``: fine-tune a head (and the backbone) on labelled sequences;
+* ``tune``: search fine-tuning options on the validation split (Optuna), retrain the best on several seeds;
 * ``predict``: per-sequence probabilities or values of a fine-tuned model, to TSV;
 * ``embed``: sequence embeddings of FASTA records, BED regions or BAM reads, to HDF5;
 * ``score``: variant effect scores (VCF + genome) or sequence log-likelihoods (FASTA), to TSV;
@@ -51,6 +52,7 @@ from hyenadna.errors import HyenaDNAError
 COMMANDS = {
     "pretrain": "hyenadna.pipelines.pretrain:run_pretrain",
     "finetune": "hyenadna.pipelines.finetune:run_finetune",
+    "tune": "hyenadna.pipelines.tune:run_tune",
     "predict": "hyenadna.pipelines.predict:run_predict",
     "embed": "hyenadna.pipelines.embed:run_embed",
     "score": "hyenadna.pipelines.score:run_score",
@@ -91,6 +93,12 @@ def _finetune_report(result: dict) -> str:
     return table + json.dumps(result, indent=2, default=str)
 
 
+def _tune_report(result: dict) -> str:
+    from hyenadna.pipelines.tune import tune_table
+
+    return tune_table(result) + "\n" + json.dumps(result, indent=2, default=str)
+
+
 def _loss_report(result: dict) -> str:
     from hyenadna.pipelines.lm_loss import loss_table
 
@@ -103,8 +111,8 @@ def _heldout_report(result: dict) -> str:
     return heldout_table(result)
 
 
-REPORTS: dict[str, Callable[[dict], str]] = {"finetune": _finetune_report, "loss": _loss_report,
-                                             "heldout": _heldout_report}  # fmt: skip
+REPORTS: dict[str, Callable[[dict], str]] = {"finetune": _finetune_report, "tune": _tune_report,
+                                             "loss": _loss_report, "heldout": _heldout_report}  # fmt: skip
 
 
 def build_parser(names: Sequence[str] = tuple(COMMANDS)):

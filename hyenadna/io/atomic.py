@@ -62,6 +62,7 @@ def partial_output(output: str | os.PathLike, resume: bool, overwrite: bool) -> 
 RUN_ARTEFACTS = (
     "checkpoints", "logs", "model", "summary.json", "metrics.json", "config.yaml",
     "test_predictions.tsv", "plots", "cnn_baseline",  # a fine-tune's test report and its CNN's own run
+    "study.db", "trials", "trials.tsv", "best_recipe.yaml", "final",  # a tuning run's study, trials and retraining
 )  # fmt: skip
 """What a training run writes into its folder: only a folder holding nothing else is cleared."""
 
@@ -95,10 +96,11 @@ def prepare_run_folder(output: str | os.PathLike, resume: bool | str, overwrite:
     return out
 
 
-def write_run_config(folder: Path, values: dict) -> Path:
-    """The run's resolved configuration as ``folder/config.yaml``, in the form ``--config``
-    reads back: the run function's arguments, option groups as nested mappings. ``resume`` and
-    ``overwrite`` are written false: the file describes the run, not how it was launched."""
+def write_run_config(folder: Path, values: dict, name: str = "config.yaml", header: str = "") -> Path:
+    """The run's resolved configuration as ``folder/name``, in the form ``--config`` reads
+    back: the run function's arguments, option groups as nested mappings, after ``header``
+    (comment lines). ``resume`` and ``overwrite`` are written false: the file describes the run,
+    not how it was launched."""
     import dataclasses
 
     import yaml
@@ -115,8 +117,8 @@ def write_run_config(folder: Path, values: dict) -> Path:
         return value
 
     resolved = {**plain(values), "resume": False, "overwrite": False}
-    path = folder / "config.yaml"
-    atomic_write_text(path, yaml.safe_dump(resolved, sort_keys=False))
+    path = folder / name
+    atomic_write_text(path, header + yaml.safe_dump(resolved, sort_keys=False))
     return path
 
 

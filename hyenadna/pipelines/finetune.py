@@ -8,7 +8,7 @@ model is saved self-contained (backbone, head, task and labels) to ``output/mode
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from hyenadna.io.file_plan import check_run_folder
 from hyenadna.io.prediction_table import prediction_table
 from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
+from hyenadna.training.plateau import plateau_decay
 from hyenadna.training.prepare import CNN_NAME, initial_model, labelled_data_module, new_task_model
 from hyenadna.training.task_module import SequenceTaskModule, early_stopping, validation_monitor
 from hyenadna.training.throughput import StepTimer
@@ -68,55 +69,115 @@ def run_finetune(
         seed: seed for initialisation, the validation split and shuffling, 0 to 2**32-1.
     """
     out = refuse_bad_inputs(data, model, output, overwrite, seed)
+    return finetune(FinetuneRecipe(data, model, head, tuning, optim, trainer), out, seed, resume, overwrite)
+
+
+@dataclass
+class FinetuneRecipe:
+    """The option groups of one fine-tune, as :func:`run_finetune` takes them: what a recipe
+    YAML holds besides ``output`` and ``seed`` (``hyenadna tune`` varies them)."""
+
+    data: LabelledData
+    model: ModelOptions
+    head: HeadOptions
+    tuning: FinetuneOptions
+    optim: OptimOptions
+    trainer: TrainerOptions
+
+
+def finetune(
+    recipe: FinetuneRecipe,
+    out: Path,
+    seed: int,
+    resume: bool | str = False,
+    overwrite: bool = False,
+    callbacks: tuple = (),
+    evaluate: bool = True,
+    **trainer_extra: Any,
+) -> dict:
+    """One fine-tune of ``recipe`` into the run folder ``out`` (checked by the caller), with
+    extra Lightning ``callbacks`` and Trainer arguments (``max_time``...). ``evaluate``: test the
+    best checkpoint, fit the baselines, save the model and the test report; without it (a
+    tuning trial) the test split is never touched and only the validation result is returned."""
+    data, head, tuning, optim = recipe.data, recipe.head, recipe.tuning, recipe.optim
     L.seed_everything(seed, workers=True, verbose=False)
-    is_cnn = model.name_or_path == CNN_NAME
-    backbone = None if is_cnn else initial_model(model, seed)
+    is_cnn = recipe.model.name_or_path == CNN_NAME
+    backbone = None if is_cnn else initial_model(recipe.model, seed)
     datamodule = labelled_data_module(data, seed, backbone.config.l_max if backbone else None)
-    task_model = new_task_model(backbone, head, datamodule, data.max_length, cnn_shape=model.overrides)
+    task_model = new_task_model(backbone, head, datamodule, data.max_length, cnn_shape=recipe.model.overrides)
     task_model.start_from_targets(datamodule.targets("train"))  # e.g. the likelihood head's class priors
     lr_scale = 1.0 if is_cnn else tuning.backbone_lr_scale  # the CNN has one learning rate
     module = SequenceTaskModule(task_model, optim, tuning.freeze_backbone, lr_scale)
     splits = datamodule.split_sizes()
     monitor = validation_monitor(tuning, datamodule.vocab.task, "val" in splits)
     timer = StepTimer()
-    callbacks = [timer, *early_stopping(monitor, tuning.patience)]
-    lightning_trainer = build_trainer(trainer, out, callbacks, optim.grad_clip, monitor=monitor)
-    ran = {"data": data, "model": model, "head": head, "tuning": tuning, "optim": optim, "trainer": trainer,
-           "output": output, "seed": seed}  # fmt: skip
-    start_run_folder(out, resume, overwrite, ran)
+    stopping = [*early_stopping(monitor, tuning.patience), *plateau_decay(monitor, optim)]
+    lightning_trainer = build_trainer(recipe.trainer, out, [timer, *stopping, *callbacks], optim.grad_clip,
+                                      monitor=monitor, **trainer_extra)  # fmt: skip
+    start_run_folder(out, resume, overwrite, vars(recipe) | {"output": str(out), "seed": seed})
     seconds = timed_fit(lightning_trainer, module, datamodule, out, resume)
-    restore_best(module, out, monitor)
     result: dict[str, Any] = {"task": datamodule.vocab.task, "labels": datamodule.vocab.names,
                               "train_seconds": seconds, "steps": lightning_trainer.global_step,
                               "parameters": sum(p.numel() for p in task_model.parameters()),
-                              "throughput": timer.summary()}  # fmt: skip
-    if "test" in splits:
-        lightning_trainer.test(module, datamodule=datamodule, verbose=False, weights_only=True)
-        result["test"] = module.test_metrics
-        if tuning.baseline:
-            result["kmer_baseline"] = kmer_baseline_on(datamodule, seed)
-        if tuning.cnn_baseline and not is_cnn:  # same data, optimiser, schedule and stopping rule
-            cnn = run_finetune(data, ModelOptions(CNN_NAME), head, replace(tuning, baseline=False, cnn_baseline=False),
-                               optim, trainer, output=str(out / "cnn_baseline"), overwrite=True, seed=seed)  # fmt: skip
-            result["cnn_baseline"] = cnn["test"]
-    result["split_sizes"] = splits
-    if lightning_trainer.is_global_zero:
-        task_model.save_pretrained(out / "model")
-        if "test" in splits:
-            test = datamodule.records("test"), datamodule.targets("test")
-            result["report"] = write_test_report(out, task_model.to("cpu"), *test, data.batch_size)
-        atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
+                              "throughput": timer.summary(), "validation": best_validation(lightning_trainer, monitor),
+                              "split_sizes": splits}  # fmt: skip
+    if evaluate:
+        restore_best(module, out, monitor)
+        result |= test_model(recipe, out, seed, lightning_trainer, module, datamodule)
+        if lightning_trainer.is_global_zero:
+            save_run(out, task_model, datamodule, data.batch_size, result)
     return result
 
 
-def refuse_bad_inputs(data: LabelledData, model: ModelOptions, output: str, overwrite: bool, seed: int) -> Path:
-    """The run folder, once the seed, the training data and the folder's state are checked."""
+def test_model(recipe: FinetuneRecipe, out: Path, seed: int, lightning_trainer, module: SequenceTaskModule,
+               datamodule: LabelledDataModule) -> dict[str, Any]:  # fmt: skip
+    """The test metrics of the restored best model, and of the baselines the recipe asks for
+    (none without a test split)."""
+    if "test" not in datamodule.split_sizes():
+        return {}
+    tuning = recipe.tuning
+    lightning_trainer.test(module, datamodule=datamodule, verbose=False, weights_only=True)
+    result: dict[str, Any] = {"test": module.test_metrics}
+    if tuning.baseline:
+        result["kmer_baseline"] = kmer_baseline_on(datamodule, seed)
+    if tuning.cnn_baseline and recipe.model.name_or_path != CNN_NAME:  # same data, optimiser, schedule, stopping
+        cnn = replace(recipe, model=ModelOptions(CNN_NAME), tuning=replace(tuning, baseline=False, cnn_baseline=False))
+        result["cnn_baseline"] = finetune(cnn, out / "cnn_baseline", seed, overwrite=True)["test"]
+    return result
+
+
+def save_run(out: Path, task_model: TaskModel, datamodule: LabelledDataModule, batch_size: int, result: dict) -> None:
+    """The fine-tuned model in ``out/model``, the test report (adding its paths to ``result``)
+    and ``out/metrics.json``."""
+    task_model.save_pretrained(out / "model")
+    if "test" in result:
+        test = datamodule.records("test"), datamodule.targets("test")
+        result["report"] = write_test_report(out, task_model.to("cpu"), *test, batch_size)
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
+
+
+def best_validation(lightning_trainer, monitor: tuple[str, str] | None) -> dict[str, float]:
+    """The best value of ``monitor`` over the run's validation checks (``{}`` when it had none)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    for callback in lightning_trainer.callbacks:
+        named = monitor and isinstance(callback, ModelCheckpoint) and callback.monitor == monitor[0]
+        if named and callback.best_model_score is not None:
+            return {monitor[0]: float(callback.best_model_score)}
+    return {}
+
+
+def refuse_bad_inputs(
+    data: LabelledData, model: ModelOptions, output: str, overwrite: bool, seed: int, command: str = "finetune"
+) -> Path:
+    """The run folder of ``command``, once the seed, the training data and the folder's state
+    are checked."""
     validate.integer("--seed", seed, 0, 2**32 - 1)  # the range seed_everything takes
     if not data.train:
         raise HyenaDNAError("fine-tuning needs labelled training data (data.train)")
     files = {"--data.train": data.train, "--data.val": data.val, "--data.test": data.test,
              "--data.reader.genome": data.reader.get("genome")}  # fmt: skip
-    check_run_folder("finetune", Path(output), model.name_or_path, files, overwrite)
+    check_run_folder(command, Path(output), model.name_or_path, files, overwrite)
     return Path(output)
 
 

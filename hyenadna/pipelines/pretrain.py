@@ -16,6 +16,7 @@ from hyenadna.io.file_plan import check_run_folder
 from hyenadna.training.lm_module import CausalLMModule
 from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import ModelOptions, PretrainData, TrainerOptions
+from hyenadna.training.plateau import plateau_decay
 from hyenadna.training.prepare import initial_model, pretrain_data_module
 from hyenadna.training.throughput import StepTimer
 from hyenadna.training.trainer import build_trainer, start_run_folder, timed_fit
@@ -60,7 +61,8 @@ def run_pretrain(
     if not datamodule.corpus.intervals("val"):
         trainer = replace(trainer, limit_val_batches=0)
     timer = StepTimer()
-    lightning_trainer = build_trainer(trainer, out, [timer], optim.grad_clip, reload_dataloaders_every_n_epochs=1)
+    callbacks = [timer, *plateau_decay(("val/loss", "min") if datamodule.corpus.intervals("val") else None, optim)]
+    lightning_trainer = build_trainer(trainer, out, callbacks, optim.grad_clip, reload_dataloaders_every_n_epochs=1)
     ran = {"data": data, "model": model, "optim": optim, "trainer": trainer, "output": output, "seed": seed}
     start_run_folder(out, resume, overwrite, ran)
     seconds = timed_fit(lightning_trainer, module, datamodule, out, resume)

@@ -1,4 +1,6 @@
-"""AdamW with HyenaDNA's parameter groups, and the warmup + cosine learning-rate schedule.
+"""AdamW with HyenaDNA's parameter groups, and the learning-rate schedules: warmup then cosine
+over a known length, or warmup then constant with decays on validation plateaus (the length the run
+decides; :mod:`hyenadna.training.plateau` applies the decays).
 
 Weight decay applies to the weights of linear and convolution layers of the backbone, as in the
 reference's GPT-style grouping. It does not apply to the implicit filter's MLP and its Sin
@@ -19,6 +21,8 @@ from hyenadna.checks.values import integer, number
 from hyenadna.errors import HyenaDNAError
 from hyenadna.modules.filter import ImplicitFilter
 
+SCHEDULES = ("cosine", "plateau")
+
 
 @dataclass
 class OptimOptions:
@@ -29,7 +33,14 @@ class OptimOptions:
         weight_decay: AdamW weight decay for the decayed group.
         betas: AdamW betas.
         warmup_steps: linear warmup from 0 to ``lr``.
-        min_lr_ratio: the cosine decays to ``lr * min_lr_ratio`` at the last step.
+        schedule: after the warmup, ``cosine`` (to ``lr * min_lr_ratio`` at the run's last
+            step: ``max_steps``, or the epochs' steps when fewer) or ``plateau`` (constant, times
+            ``plateau_factor`` each time the validation metric has not improved for
+            ``plateau_patience`` checks, never below ``lr * min_lr_ratio``: the schedule fits
+            the steps an early-stopped run takes; needs a validation split).
+        min_lr_ratio: the lowest learning rate, as a share of ``lr``.
+        plateau_factor: each plateau decay multiplies the learning rate by this.
+        plateau_patience: validation checks without improvement before a decay.
         grad_clip: clip the global gradient norm to this (0 turns clipping off).
     """
 
@@ -37,7 +48,10 @@ class OptimOptions:
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 10
+    schedule: str = "cosine"
     min_lr_ratio: float = 0.1
+    plateau_factor: float = 0.3
+    plateau_patience: int = 1
     grad_clip: float = 1.0
 
     def __post_init__(self) -> None:  # checked as the options are read: a refused run creates nothing
@@ -50,7 +64,13 @@ class OptimOptions:
             if beta >= 1:
                 raise HyenaDNAError(f"--optim.betas must lie in [0, 1), got {beta:g}")
         integer("--optim.warmup_steps", self.warmup_steps, low=0)
+        if self.schedule not in SCHEDULES:
+            raise HyenaDNAError(f"--optim.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         number("--optim.min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        number("--optim.plateau_factor", self.plateau_factor, 0.0, 1.0, open_low=True)
+        if self.plateau_factor >= 1:
+            raise HyenaDNAError(f"--optim.plateau_factor must be below 1 (a decay), got {self.plateau_factor:g}")
+        integer("--optim.plateau_patience", self.plateau_patience, low=1)
         number("--optim.grad_clip", self.grad_clip, low=0.0)
 
 
@@ -93,13 +113,16 @@ def decay_groups(model: nn.Module, options: OptimOptions, lr: float | None = Non
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, options: OptimOptions, total_steps: int | Callable[[], float]):
     """A LambdaLR: linear warmup, then cosine from each group's lr to ``min_lr_ratio`` of it at
-    ``total_steps``. A callable length is asked once, at the first step past the warmup."""
+    ``total_steps``, or (``schedule: plateau``) constant, the plateau decays lowering the groups'
+    base rates. A callable length is asked once, at the first step past the warmup."""
     warmup = max(0, options.warmup_steps)
     length: list[int] = [] if callable(total_steps) else [total_steps]
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
+        if options.schedule == "plateau":
+            return 1.0
         progress = 0.0  # the cosine's start, whatever its length
         if step > warmup:
             if not length:

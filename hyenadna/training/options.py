@@ -13,7 +13,7 @@ from hyenadna.data.corpus import GenomeSource
 from hyenadna.data.windows import LengthStage
 from hyenadna.errors import HyenaDNAError
 
-__all__ = ["FinetuneOptions", "LabelledData", "ModelOptions", "PretrainData", "TrainerOptions"]
+__all__ = ["FinetuneOptions", "LabelledData", "ModelOptions", "PretrainData", "SearchOptions", "TrainerOptions"]
 
 
 def _optional_positive(option: str, value: int | None) -> None:
@@ -219,3 +219,86 @@ class FinetuneOptions:
     def __post_init__(self) -> None:
         number("--tuning.backbone_lr_scale", self.backbone_lr_scale, low=0.0)
         integer("--tuning.patience", self.patience, low=0)
+
+
+@dataclass
+class SearchOptions:
+    """What ``hyenadna tune`` searches, how long each trial trains, and how the best recipe is
+    retrained. Trials read the validation split only; the test split is read once per seed of
+    the final retraining.
+
+    Attributes:
+        space: the options to vary: a YAML file (see ``configs/search/finetune.yaml`` and
+            :mod:`hyenadna.training.search_space`) or the mapping itself; default: learning
+            rate, backbone learning-rate scale, weight decay, warm-up, pooling, strand
+            conjoining and batch size.
+        trials: finished trials (complete or pruned) the study holds when the search ends,
+            counted over every launch and every process sharing the study.
+        trial_tokens: training bases per trial: its steps are this over (batch size x mean
+            training length), and the learning-rate schedule spans them. The budget is the
+            same for every trial whatever its batch size.
+        trial_minutes: a wall-clock cap on each trial's training (on top of ``trial_tokens``;
+            alone, the recipe's step or epoch limits bound the trial).
+        timeout_minutes: start no trial after this long in this launch (None: no limit).
+        val_checks: validation checks per trial: the points the pruner judges a trial by.
+        sampler: ``tpe`` (Optuna's default, seeded by ``--seed``) or ``random``.
+        startup_trials: trials drawn at random before the sampler models the space, and
+            finished before any trial is pruned.
+        enqueue: points to try first (say the recipe's own values), each a mapping of
+            space keys to values, keys left out sampled; queued when the study is created,
+            not again on resuming.
+        pruner: ``median`` (stop a trial whose validation metric is worse than the median of
+            earlier trials at the same validation check), ``hyperband`` or ``none``.
+        storage: an Optuna storage URL shared by several processes or machines (e.g.
+            ``postgresql://user@host/db``); default: ``sqlite:///OUTPUT/study.db``.
+        study_name: the study's name in the storage.
+        seeds: seeds the best recipe is retrained with, each run tested once.
+        final_tokens: training bases of each final run (None: the recipe's own limits, its
+            epochs an upper bound, early stopping ending the run on a validation plateau).
+        final: retrain the best recipe once the study is done; false for extra worker
+            processes sharing a study (one launch with ``final: true`` retrains at the end).
+    """
+
+    space: str | dict[str, Any] | None = None
+    trials: int = 20
+    trial_tokens: int | None = 2_000_000
+    trial_minutes: float | None = None
+    timeout_minutes: float | None = None
+    val_checks: int = 4
+    sampler: str = "tpe"
+    startup_trials: int = 5
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
+    pruner: str = "median"
+    storage: str | None = None
+    study_name: str = "hyenadna-tune"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    final_tokens: int | None = None
+    final: bool = True
+
+    def __post_init__(self) -> None:
+        positive("--search.trials", self.trials)
+        _optional_positive("--search.trial_tokens", self.trial_tokens)
+        _optional_positive("--search.final_tokens", self.final_tokens)
+        for option, minutes in (("trial_minutes", self.trial_minutes), ("timeout_minutes", self.timeout_minutes)):
+            if minutes is not None:
+                number(f"--search.{option}", minutes, low=0.0, open_low=True)
+        if self.trial_tokens is None and self.trial_minutes is None:
+            raise HyenaDNAError("set --search.trial_tokens or --search.trial_minutes: trials must have a budget")
+        positive("--search.val_checks", self.val_checks)
+        integer("--search.startup_trials", self.startup_trials, low=0)
+        if self.sampler not in SAMPLERS:
+            raise HyenaDNAError(f"--search.sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.pruner not in PRUNERS:
+            raise HyenaDNAError(f"--search.pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
+        if not self.study_name:
+            raise HyenaDNAError("--search.study_name must not be empty")
+        if not self.seeds:
+            raise HyenaDNAError("--search.seeds needs at least one seed")
+        for seed in self.seeds:
+            integer("--search.seeds", seed, 0, 2**32 - 1)
+        if len(set(self.seeds)) != len(self.seeds):
+            raise HyenaDNAError(f"--search.seeds repeats a seed: {self.seeds}")
+
+
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("median", "hyperband", "none")

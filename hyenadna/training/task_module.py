@@ -9,7 +9,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from hyenadna.analysis.metrics import DEFAULT_MONITOR, task_metrics
+from hyenadna.analysis.metrics import DEFAULT_MONITOR, LOWER_IS_BETTER, task_metrics
 from hyenadna.heads.task_model import TaskModel
 from hyenadna.training.optim import OptimOptions, build_adamw, decay_groups, schedule_over_the_run
 from hyenadna.training.options import FinetuneOptions
@@ -101,7 +101,10 @@ class SequenceTaskModule(L.LightningModule):
 def validation_monitor(tuning: FinetuneOptions, task: str, validated: bool) -> tuple[str, str] | None:
     """The validation metric and its direction (``max``/``min``) that pick the best checkpoint
     and stop early: ``tuning.monitor`` or the task's default; None without a validation split."""
-    metric, mode = (tuning.monitor, DEFAULT_MONITOR[task][1]) if tuning.monitor else DEFAULT_MONITOR[task]
+    if tuning.monitor:
+        metric, mode = tuning.monitor, "min" if tuning.monitor in LOWER_IS_BETTER else "max"
+    else:
+        metric, mode = DEFAULT_MONITOR[task]
     return (f"val/{metric}", mode) if validated else None
 
 

@@ -1,0 +1,336 @@
+"""The ``tune`` command: a hyper-parameter search over a fine-tuning recipe, on Optuna.
+
+Each trial is a fine-tune of the recipe with sampled options, trained for a fixed budget of
+training bases (and/or minutes) and judged by its best validation metric; hopeless trials are
+pruned from their validation curves. The study lives in ``OUTPUT/study.db`` (or any Optuna
+storage URL), so a stopped search resumes with ``--resume`` and several processes can share it.
+When the study holds its trials, the best options are written as a recipe
+(``best_recipe.yaml``, a plain ``hyenadna finetune`` config), retrained on several seeds and
+tested once per seed: the test split is never read before that.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+import warnings
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from hyenadna.errors import HyenaDNAError
+from hyenadna.heads.config import HeadOptions
+from hyenadna.io.atomic import atomic_write_text, write_run_config
+from hyenadna.pipelines.finetune import FINETUNE_OPTIM, FinetuneRecipe, finetune, refuse_bad_inputs
+from hyenadna.training.optim import OptimOptions
+from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, SearchOptions, TrainerOptions
+from hyenadna.training.prepare import CNN_NAME, initial_model, labelled_data_module
+from hyenadna.training.search_space import Dimension, check_space, read_search_space, with_params
+from hyenadna.training.task_module import validation_monitor
+from hyenadna.training.trainer import start_run_folder
+
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+def run_tune(
+    data: LabelledData,
+    search: SearchOptions = SearchOptions(),  # noqa: B008 (frozen-in defaults, shown by --print_config; never mutated)
+    model: ModelOptions = ModelOptions(),  # noqa: B008
+    head: HeadOptions = HeadOptions(),  # noqa: B008
+    tuning: FinetuneOptions = FinetuneOptions(),  # noqa: B008
+    optim: OptimOptions = FINETUNE_OPTIM,
+    trainer: TrainerOptions = TrainerOptions(),  # noqa: B008
+    output: str = "runs/tune",
+    resume: bool = False,
+    overwrite: bool = False,
+    seed: int = 0,
+) -> dict:
+    """Search fine-tuning options on the validation split; retrain the best on several seeds.
+
+    Writes output/study.db (the Optuna study), trials/ (each trial's logs and config),
+    trials.tsv, best_recipe.yaml, final/ (the retrained runs) and summary.json; returns the summary.
+
+    Args:
+        data: labelled files (train and validation; the test split is read only by the final runs).
+        search: the search space, the trial budget, the sampler and pruner, the study's storage,
+            and the seeds of the final retraining.
+        model: the backbone to start from (the recipe's; the space may vary it).
+        head: the task head (the recipe's; the space may vary it).
+        tuning: frozen or full fine-tuning, early stopping, baselines of the final runs.
+        optim: AdamW and schedule (the recipe's; the space varies the learning rate and more).
+        trainer: devices and precision; its step and epoch limits bound the final runs.
+        output: run folder.
+        resume: continue the study in output (finished trials are kept; finished final runs too).
+        overwrite: replace an earlier tuning run in output.
+        seed: seed of the sampler and of every trial's initialisation and shuffling.
+    """
+    out = refuse_bad_inputs(data, model, output, overwrite, seed, command="tune")
+    base = FinetuneRecipe(data, model, head, tuning, optim, one_device(trainer))
+    dimensions = read_search_space(search.space)
+    check_space(base, dimensions, search.enqueue)
+    sizes, monitor = probe_data(base, seed)
+    storage = search.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    check_storage(storage)
+    ran = vars(base) | {"search": search, "output": output, "seed": seed}
+    start_run_folder(out, resume, overwrite, ran)
+    study = open_study(search, storage, monitor[1], seed, resume)
+    objective = TrialObjective(base, dimensions, search, sizes, monitor[0], out, seed)
+    search_until_done(study, objective, search)
+    write_trials_table(study, out / "trials.tsv")
+    summary = study_summary(study, search, storage, monitor[0])
+    if search.final:
+        best = with_params(base, study.best_trial.params)
+        if search.final_tokens:
+            best = budgeted(best, search.final_tokens, None, search.val_checks, sizes)
+        summary["final"] = retrain(best, study.best_trial, search.seeds, out, monitor[0])
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def one_device(trainer: TrainerOptions) -> TrainerOptions:
+    """``trainer`` on one device (``auto``: one): each trial and final run is one process, and
+    more devices serve as more processes sharing the study."""
+    devices = trainer.devices
+    several = (isinstance(devices, list) and len(devices) > 1) or (isinstance(devices, int) and devices > 1)
+    if several or trainer.num_nodes > 1 or (isinstance(devices, str) and devices not in ("auto", "1")):
+        raise HyenaDNAError(
+            f"tune trains each trial on one device, got --trainer.devices {devices!r} and --trainer.num_nodes "
+            f"{trainer.num_nodes}; to use several, run one tune process per device sharing the study (say "
+            "CUDA_VISIBLE_DEVICES=k hyenadna tune ... --resume --search.final false), then one with --search.final true"
+        )
+    return replace(trainer, devices=1, strategy="auto" if trainer.strategy in ("ddp", "fsdp") else trainer.strategy)
+
+
+def probe_data(recipe: FinetuneRecipe, seed: int) -> tuple[dict[str, float], tuple[str, str]]:
+    """The training split's size and mean length (the trial budget's unit), and the validation
+    metric trials are judged by with its direction; refused without a validation split."""
+    l_max = None if recipe.model.name_or_path == CNN_NAME else initial_model(recipe.model, seed).config.l_max
+    datamodule = labelled_data_module(recipe.data, seed, l_max)
+    if "val" not in datamodule.split_sizes():
+        raise HyenaDNAError("tuning judges trials on a validation split, and the data has none")
+    train = datamodule.records("train")
+    sizes = {"train": len(train), "mean_length": sum(len(r.sequence) for r in train) / len(train)}
+    monitor = validation_monitor(recipe.tuning, datamodule.vocab.task, True)
+    assert monitor is not None
+    return sizes, monitor
+
+
+def budgeted(
+    recipe: FinetuneRecipe, tokens: int | None, minutes: float | None, val_checks: int, sizes: dict[str, float]
+) -> FinetuneRecipe:
+    """``recipe`` trained for ``tokens`` training bases (its schedule spanning them) and
+    validated ``val_checks`` times; without tokens, its own step limits and ``val_checks``
+    validations an epoch (``minutes`` then caps it)."""
+    batch = recipe.data.batch_size
+    epoch_steps = max(1, math.ceil(sizes["train"] / batch))
+    trainer = recipe.trainer
+    if tokens:
+        steps = max(1, math.ceil(tokens / (batch * sizes["mean_length"])))
+        trainer = replace(trainer, max_steps=steps, max_epochs=-1, val_every_n_steps=max(1, steps // val_checks))
+    elif not trainer.val_every_n_steps:
+        trainer = replace(trainer, val_every_n_steps=max(1, epoch_steps // val_checks))
+    trainer = replace(trainer, checkpoint_every_n_steps=0,
+                      log_every_n_steps=min(trainer.log_every_n_steps, trainer.val_every_n_steps))  # fmt: skip
+    return replace(recipe, trainer=trainer)
+
+
+def open_study(search: SearchOptions, storage: str, direction: str, seed: int, resume: bool):
+    """The Optuna study in ``storage``: created, or loaded when resuming (or shared with other
+    processes). Trials of a process that died are failed after a missed heartbeat and tried
+    once more with the same options."""
+    import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():  # the heartbeat is marked experimental, and is what resuming needs
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            rdb = RDBStorage(storage, heartbeat_interval=60, grace_period=180,
+                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))  # fmt: skip
+        except Exception as exc:  # SQLAlchemy's errors for an unreachable server or a foreign database
+            raise HyenaDNAError(f"cannot open the study storage {hide_password(storage)}: {short(exc)}") from None
+    if search.sampler == "random":
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=search.startup_trials)
+    pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
+    if search.pruner == "median":
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials)
+    elif search.pruner == "hyperband":  # the resource is the validation check: 1 to val_checks
+        pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=search.val_checks)
+    goal = "maximize" if direction == "max" else "minimize"
+    study = optuna.create_study(storage=rdb, study_name=search.study_name, direction=goal,
+                                sampler=sampler, pruner=pruner, load_if_exists=True)  # fmt: skip
+    if study.direction.name.lower() != goal:
+        raise HyenaDNAError(f"the study {search.study_name} in {storage} was made to {study.direction.name.lower()}")
+    if not study.trials:  # a new study: the trials asked for first
+        for params in search.enqueue:
+            study.enqueue_trial(params, skip_if_exists=True)
+    return study
+
+
+class TrialObjective:
+    """One trial: the recipe with the trial's options, fine-tuned for the trial budget into
+    ``trials/NNNN`` (its checkpoints deleted after), judged by its best validation metric."""
+
+    def __init__(self, base: FinetuneRecipe, dimensions: list[Dimension], search: SearchOptions,
+                 sizes: dict[str, float], monitor: str, out: Path, seed: int) -> None:  # fmt: skip
+        self.base, self.dimensions, self.search, self.sizes = base, dimensions, search, sizes
+        self.monitor, self.out, self.seed = monitor, out, seed
+
+    def __call__(self, trial) -> float:
+        from hyenadna.training.pruning import CheckPruning
+
+        params = {dim.name: dim.suggest(trial) for dim in self.dimensions}
+        recipe = with_params(self.base, params)
+        tuning = replace(recipe.tuning, baseline=False, cnn_baseline=False)
+        recipe = replace(recipe, tuning=tuning, trainer=replace(recipe.trainer, progress_bar=False))
+        recipe = budgeted(recipe, self.search.trial_tokens, self.search.trial_minutes, self.search.val_checks,
+                          self.sizes)  # fmt: skip
+        folder = self.out / "trials" / f"{trial.number:04d}"
+        extra = {"max_time": timedelta(minutes=self.search.trial_minutes)} if self.search.trial_minutes else {}
+        try:
+            result = finetune(recipe, folder, self.seed, overwrite=True, evaluate=False,
+                              callbacks=(CheckPruning(trial, self.monitor),), **extra)  # fmt: skip
+        except HyenaDNAError as exc:
+            trial.set_user_attr("error", str(exc))
+            raise
+        finally:
+            shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+        trial.set_user_attr("steps", result["steps"])
+        trial.set_user_attr("train_seconds", round(result["train_seconds"], 1))
+        value = result["validation"].get(self.monitor)
+        if value is None:  # the budget ended before the first validation check
+            trial.set_user_attr("error", f"no validation check within the budget ({result['steps']} steps)")
+            return math.nan  # Optuna records the trial as failed
+        return value
+
+
+def search_until_done(study, objective: TrialObjective, search: SearchOptions) -> None:
+    """Run trials until the study holds ``search.trials`` finished ones (counting every process
+    sharing it) or the timeout passes; refused when no trial could finish."""
+    import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    finished = [TrialState.COMPLETE, TrialState.PRUNED]
+    remaining = search.trials - len(study.get_trials(deepcopy=False, states=finished))
+    if remaining > 0:
+        optuna.logging.set_verbosity(optuna.logging.INFO)
+        timeout = search.timeout_minutes * 60 if search.timeout_minutes else None
+        study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(HyenaDNAError,),
+                       callbacks=[MaxTrialsCallback(search.trials, states=finished)])  # fmt: skip
+    if not study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
+        errors = [t.user_attrs["error"] for t in study.get_trials(deepcopy=False) if "error" in t.user_attrs]
+        reason = f": {errors[0]}" if errors else ""
+        raise HyenaDNAError(f"no trial of the study {search.study_name} finished{reason}")
+
+
+def write_trials_table(study, path: Path) -> None:
+    """Every trial as a TSV row: number, state, validation value, steps, seconds, options."""
+    names = sorted({name for t in study.trials for name in t.params})
+    lines = ["\t".join(["trial", "state", "value", "steps", "train_seconds", *names, "error"])]
+    for t in study.trials:
+        value = "" if t.value is None else f"{t.value:.6g}"
+        row = [str(t.number), t.state.name, value, str(t.user_attrs.get("steps", "")),
+               str(t.user_attrs.get("train_seconds", "")), *(str(t.params.get(n, "")) for n in names),
+               " ".join(str(t.user_attrs.get("error", "")).split())]  # fmt: skip
+        lines.append("\t".join(row))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def study_summary(study, search: SearchOptions, storage: str, monitor: str) -> dict[str, Any]:
+    """The study's counts by state and its best trial."""
+    counts: dict[str, int] = {}
+    for t in study.trials:
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    best = study.best_trial
+    return {
+        "study": {"name": search.study_name, "storage": hide_password(storage), "trials": counts},
+        "monitor": monitor,
+        "best_trial": {
+            "number": best.number,
+            "value": best.value,
+            "params": best.params,
+            "steps": best.user_attrs.get("steps"),
+        },
+    }
+
+
+def check_storage(url: str) -> None:
+    """Refuse a storage URL SQLAlchemy cannot read or has no driver for, before anything is
+    written (no connection is made: a SQLite file is created only when first opened)."""
+    import sqlalchemy
+
+    try:
+        sqlalchemy.create_engine(url).dispose()
+    except Exception as exc:  # ArgumentError, NoSuchModuleError, ImportError of a missing driver
+        raise HyenaDNAError(f"cannot open the study storage {hide_password(url)}: {short(exc)}") from None
+
+
+def short(exc: BaseException) -> str:
+    """An exception as one line of at most 300 characters."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+def hide_password(url: str) -> str:
+    """``url`` without the password an RDB URL may carry (the summary is shared)."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def retrain(recipe: FinetuneRecipe, trial, seeds: list[int], out: Path, monitor: str) -> dict[str, Any]:
+    """The best recipe written to ``best_recipe.yaml`` and fine-tuned once per seed into
+    ``final/trialNNNN/seedK`` (a finished run is reused when resuming), each tested once; the
+    test metrics as mean and sd over seeds, the k-mer baseline of the first seed beside them."""
+    folder = out / "final" / f"trial{trial.number:04d}"
+    header = (f"# The best recipe of hyenadna tune: trial {trial.number}, {monitor} {trial.value:.4f} on the "
+              f"validation split.\n# hyenadna finetune --config {out / 'best_recipe.yaml'}\n")  # fmt: skip
+    write_run_config(out, vars(recipe) | {"output": str(folder / f"seed{seeds[0]}"), "seed": seeds[0]},
+                     name="best_recipe.yaml", header=header)  # fmt: skip
+    runs: list[dict[str, Any]] = []
+    for i, seed in enumerate(seeds):
+        run = folder / f"seed{seed}"
+        if (run / "metrics.json").is_file():
+            runs.append(json.loads((run / "metrics.json").read_text()))
+            continue
+        tuning = replace(recipe.tuning, baseline=recipe.tuning.baseline and i == 0, cnn_baseline=False)
+        runs.append(finetune(replace(recipe, tuning=tuning), run, seed, overwrite=True))
+    final: dict[str, Any] = {"recipe": str(out / "best_recipe.yaml"), "seeds": seeds, "runs": str(folder),
+                             "validation": mean_sd([r["validation"] for r in runs])}  # fmt: skip
+    if all("test" in r for r in runs):
+        final["test"] = mean_sd([r["test"] for r in runs])
+    if "kmer_baseline" in runs[0]:
+        final["kmer_baseline"] = runs[0]["kmer_baseline"]
+    return final
+
+
+def mean_sd(results: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """Each metric's mean, sample sd (0 for one run) and values over ``results``."""
+    summary = {}
+    for name in results[0]:
+        values = [r[name] for r in results if isinstance(r.get(name), (int, float))]
+        if len(values) == len(results):
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            summary[name] = {"mean": statistics.fmean(values), "sd": sd, "values": values}
+    return summary
+
+
+def tune_table(summary: dict[str, Any]) -> str:
+    """The final runs' test metrics (mean ± sd over seeds) beside the k-mer baseline, as text."""
+    best = summary["best_trial"]
+    lines = [f"best trial {best['number']}: {summary['monitor']} {best['value']:.4f} (validation)"]
+    final = summary.get("final", {})
+    if "test" in final:
+        seeds = len(final["seeds"])
+        kmer = final.get("kmer_baseline", {})
+        lines.append(f"{'test metric':<16} {f'tuned ({seeds} seeds)':>20} {'k-mer LR':>10}")
+        for name, value in final["test"].items():
+            other = f"{kmer[name]:>10.4f}" if isinstance(kmer.get(name), float) else f"{'':>10}"
+            lines.append(f"{name:<16} {value['mean']:>11.4f} ± {value['sd']:.4f} {other}")
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""``hyenadna tune`` end to end on the bundled TF-binding peaks: a tiny search whose second trial
+is pruned, a resumed study that keeps its trials and final runs, the best recipe written as a
+plain fine-tune config, tested on several seeds; the test split untouched by the trials."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hyenadna.errors import HyenaDNAError
+from hyenadna.pipelines.tune import hide_password, run_tune
+from hyenadna.training.optim import OptimOptions
+from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, SearchOptions, TrainerOptions
+
+REPO = Path(__file__).resolve().parents[2]
+TF = REPO / "data" / "tf_binding"
+DATA = LabelledData(train={"Oct4": str(TF / "oct4_train.fa"), "MafK": str(TF / "mafk_train.fa")},
+                    test={"Oct4": str(TF / "oct4_test.fa"), "MafK": str(TF / "mafk_test.fa")},
+                    val_fraction=0.05, batch_size=32)  # fmt: skip
+MODEL = ModelOptions("tiny-1k", {"n_layer": 1, "d_model": 32})
+GOOD, HOPELESS = 0.003, 1e-12
+# 12 steps of 32 sequences of 200 bases, validated after steps 4, 8 and 12
+SEARCH = dict(space={"optim.lr": [GOOD, HOPELESS]}, trial_tokens=76_800, val_checks=3, startup_trials=1,
+              enqueue=[{"optim.lr": GOOD}, {"optim.lr": HOPELESS}], seeds=[0, 1], final_tokens=76_800)  # fmt: skip
+
+
+def tune(out: Path, trials: int, **kwargs) -> dict:
+    return run_tune(DATA, SearchOptions(trials=trials, **SEARCH), MODEL, tuning=FinetuneOptions(monitor="loss"),
+                    optim=OptimOptions(lr=1e-3, warmup_steps=0),
+                    trainer=TrainerOptions(accelerator="cpu", devices=1, progress_bar=False),
+                    output=str(out), **kwargs)  # fmt: skip
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+@pytest.mark.slow
+def test_a_tiny_search_prunes_resumes_and_retrains_the_best_on_seeds(tmp_path):
+    out = tmp_path / "tune"
+    summary = tune(out, trials=2)
+    assert summary["study"]["trials"] == {"complete": 1, "pruned": 1}
+    assert summary["monitor"] == "val/loss" and summary["best_trial"]["params"] == {"optim.lr": GOOD}
+    table = rows(out / "trials.tsv")
+    assert [(r["trial"], r["state"], r["optim.lr"]) for r in table] == [("0", "COMPLETE", str(GOOD)),
+                                                                        ("1", "PRUNED", str(HOPELESS))]  # fmt: skip
+    assert table[0]["steps"] == "12" and float(table[0]["value"]) == pytest.approx(summary["best_trial"]["value"])
+    for trial in ("0000", "0001"):  # trials keep their logs and config, not their checkpoints, and never test
+        folder = out / "trials" / trial
+        assert (folder / "config.yaml").is_file() and not (folder / "checkpoints").exists()
+        logged = (next((folder / "logs" / "csv").glob("version_*/metrics.csv"))).read_text().splitlines()[0]
+        assert "val/loss" in logged and "test/" not in logged
+
+    final = summary["final"]  # the best recipe, trained again on two seeds and tested once each
+    assert final["seeds"] == [0, 1] and set(final["test"]) == {"accuracy", "mcc", "macro_f1", "auroc"}
+    auroc = final["test"]["auroc"]
+    assert len(auroc["values"]) == 2 and auroc["mean"] == pytest.approx(sum(auroc["values"]) / 2)
+    assert "kmer_baseline" in final and auroc["mean"] > 0.6  # 12 steps of a tiny model: better than chance
+    runs = Path(final["runs"])
+    assert sorted(p.name for p in runs.iterdir()) == ["seed0", "seed1"]
+    assert json.loads((runs / "seed1" / "metrics.json").read_text())["test"]["auroc"] == auroc["values"][1]
+    recipe = yaml.safe_load((out / "best_recipe.yaml").read_text())
+    assert recipe["optim"]["lr"] == GOOD and recipe["trainer"]["max_steps"] == 12 and recipe["seed"] == 0
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["final"]["test"] == final["test"]
+
+    # the recipe is a plain fine-tune config: the command reads it back as written
+    shown = subprocess.run([sys.executable, str(REPO / "cli.py"), "finetune", "--config", str(out / "best_recipe.yaml"),
+                            "--print_config"], capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert yaml.safe_load(shown.stdout)["optim"]["lr"] == GOOD
+
+    with pytest.raises(HyenaDNAError, match="holds an earlier run .*pass --resume to continue it"):
+        tune(out, trials=3)
+    seed0 = (runs / "seed0" / "metrics.json").stat().st_mtime_ns
+    resumed = tune(out, trials=3, resume=True)  # one more trial; the first two are kept as they were
+    assert sum(resumed["study"]["trials"].values()) == 3
+    again = rows(out / "trials.tsv")
+    assert again[:2] == table and again[2]["state"] in ("COMPLETE", "PRUNED")
+    if resumed["best_trial"]["number"] == 0:  # the same best: its final runs are reused, not repeated
+        assert (runs / "seed0" / "metrics.json").stat().st_mtime_ns == seed0
+        assert resumed["final"]["test"] == final["test"]
+
+
+def test_refusals_come_before_anything_is_written(tmp_path):
+    out = tmp_path / "tune"
+    with pytest.raises(HyenaDNAError, match="search space optim.lr: low .* must be below high"):
+        run_tune(DATA, SearchOptions(space={"optim.lr": {"low": 1, "high": 0.1}}), MODEL, output=str(out))
+    with pytest.raises(HyenaDNAError, match="names head.pooling, which the search space does not vary"):
+        run_tune(DATA, SearchOptions(enqueue=[{"head.pooling": "max", "optim.lr": 1e-3}],
+                                     space={"optim.lr": [1e-3]}), MODEL, output=str(out))  # fmt: skip
+    no_val = LabelledData(train=DATA.train, val_fraction=0.0)
+    with pytest.raises(HyenaDNAError, match="tuning judges trials on a validation split, and the data has none"):
+        run_tune(no_val, SearchOptions(), MODEL, output=str(out))
+    with pytest.raises(HyenaDNAError, match="set --search.trial_tokens or --search.trial_minutes"):
+        SearchOptions(trial_tokens=None)
+    with pytest.raises(HyenaDNAError, match="--search.seeds repeats a seed"):
+        SearchOptions(seeds=[1, 1])
+    two = TrainerOptions(devices=2, accelerator="cpu")
+    with pytest.raises(HyenaDNAError, match="tune trains each trial on one device, got --trainer.devices 2"):
+        run_tune(DATA, SearchOptions(), MODEL, trainer=two, output=str(out))
+    with pytest.raises(HyenaDNAError, match="cannot open the study storage nosuchdb://x"):
+        run_tune(DATA, SearchOptions(storage="nosuchdb://x"), MODEL, output=str(out))
+    assert not out.exists()
+
+
+def test_a_storage_password_stays_out_of_the_summary():
+    assert hide_password("postgresql://ana:s3cret@db.example.org:5432/studies") == (
+        "postgresql://ana:***@db.example.org:5432/studies"
+    )
+    assert hide_password("sqlite:////runs/tune/study.db") == "sqlite:////runs/tune/study.db"
