@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-data lint bench-long bench-throughput bench-tasks pretrain-bacteria4 gpu-check compile-check clean
+.PHONY: demo test test-fast test-data lint bench-long bench-throughput bench-tasks pretrain-bacteria4 gpu-check gpu-bundle gpu-pretrain compile-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,42 @@ gpu-check:
 	PYTHONPATH=.:$$PYTHONPATH $(PYTHON) benchmarks/gpu_vs_attention.py --out $(OUT) --budget $(GPU_BUDGET)
 	PYTHONPATH=.:$$PYTHONPATH timeout 150 $(PYTHON) -m pytest -q -p no:cacheprovider --durations=5 -rf \
 		tests/ops/test_triton.py tests/ops/test_paths.py tests/ops/test_dispatch.py -k "triton or dispatch or cuda"
+
+# Pretraining on a lent GPU (configs/pretrain_gpu_genomes.yaml). Here, `make gpu-bundle` gathers
+# what the GPU machine lacks into runs/gpu_bundle (about 50 MB: the genomes, and wheels of the
+# packages its image does not hold); there, with runs/gpu_bundle carried,
+#   make gpu-pretrain OUT=$$OUT GPU_MINUTES=7
+# measures the rate over 40 steps, pretrains for as many steps as fill GPU_MINUTES (the cosine
+# spanning them) and leaves the model and its logs in OUT. Held-out figures are then computed
+# here: hyenadna heldout --run_config configs/pretrain_tiny1k_chr20.yaml --model OUT/model
+GPU_MINUTES ?= 7
+GPU_PYTHON ?= python3
+GPU_CONFIG ?= configs/pretrain_gpu_genomes.yaml
+PROBE_STEPS ?= 40
+BUNDLE_WHEELS = pysam==0.24.1 jsonargparse==4.53.0 docstring-parser==0.18.0 typeshed-client==2.14.0 tensorboardX==2.6.5
+gpu-bundle: $(STAMP)
+	mkdir -p runs/gpu_bundle/corpus runs/gpu_bundle/wheels
+	cp /usr/share/doc/vt/examples/ref/20.fa.gz /usr/share/doc/vt/examples/ref/20.fa.gz.fai /usr/share/doc/vt/examples/ref/20.fa.gz.gzi runs/gpu_bundle/corpus/
+	for g in E.Coli/references/DH1 H.Pylori/references/ELS37 S.Aureus/references/N315 V.Cholerae/references/O395; do \
+		cp /usr/share/doc/ragout/examples/$$g.fasta.gz runs/gpu_bundle/corpus/; done
+	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+		-d runs/gpu_bundle/wheels $(BUNDLE_WHEELS)
+	du -sh runs/gpu_bundle
+gpu-pretrain:
+	$(GPU_PYTHON) -c "import pysam, jsonargparse, tensorboardX" 2>/dev/null || \
+		$(GPU_PYTHON) -m pip install -q --no-index --no-deps --target runs/gpu_site runs/gpu_bundle/wheels/*.whl
+	PYTHONPATH=runs/gpu_site:. $(GPU_PYTHON) cli.py pretrain --config $(GPU_CONFIG) \
+		--trainer.max_steps $(PROBE_STEPS) --trainer.val_every_n_steps 0 --trainer.limit_val_batches 0 \
+		--output runs/gpu_probe --overwrite > runs/gpu_probe.json
+	steps=$$($(GPU_PYTHON) -c "import json, yaml; r = json.load(open('runs/gpu_probe.json')); \
+		d = yaml.safe_load(open('$(GPU_CONFIG)'))['data']; \
+		print(max(10, int($(GPU_MINUTES) * 60 * r['throughput']['tokens_per_s'] / (d['batch_size'] * d['length']))))"); \
+	echo "pretraining for $$steps steps"; \
+	PYTHONPATH=runs/gpu_site:. $(GPU_PYTHON) cli.py pretrain --config $(GPU_CONFIG) \
+		--trainer.max_steps $$steps --trainer.val_every_n_steps $$((steps / 4 > 0 ? steps / 4 : 1)) \
+		--output runs/gpu_pretrain --overwrite > $(OUT)/summary.json
+	cp runs/gpu_pretrain/model/* runs/gpu_pretrain/config.yaml $(OUT)/
+	cp runs/gpu_pretrain/logs/csv/version_0/metrics.csv $(OUT)/
 
 # Every Triton kernel specialisation compiled ahead of time for sm_80, sm_89 and sm_90 on this CPU,
 # with its shared memory against each target's limit (about 10 minutes on 2 cores; CI runs it).
