@@ -157,7 +157,9 @@ def open_study(search: SearchOptions, storage: str, direction: str, seed: int, r
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=search.startup_trials)
     pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
     if search.pruner == "median":
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials)
+        # never on the first check: models that learn a motif "click" late, and the first
+        # check of a slow starter says little about its end
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials, n_warmup_steps=2)
     elif search.pruner == "hyperband":  # the resource is the validation check: 1 to val_checks
         pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=search.val_checks)
     goal = "maximize" if direction == "max" else "minimize"

@@ -248,7 +248,8 @@ class SearchOptions:
             space keys to values, keys left out sampled; queued when the study is created,
             not again on resuming.
         pruner: ``median`` (stop a trial whose validation metric is worse than the median of
-            earlier trials at the same validation check), ``hyperband`` or ``none``.
+            earlier trials at the same validation check, from the second check on),
+            ``hyperband`` or ``none``.
         storage: an Optuna storage URL shared by several processes or machines (e.g.
             ``postgresql://user@host/db``); default: ``sqlite:///OUTPUT/study.db``.
         study_name: the study's name in the storage.
