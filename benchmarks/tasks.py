@@ -15,11 +15,15 @@ the validation split. Methods, all trained and early-stopped on the same splits:
 * ``hyena-chr20``: the bundled human model ``tiny-1k-chr20``, only where the recipe starts from
   another model (``bacteria4`` starts from ``tiny-1k-bacteria4``, pretrained further on the task's
   own training stretches); elsewhere it is ``hyena-pretrained`` and is not run twice;
-* ``hyena-pretrained``: the recipe as written (``tiny-1k-chr20``, or ``tiny-1k-bacteria4``).
+* ``hyena-pretrained``: the recipe as written (``tiny-1k-chr20``, or ``tiny-1k-bacteria4``);
+* ``hyena-tuned``: the recipe ``hyenadna tune`` chose on the validation split,
+  ``configs/tasks/tuned/<task>.yaml`` (its ``best_recipe.yaml``), where the task has one; the
+  tune's own final runs (the same command, seeds 0-2) may be copied into ``OUT`` as its cache.
 
 Each run is a ``hyenadna finetune`` process writing ``OUT/<task>/<method>/seed<k>/metrics.json``;
 a run whose metrics exist is not repeated, so the suite resumes where it stopped. The table
-(``OUT/tasks.md`` and ``OUT/tasks.json``) gives mean ± sd over seeds of the test metrics.
+(``OUT/tasks.md`` and ``OUT/tasks.json``) gives mean ± sd over seeds of the test metrics;
+``--update`` keeps the cells of an earlier table that this call does not compute.
 """
 
 from __future__ import annotations
@@ -39,14 +43,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("tf_oct4_mafk", "splice_chr20", "promoters_chr20", "bacteria4")
 BASELINES = ("kmer", "markov")
-METHODS = ("kmer", "markov", "cnn", "hyena-scratch", "hyena-chr20", "hyena-pretrained")
+METHODS = ("kmer", "markov", "cnn", "hyena-scratch", "hyena-chr20", "hyena-pretrained", "hyena-tuned")
 METRICS = ("accuracy", "mcc", "macro_f1", "auroc")
 OVERRIDES = {
     "cnn": ["--model.name_or_path", "cnn", "--head.kind", "linear"],
     "hyena-scratch": ["--model.name_or_path", "tiny-1k"],
     "hyena-chr20": ["--model.name_or_path", "tiny-1k-chr20"],
     "hyena-pretrained": [],
+    "hyena-tuned": [],
 }
+
+
+def recipe_of(task: str, method: str) -> Path:
+    """The recipe a method runs: the tuned one for ``hyena-tuned``, else the task's own."""
+    folder = ROOT / "configs/tasks" / ("tuned" if method == "hyena-tuned" else "")
+    return folder / f"{task}.yaml"
 
 
 def recipe_model(task: str) -> str:
@@ -59,6 +70,8 @@ def recipe_model(task: str) -> str:
 def runs_of(task: str, method: str) -> bool:
     """Whether ``method`` is a run of its own on ``task`` (``hyena-chr20`` only where the recipe
     starts from another model)."""
+    if method == "hyena-tuned":
+        return recipe_of(task, method).is_file()
     return method not in BASELINES and not (method == "hyena-chr20" and recipe_model(task) == OVERRIDES[method][-1])
 
 
@@ -67,7 +80,7 @@ def finetune_run(task: str, method: str, seed: int, out: Path, threads: int | No
     folder = out / task / method / f"seed{seed}"
     metrics = folder / "metrics.json"
     if not metrics.is_file():
-        recipe = ROOT / "configs/tasks" / f"{task}.yaml"
+        recipe = recipe_of(task, method)
         command = [sys.executable, "-m", "hyenadna.cli", "finetune", "--config", str(recipe),
                    *OVERRIDES[method], "--seed", str(seed), "--output", str(folder), "--overwrite",
                    "--tuning.baseline", "false", "--trainer.progress_bar", "false"]  # fmt: skip
@@ -120,6 +133,11 @@ def summarise(results: dict) -> tuple[dict, str]:
                     cell[metric] = {"mean": statistics.fmean(values), "sd": sd, "n": len(values)}
             cell["train_seconds"] = statistics.fmean(r.get("train_seconds", 0.0) for r in runs)
             summary.setdefault(task, {})[method] = cell
+    return summary, table_of(summary)
+
+
+def table_of(summary: dict) -> str:
+    """The Markdown table (MCC and accuracy) of per-task, per-method cells."""
     methods = [m for m in METHODS if any(m in s for s in summary.values())]
     lines = []
     for metric in ("mcc", "accuracy"):
@@ -134,7 +152,7 @@ def summarise(results: dict) -> tuple[dict, str]:
         lines.append("")
     if "hyena-chr20" in methods:
         lines += ["hyena-chr20 is blank where the recipe itself starts from tiny-1k-chr20 (hyena-pretrained).", ""]
-    return summary, "\n".join(lines)
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -147,6 +165,9 @@ def main() -> None:
                              "better as separate processes than as threads of one)")  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "runs/tasks"), help="run folders (resumable)")
     parser.add_argument("--table", default=str(ROOT / "benchmarks/results/tasks"), help="where tasks.md/json go")
+    parser.add_argument(
+        "--update", action="store_true", help="keep the earlier table's cells this call does not compute"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
@@ -161,8 +182,15 @@ def main() -> None:
                 results.setdefault(task, {})[method] = [baseline_run(task, method, out)]
             elif runs_of(task, method):
                 results.setdefault(task, {})[method] = [done[(task, method, s)] for s in args.seeds]
-    summary, table = summarise(results)
     table_dir = Path(args.table)
+    if args.update and (table_dir / "tasks.json").is_file():
+        earlier = json.loads((table_dir / "tasks.json").read_text())["summary"]
+        summary, _ = summarise(results)
+        for task, cells in summary.items():
+            earlier.setdefault(task, {}).update(cells)
+        summary, table = earlier, table_of(earlier)
+    else:
+        summary, table = summarise(results)
     table_dir.mkdir(parents=True, exist_ok=True)
     (table_dir / "tasks.json").write_text(json.dumps({"seeds": args.seeds, "summary": summary}, indent=2) + "\n")
     (table_dir / "tasks.md").write_text(table + "\n")

@@ -199,6 +199,9 @@ class TrialObjective:
         except HyenaDNAError as exc:
             trial.set_user_attr("error", str(exc))
             raise
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the study records the trial as failed
+            trial.set_user_attr("error", f"stopped{f' by {exc}' if str(exc) else ''}")
+            raise
         finally:
             shutil.rmtree(folder / "checkpoints", ignore_errors=True)
         trial.set_user_attr("steps", result["steps"])

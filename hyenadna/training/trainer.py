@@ -196,7 +196,17 @@ def start_run_folder(output: Path, resume: bool | str, overwrite: bool, options:
 
 
 def timed_fit(trainer, module, datamodule, output: Path, resume: bool | str) -> float:
-    """Train ``module`` (from the checkpoint ``resume`` names, if any); returns the seconds taken."""
+    """Train ``module`` (from the checkpoint ``resume`` names, if any); returns the seconds taken.
+
+    Lightning answers SIGTERM by raising ``SIGTERMException``, a ``SystemExit`` without a code:
+    the process would end with status 0, as if the run had finished. It becomes the interrupt
+    the command line reports as stopped (status 130), and that a tuning study records as a
+    failed trial."""
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(output, resume), weights_only=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(output, resume), weights_only=True)
+    except SystemExit as exc:
+        if type(exc).__name__ == "SIGTERMException":
+            raise KeyboardInterrupt("signal 15") from None
+        raise
     return time.perf_counter() - start
