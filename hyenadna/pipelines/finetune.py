@@ -32,7 +32,7 @@ from hyenadna.training.plateau import plateau_decay
 from hyenadna.training.prepare import CNN_NAME, initial_model, labelled_data_module, new_task_model
 from hyenadna.training.task_module import SequenceTaskModule, early_stopping, validation_monitor
 from hyenadna.training.throughput import StepTimer
-from hyenadna.training.trainer import build_trainer, start_run_folder, timed_fit
+from hyenadna.training.trainer import build_trainer, start_run_folder, stopped_as_interrupt, timed_fit
 
 FINETUNE_OPTIM = OptimOptions(lr=1e-3, weight_decay=0.01, warmup_steps=20)
 
@@ -136,7 +136,7 @@ def test_model(recipe: FinetuneRecipe, out: Path, seed: int, lightning_trainer, 
     if "test" not in datamodule.split_sizes():
         return {}
     tuning = recipe.tuning
-    lightning_trainer.test(module, datamodule=datamodule, verbose=False, weights_only=True)
+    stopped_as_interrupt(lightning_trainer.test, module, datamodule=datamodule, verbose=False, weights_only=True)
     result: dict[str, Any] = {"test": module.test_metrics}
     if tuning.baseline:
         result["kmer_baseline"] = kmer_baseline_on(datamodule, seed)

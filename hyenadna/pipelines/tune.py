@@ -6,7 +6,7 @@ pruned from their validation curves. The study lives in ``OUTPUT/study.db`` (or 
 storage URL), so a stopped search resumes with ``--resume`` and several processes can share it.
 When the study holds its trials, the best options are written as a recipe
 (``best_recipe.yaml``, a plain ``hyenadna finetune`` config), retrained on several seeds and
-tested once per seed: the test split is never read before that.
+tested once per seed: no trial evaluates the test split.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ import json
 import math
 import shutil
 import statistics
-import warnings
+import sys
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.config import HeadOptions
@@ -29,10 +32,9 @@ from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, SearchOptions, TrainerOptions
 from hyenadna.training.prepare import CNN_NAME, initial_model, labelled_data_module
 from hyenadna.training.search_space import Dimension, check_space, read_search_space, with_params
+from hyenadna.training.study import check_storage, default_storage, hide_password, open_study, short
 from hyenadna.training.task_module import validation_monitor
 from hyenadna.training.trainer import start_run_folder
-
-FINISHED = ("COMPLETE", "PRUNED")
 
 
 def run_tune(
@@ -54,7 +56,7 @@ def run_tune(
     trials.tsv, best_recipe.yaml, final/ (the retrained runs) and summary.json; returns the summary.
 
     Args:
-        data: labelled files (train and validation; the test split is read only by the final runs).
+        data: labelled files (trials train and validate; only the final runs are tested).
         search: the search space, the trial budget, the sampler and pruner, the study's storage,
             and the seeds of the final retraining.
         model: the backbone to start from (the recipe's; the space may vary it).
@@ -70,16 +72,20 @@ def run_tune(
     out = refuse_bad_inputs(data, model, output, overwrite, seed, command="tune")
     base = FinetuneRecipe(data, model, head, tuning, optim, one_device(trainer))
     dimensions = read_search_space(search.space)
-    check_space(base, dimensions, search.enqueue)
+    enqueue = check_space(base, dimensions, search.enqueue)
+    check_models(base, dimensions, seed)
     sizes, monitor = probe_data(base, seed)
-    storage = search.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    storage = search.storage or default_storage(out)
     check_storage(storage)
-    ran = vars(base) | {"search": search, "output": output, "seed": seed}
-    start_run_folder(out, resume, overwrite, ran)
-    study = open_study(search, storage, monitor[1], seed, resume)
-    objective = TrialObjective(base, dimensions, search, sizes, monitor[0], out, seed)
-    search_until_done(study, objective, search)
-    write_trials_table(study, out / "trials.tsv")
+    search = replace(search, enqueue=enqueue)
+    study_of = partial(open_study, search, storage, monitor[1], seed, resume, overwrite)
+    external = study_of() if search.storage else None  # refused before anything is written
+    start_run_folder(out, resume, overwrite, vars(base) | {"search": search, "output": output, "seed": seed})
+    study = external or study_of()
+    try:
+        search_until_done(study, TrialObjective(base, dimensions, search, sizes, monitor[0], out, seed), search)
+    finally:  # also for a stopped or failed search: the trials so far
+        write_trials_table(study, out / "trials.tsv")
     summary = study_summary(study, search, storage, monitor[0])
     if search.final:
         best = with_params(base, study.best_trial.params)
@@ -101,7 +107,22 @@ def one_device(trainer: TrainerOptions) -> TrainerOptions:
             f"{trainer.num_nodes}; to use several, run one tune process per device sharing the study (say "
             "CUDA_VISIBLE_DEVICES=k hyenadna tune ... --resume --search.final false), then one with --search.final true"
         )
-    return replace(trainer, devices=1, strategy="auto" if trainer.strategy in ("ddp", "fsdp") else trainer.strategy)
+    one = devices if isinstance(devices, list) else 1  # a chosen device ([3]) stays the one chosen
+    return replace(trainer, devices=one, strategy="auto" if trainer.strategy in ("ddp", "fsdp") else trainer.strategy)
+
+
+def check_models(recipe: FinetuneRecipe, dimensions: list[Dimension], seed: int) -> None:
+    """Build the model at each end of every ``model.*`` dimension, so that a shape the model
+    refuses (``model.overrides.d_model: [64, -8]``) is refused before the first trial."""
+    for dim in dimensions:
+        if dim.name.startswith("model."):
+            for value in dim.extremes():
+                try:
+                    options = with_params(recipe, {dim.name: value}).model
+                    if options.name_or_path != CNN_NAME:
+                        initial_model(options, seed)
+                except (HyenaDNAError, TypeError) as exc:
+                    raise HyenaDNAError(f"search space {dim.name}: {exc} (value {value!r})") from None
 
 
 def probe_data(recipe: FinetuneRecipe, seed: int) -> tuple[dict[str, float], tuple[str, str]]:
@@ -121,56 +142,22 @@ def probe_data(recipe: FinetuneRecipe, seed: int) -> tuple[dict[str, float], tup
 def budgeted(
     recipe: FinetuneRecipe, tokens: int | None, minutes: float | None, val_checks: int, sizes: dict[str, float]
 ) -> FinetuneRecipe:
-    """``recipe`` trained for ``tokens`` training bases (its schedule spanning them) and
-    validated ``val_checks`` times; without tokens, its own step limits and ``val_checks``
-    validations an epoch (``minutes`` then caps it)."""
-    batch = recipe.data.batch_size
-    epoch_steps = max(1, math.ceil(sizes["train"] / batch))
+    """``recipe`` trained for ``tokens`` training bases (its schedule, warm-up included,
+    spanning them) and validated ``val_checks`` times; without tokens, its own step limits and
+    ``val_checks`` validations an epoch (``minutes`` then caps it). Steps are optimiser steps
+    (``accumulate_grad_batches`` batches each); validation intervals count batches."""
+    batch, accumulate = recipe.data.batch_size, recipe.trainer.accumulate_grad_batches
+    epoch_batches = max(1, math.ceil(sizes["train"] / batch))
     trainer = recipe.trainer
     if tokens:
-        steps = max(1, math.ceil(tokens / (batch * sizes["mean_length"])))
-        trainer = replace(trainer, max_steps=steps, max_epochs=-1, val_every_n_steps=max(1, steps // val_checks))
+        steps = max(1, math.ceil(tokens / (batch * accumulate * sizes["mean_length"])))
+        every = max(1, steps * accumulate // val_checks)
+        trainer = replace(trainer, max_steps=steps, max_epochs=-1, val_every_n_steps=every)
     elif not trainer.val_every_n_steps:
-        trainer = replace(trainer, val_every_n_steps=max(1, epoch_steps // val_checks))
+        trainer = replace(trainer, val_every_n_steps=max(1, epoch_batches // val_checks))
     trainer = replace(trainer, checkpoint_every_n_steps=0,
                       log_every_n_steps=min(trainer.log_every_n_steps, trainer.val_every_n_steps))  # fmt: skip
     return replace(recipe, trainer=trainer)
-
-
-def open_study(search: SearchOptions, storage: str, direction: str, seed: int, resume: bool):
-    """The Optuna study in ``storage``: created, or loaded when resuming (or shared with other
-    processes). Trials of a process that died are failed after a missed heartbeat and tried
-    once more with the same options."""
-    import optuna
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-
-    with warnings.catch_warnings():  # the heartbeat is marked experimental, and is what resuming needs
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            rdb = RDBStorage(storage, heartbeat_interval=60, grace_period=180,
-                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))  # fmt: skip
-        except Exception as exc:  # SQLAlchemy's errors for an unreachable server or a foreign database
-            raise HyenaDNAError(f"cannot open the study storage {hide_password(storage)}: {short(exc)}") from None
-    if search.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=search.startup_trials)
-    pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
-    if search.pruner == "median":
-        # never on the first check: models that learn a motif "click" late, and the first
-        # check of a slow starter says little about its end
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials, n_warmup_steps=2)
-    elif search.pruner == "hyperband":  # the resource is the validation check: 1 to val_checks
-        pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=search.val_checks)
-    goal = "maximize" if direction == "max" else "minimize"
-    study = optuna.create_study(storage=rdb, study_name=search.study_name, direction=goal,
-                                sampler=sampler, pruner=pruner, load_if_exists=True)  # fmt: skip
-    if study.direction.name.lower() != goal:
-        raise HyenaDNAError(f"the study {search.study_name} in {storage} was made to {study.direction.name.lower()}")
-    if not study.trials:  # a new study: the trials asked for first
-        for params in search.enqueue:
-            study.enqueue_trial(params, skip_if_exists=True)
-    return study
 
 
 class TrialObjective:
@@ -199,6 +186,9 @@ class TrialObjective:
         except HyenaDNAError as exc:
             trial.set_user_attr("error", str(exc))
             raise
+        except torch.OutOfMemoryError as exc:  # a shape or batch too large for the device: this trial fails
+            trial.set_user_attr("error", f"out of memory: {short(exc)}")
+            raise
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the study records the trial as failed
             trial.set_user_attr("error", f"stopped{f' by {exc}' if str(exc) else ''}")
             raise
@@ -225,7 +215,7 @@ def search_until_done(study, objective: TrialObjective, search: SearchOptions) -
     if remaining > 0:
         optuna.logging.set_verbosity(optuna.logging.INFO)
         timeout = search.timeout_minutes * 60 if search.timeout_minutes else None
-        study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(HyenaDNAError,),
+        study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(HyenaDNAError, torch.OutOfMemoryError),
                        callbacks=[MaxTrialsCallback(search.trials, states=finished)])  # fmt: skip
     if not study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
         errors = [t.user_attrs["error"] for t in study.get_trials(deepcopy=False) if "error" in t.user_attrs]
@@ -247,10 +237,14 @@ def write_trials_table(study, path: Path) -> None:
 
 
 def study_summary(study, search: SearchOptions, storage: str, monitor: str) -> dict[str, Any]:
-    """The study's counts by state and its best trial."""
+    """The study's counts by state and its best trial (of those finished: trials other
+    processes are still running are counted, and said, but cannot be waited for)."""
     counts: dict[str, int] = {}
     for t in study.trials:
         counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    if counts.get("running"):
+        print(f"hyenadna tune: {counts['running']} trials still running elsewhere; the best of those finished "
+              "is the one retrained", file=sys.stderr)  # fmt: skip
     best = study.best_trial
     return {
         "study": {"name": search.study_name, "storage": hide_password(storage), "trials": counts},
@@ -264,47 +258,23 @@ def study_summary(study, search: SearchOptions, storage: str, monitor: str) -> d
     }
 
 
-def check_storage(url: str) -> None:
-    """Refuse a storage URL SQLAlchemy cannot read or has no driver for, before anything is
-    written (no connection is made: a SQLite file is created only when first opened)."""
-    import sqlalchemy
-
-    try:
-        sqlalchemy.create_engine(url).dispose()
-    except Exception as exc:  # ArgumentError, NoSuchModuleError, ImportError of a missing driver
-        raise HyenaDNAError(f"cannot open the study storage {hide_password(url)}: {short(exc)}") from None
-
-
-def short(exc: BaseException) -> str:
-    """An exception as one line of at most 300 characters."""
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
-
-
-def hide_password(url: str) -> str:
-    """``url`` without the password an RDB URL may carry (the summary is shared)."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return url
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
-
-
 def retrain(recipe: FinetuneRecipe, trial, seeds: list[int], out: Path, monitor: str) -> dict[str, Any]:
-    """The best recipe written to ``best_recipe.yaml`` and fine-tuned once per seed into
-    ``final/trialNNNN/seedK`` (a finished run is reused when resuming), each tested once; the
-    test metrics as mean and sd over seeds, the k-mer baseline of the first seed beside them."""
+    """The best recipe written to ``best_recipe.yaml`` (its own run folder ``OUTPUT/best``) and
+    fine-tuned once per seed into ``final/trialNNNN/seedK`` (a finished run is reused when
+    resuming), each tested once: the test metrics as mean and sd over seeds, the k-mer baseline
+    of the first seed beside them, and the CNN baseline's mean and sd where the recipe asks."""
     folder = out / "final" / f"trial{trial.number:04d}"
     header = (f"# The best recipe of hyenadna tune: trial {trial.number}, {monitor} {trial.value:.4f} on the "
               f"validation split.\n# hyenadna finetune --config {out / 'best_recipe.yaml'}\n")  # fmt: skip
-    write_run_config(out, vars(recipe) | {"output": str(folder / f"seed{seeds[0]}"), "seed": seeds[0]},
-                     name="best_recipe.yaml", header=header)  # fmt: skip
+    write_run_config(out, vars(recipe) | {"output": str(out / "best"), "seed": seeds[0]}, name="best_recipe.yaml",
+                     header=header)  # fmt: skip
     runs: list[dict[str, Any]] = []
     for i, seed in enumerate(seeds):
         run = folder / f"seed{seed}"
         if (run / "metrics.json").is_file():
             runs.append(json.loads((run / "metrics.json").read_text()))
             continue
-        tuning = replace(recipe.tuning, baseline=recipe.tuning.baseline and i == 0, cnn_baseline=False)
+        tuning = replace(recipe.tuning, baseline=recipe.tuning.baseline and i == 0)
         runs.append(finetune(replace(recipe, tuning=tuning), run, seed, overwrite=True))
     final: dict[str, Any] = {"recipe": str(out / "best_recipe.yaml"), "seeds": seeds, "runs": str(folder),
                              "validation": mean_sd([r["validation"] for r in runs])}  # fmt: skip
@@ -312,6 +282,8 @@ def retrain(recipe: FinetuneRecipe, trial, seeds: list[int], out: Path, monitor:
         final["test"] = mean_sd([r["test"] for r in runs])
     if "kmer_baseline" in runs[0]:
         final["kmer_baseline"] = runs[0]["kmer_baseline"]
+    if all("cnn_baseline" in r for r in runs):
+        final["cnn_baseline"] = mean_sd([r["cnn_baseline"] for r in runs])
     return final
 
 
@@ -327,15 +299,18 @@ def mean_sd(results: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
 
 
 def tune_table(summary: dict[str, Any]) -> str:
-    """The final runs' test metrics (mean ± sd over seeds) beside the k-mer baseline, as text."""
+    """The final runs' test metrics (mean ± sd over seeds) beside the baselines, as text."""
     best = summary["best_trial"]
     lines = [f"best trial {best['number']}: {summary['monitor']} {best['value']:.4f} (validation)"]
     final = summary.get("final", {})
     if "test" in final:
-        seeds = len(final["seeds"])
-        kmer = final.get("kmer_baseline", {})
-        lines.append(f"{'test metric':<16} {f'tuned ({seeds} seeds)':>20} {'k-mer LR':>10}")
+        kmer, cnn = final.get("kmer_baseline", {}), final.get("cnn_baseline")
+        tuned = f"tuned ({len(final['seeds'])} seeds)"
+        header = f"{'test metric':<16} {tuned:>20}"
+        lines.append(header + (f" {'CNN':>20}" if cnn else "") + f" {'k-mer LR':>10}")
         for name, value in final["test"].items():
-            other = f"{kmer[name]:>10.4f}" if isinstance(kmer.get(name), float) else f"{'':>10}"
-            lines.append(f"{name:<16} {value['mean']:>11.4f} ± {value['sd']:.4f} {other}")
+            row = f"{name:<16} {value['mean']:>11.4f} ± {value['sd']:.4f}"
+            if cnn:
+                row += f" {cnn[name]['mean']:>11.4f} ± {cnn[name]['sd']:.4f}" if name in cnn else f" {'':>20}"
+            lines.append(row + (f" {kmer[name]:>10.4f}" if isinstance(kmer.get(name), float) else f" {'':>10}"))
     return "\n".join(lines)

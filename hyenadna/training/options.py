@@ -224,19 +224,21 @@ class FinetuneOptions:
 @dataclass
 class SearchOptions:
     """What ``hyenadna tune`` searches, how long each trial trains, and how the best recipe is
-    retrained. Trials read the validation split only; the test split is read once per seed of
-    the final retraining.
+    retrained. Trials are judged on the validation split; the test split is evaluated once per
+    seed of the final retraining.
 
     Attributes:
         space: the options to vary: a YAML file (see ``configs/search/finetune.yaml`` and
             :mod:`hyenadna.training.search_space`) or the mapping itself; default: learning
             rate, backbone learning-rate scale, weight decay, warm-up, pooling, strand
             conjoining and batch size.
-        trials: finished trials (complete or pruned) the study holds when the search ends,
-            counted over every launch and every process sharing the study.
-        trial_tokens: training bases per trial: its steps are this over (batch size x mean
-            training length), and the learning-rate schedule spans them. The budget is the
-            same for every trial whatever its batch size.
+        trials: finished trials (complete or pruned) the study should hold when the search
+            ends, counted over every launch and every process sharing the study; a launch runs
+            at most this many more trials, failed ones included.
+        trial_tokens: training bases per trial: its optimiser steps are this over (batch size
+            x gradient accumulation x mean training length), and the learning-rate schedule,
+            warm-up included, spans them. The budget is the same for every trial whatever its
+            batch size.
         trial_minutes: a wall-clock cap on each trial's training (on top of ``trial_tokens``;
             alone, the recipe's step or epoch limits bound the trial).
         timeout_minutes: start no trial after this long in this launch (None: no limit).

@@ -10,6 +10,7 @@ thus follows the steps the run takes, whatever its upper bound.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from lightning.pytorch.callbacks import Callback
@@ -21,23 +22,28 @@ from hyenadna.training.optim import OptimOptions
 class PlateauDecay(Callback):
     """Cuts every parameter group's learning rate by ``factor`` after ``patience`` validation
     checks without improvement of ``monitor`` (``mode`` ``max`` or ``min``), never below
-    ``min_ratio`` of the group's initial rate.
+    ``min_ratio`` of the group's initial rate. Checks within the first ``warmup_steps`` steps
+    set the value to beat but never count towards a plateau.
 
     The decays lower the warmup schedule's base rates (the LambdaLR's ``base_lrs``), so they
     persist through its later steps and travel with the checkpoint; the callback's own state
     (the best value and the checks since) is checkpointed too, so a resumed run decays as an
     unbroken one would."""
 
-    def __init__(self, monitor: str, mode: str, factor: float, patience: int, min_ratio: float) -> None:
+    def __init__(
+        self, monitor: str, mode: str, factor: float, patience: int, min_ratio: float, warmup_steps: int = 0
+    ) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be max or min, got {mode!r}")
-        self.monitor, self.mode = monitor, mode
+        self.monitor, self.mode, self.warmup_steps = monitor, mode, warmup_steps
         self.factor, self.patience, self.min_ratio = factor, patience, min_ratio
         self.best: float | None = None
         self.checks_since_best = 0
         self.decays = 0
 
     def _improved(self, value: float) -> bool:
+        if math.isnan(value):  # a NaN never improves, and never becomes the value to beat
+            return False
         if self.best is None:
             return True
         return value > self.best if self.mode == "max" else value < self.best
@@ -46,6 +52,10 @@ class PlateauDecay(Callback):
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
         value = float(trainer.callback_metrics[self.monitor])
+        if trainer.global_step < self.warmup_steps:  # still warming up: the rate has not peaked
+            if self._improved(value):
+                self.best = value
+            return
         if self._improved(value):
             self.best, self.checks_since_best = value, 0
             return
@@ -83,6 +93,8 @@ def plateau_decay(monitor: tuple[str, str] | None, optim: OptimOptions) -> list[
     if monitor is None:
         raise HyenaDNAError(
             "--optim.schedule plateau decays on the validation metric, and this run has no validation split "
-            "(give data.val, a split column, or a val_fraction; or use --optim.schedule cosine)"
+            "(give it one, or use --optim.schedule cosine)"
         )
-    return [PlateauDecay(monitor[0], monitor[1], optim.plateau_factor, optim.plateau_patience, optim.min_lr_ratio)]
+    decay = PlateauDecay(monitor[0], monitor[1], optim.plateau_factor, optim.plateau_patience, optim.min_lr_ratio,
+                         optim.warmup_steps)  # fmt: skip
+    return [decay]

@@ -38,6 +38,13 @@ DEFAULT_SPACE: dict[str, Any] = {
 RANGE_KEYS = {"low", "high", "log", "step"}
 FREE_FORM = {"model.overrides", "data.reader"}
 """Mapping-valued options whose entries may be varied one by one (``model.overrides.d_model``)."""
+FIXED = {
+    "data.train", "data.val", "data.test", "data.task", "data.format", "data.reader", "data.target_names",
+    "tuning.monitor", "tuning.baseline", "tuning.cnn_baseline",
+    "trainer.accelerator", "trainer.devices", "trainer.strategy", "trainer.num_nodes", "trainer.progress_bar",
+}  # fmt: skip
+"""Options a search may not vary: the data and task, the metric trials are judged by, what a
+trial reports, and where it runs (one device each)."""
 
 
 @dataclass(frozen=True)
@@ -64,16 +71,26 @@ class Dimension:
         return trial.suggest_float(self.name, float(self.low), float(self.high), step=self.step, log=self.log)
 
     def allows(self, value: object) -> bool:
-        """Whether the dimension can give ``value``."""
+        """Whether the dimension can give ``value`` (on its grid, where it has a step)."""
         if self.choices:
             return any(type(value) is type(c) and value == c for c in self.choices)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
-        return self.low <= value <= self.high and (not self.integer or isinstance(value, int))
+        if self.integer and not isinstance(value, int):
+            return False
+        on_grid = not self.step or abs((value - self.low) / self.step - round((value - self.low) / self.step)) < 1e-9
+        return self.low <= value <= self.high and on_grid
 
     def extremes(self) -> list[Any]:
-        """The values that bound what this dimension can give: each choice, or both ends."""
-        return list(self.choices) if self.choices else [self.low, self.high]
+        """The values that bound what this dimension can give: each choice, or both ends and
+        one value between (a range of integers with a fractional step gives fractions)."""
+        if self.choices:
+            return list(self.choices)
+        if self.integer:
+            inner = self.low + int(self.step or 1)
+        else:
+            inner = self.low + self.step if self.step else (self.low + self.high) / 2
+        return [self.low, self.high, inner if inner < self.high else self.high]
 
 
 def _number(name: str, key: str, value: object) -> float | int:
@@ -165,24 +182,40 @@ def with_params(recipe: Any, params: dict[str, Any]) -> Any:
     return dataclasses.replace(recipe, **{g: dataclasses.replace(getattr(recipe, g), **c) for g, c in changes.items()})
 
 
-def check_space(recipe: Any, dimensions: list[Dimension], enqueued: list[dict[str, Any]] = ()) -> None:
-    """Refuse a space naming an option the recipe lacks or a value its option refuses, and
-    ``enqueued`` trials naming an option outside the space or a value it cannot give."""
+def check_space(recipe: Any, dimensions: list[Dimension], enqueued: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Refuse a space naming an option the recipe lacks, one a search may not vary
+    (:data:`FIXED`) or a value its option refuses, and ``enqueued`` trials naming an option
+    outside the space or a value it cannot give. Returns the enqueued trials with YAML's text
+    numbers (``1e-3``) read as numbers."""
     if len({d.name for d in dimensions}) != len(dimensions):
         raise HyenaDNAError("search space: an option is named twice")
     for dim in dimensions:
+        fixed = next((name for name in FIXED if dim.name == name or dim.name.startswith(name + ".")), None)
+        if fixed:
+            raise HyenaDNAError(
+                f"search space {dim.name}: {fixed} is not searched (it sets the task or how trials run)"
+            )
         for value in dim.extremes():
             _check_value(recipe, dim.name, value)
     by_name = {d.name: d for d in dimensions}
+    points = []
     for params in enqueued:
         if not isinstance(params, dict):
             raise HyenaDNAError(f"--search.enqueue takes mappings of options to values, got {params!r}")
+        point = {}
         for name, value in params.items():
             if name not in by_name:
                 raise HyenaDNAError(f"--search.enqueue names {name}, which the search space does not vary")
-            if not by_name[name].allows(value):
+            dim = by_name[name]
+            if isinstance(value, str) and not dim.choices:
+                with contextlib.suppress(ValueError):
+                    value = int(value) if dim.integer else float(value)
+            if not dim.allows(value):
                 raise HyenaDNAError(f"--search.enqueue: {name} = {value!r} lies outside the search space")
             _check_value(recipe, name, value)
+            point[name] = value
+        points.append(point)
+    return points
 
 
 def _check_value(recipe: Any, name: str, value: object) -> None:

@@ -196,17 +196,26 @@ def start_run_folder(output: Path, resume: bool | str, overwrite: bool, options:
 
 
 def timed_fit(trainer, module, datamodule, output: Path, resume: bool | str) -> float:
-    """Train ``module`` (from the checkpoint ``resume`` names, if any); returns the seconds taken.
-
-    Lightning answers SIGTERM by raising ``SIGTERMException``, a ``SystemExit`` without a code:
-    the process would end with status 0, as if the run had finished. It becomes the interrupt
-    the command line reports as stopped (status 130), and that a tuning study records as a
-    failed trial."""
+    """Train ``module`` (from the checkpoint ``resume`` names, if any); returns the seconds taken."""
     start = time.perf_counter()
+    stopped_as_interrupt(trainer.fit, module, datamodule=datamodule, ckpt_path=resume_checkpoint(output, resume),
+                         weights_only=True)  # fmt: skip
+    return time.perf_counter() - start
+
+
+def stopped_as_interrupt(call, *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)`` (a Trainer's ``fit`` or ``test``), with Lightning's exits on a
+    stop turned back into the interrupt they came from.
+
+    Lightning answers Ctrl-C by ``sys.exit(1)`` and SIGTERM by raising ``SIGTERMException``, a
+    ``SystemExit`` without a code: the process ended with status 1, or 0 as if the run had
+    finished, and a tuning study never heard of it. Both become the ``KeyboardInterrupt`` the
+    command line reports as stopped (status 130) and a study records as a failed trial."""
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(output, resume), weights_only=True)
+        return call(*args, **kwargs)
     except SystemExit as exc:
         if type(exc).__name__ == "SIGTERMException":
             raise KeyboardInterrupt("signal 15") from None
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt(*exc.__context__.args) from None
         raise
-    return time.perf_counter() - start

@@ -10,11 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 
 from hyenadna.errors import HyenaDNAError
-from hyenadna.pipelines.tune import hide_password, run_tune
+from hyenadna.pipelines import tune as tune_module
+from hyenadna.pipelines.tune import run_tune
 from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, SearchOptions, TrainerOptions
 
@@ -68,6 +70,7 @@ def test_a_tiny_search_prunes_resumes_and_retrains_the_best_on_seeds(tmp_path):
     assert json.loads((runs / "seed1" / "metrics.json").read_text())["test"]["auroc"] == auroc["values"][1]
     recipe = yaml.safe_load((out / "best_recipe.yaml").read_text())
     assert recipe["optim"]["lr"] == GOOD and recipe["trainer"]["max_steps"] == 12 and recipe["seed"] == 0
+    assert recipe["output"] == str(out / "best")  # a folder of its own: the final runs stay as they are
     saved = json.loads((out / "summary.json").read_text())
     assert saved["final"]["test"] == final["test"]
 
@@ -75,7 +78,7 @@ def test_a_tiny_search_prunes_resumes_and_retrains_the_best_on_seeds(tmp_path):
     shown = subprocess.run([sys.executable, str(REPO / "cli.py"), "finetune", "--config", str(out / "best_recipe.yaml"),
                             "--print_config"], capture_output=True, text=True, cwd=REPO)  # fmt: skip
     assert shown.returncode == 0, shown.stderr[-2000:]
-    assert yaml.safe_load(shown.stdout)["optim"]["lr"] == GOOD
+    assert yaml.safe_load(shown.stdout)["optim"]["lr"] == GOOD and not (out / "best").exists()
 
     with pytest.raises(HyenaDNAError, match="holds an earlier run .*pass --resume to continue it"):
         tune(out, trials=3)
@@ -108,11 +111,27 @@ def test_refusals_come_before_anything_is_written(tmp_path):
         run_tune(DATA, SearchOptions(), MODEL, trainer=two, output=str(out))
     with pytest.raises(HyenaDNAError, match="cannot open the study storage nosuchdb://x"):
         run_tune(DATA, SearchOptions(storage="nosuchdb://x"), MODEL, output=str(out))
-    assert not out.exists()
+    with pytest.raises(HyenaDNAError, match=r"search space model.overrides.d_model: .*d_model.*-8"):
+        run_tune(DATA, SearchOptions(space={"model.overrides.d_model": [16, -8]}), MODEL, output=str(out))
+    with pytest.raises(HyenaDNAError, match=r"holds \?, which an SQLite URL cannot carry"):
+        run_tune(DATA, SearchOptions(), MODEL, output=str(tmp_path / "what?"))
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"  # a study another run made: joined only when asked
+    optuna.create_study(storage=shared, study_name="hyenadna-tune", direction="maximize")
+    with pytest.raises(HyenaDNAError, match="the study hyenadna-tune already exists in .*shared.db; pass --resume"):
+        run_tune(DATA, SearchOptions(storage=shared), MODEL, output=str(out))
+    assert not out.exists() and not (tmp_path / "what?").exists()
 
 
-def test_a_storage_password_stays_out_of_the_summary():
-    assert hide_password("postgresql://ana:s3cret@db.example.org:5432/studies") == (
-        "postgresql://ana:***@db.example.org:5432/studies"
-    )
-    assert hide_password("sqlite:////runs/tune/study.db") == "sqlite:////runs/tune/study.db"
+def test_a_search_whose_trials_all_fail_says_why_and_keeps_its_table(tmp_path, monkeypatch):
+    """A recipe every trial refuses (here a fine-tune that always fails) ends the search with the
+    reason, after at most search.trials attempts, and trials.tsv still lists them."""
+
+    def refused(*args, **kwargs):
+        raise HyenaDNAError("a recipe the data refuses")
+
+    monkeypatch.setattr(tune_module, "finetune", refused)
+    out = tmp_path / "tune"
+    with pytest.raises(HyenaDNAError, match="no trial of the study hyenadna-tune finished: a recipe the data refuses"):
+        run_tune(DATA, SearchOptions(space={"optim.lr": [1e-3, 1e-4]}, trials=2), MODEL, output=str(out))
+    table = rows(out / "trials.tsv")
+    assert [r["state"] for r in table] == ["FAIL", "FAIL"] and table[0]["error"] == "a recipe the data refuses"

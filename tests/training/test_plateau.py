@@ -29,9 +29,12 @@ def scheduled(options: OptimOptions) -> torch.optim.lr_scheduler.LambdaLR:
     return warmup_cosine(optimizer, options, 100)
 
 
-def check(callback: PlateauDecay, scheduler, value: float, sanity: bool = False) -> None:
-    trainer = SimpleNamespace(sanity_checking=sanity, callback_metrics={"val/mcc": torch.tensor(value)},
-                              lr_scheduler_configs=[SimpleNamespace(scheduler=scheduler)])  # fmt: skip
+def check(callback: PlateauDecay, scheduler, value: float, sanity: bool = False, step: int = 100) -> None:
+    configs = [SimpleNamespace(scheduler=scheduler)]
+    metrics = {"val/mcc": torch.tensor(value)}
+    trainer = SimpleNamespace(
+        sanity_checking=sanity, callback_metrics=metrics, lr_scheduler_configs=configs, global_step=step
+    )
     callback.on_validation_end(trainer, None)
 
 
@@ -70,6 +73,18 @@ def test_a_metric_that_falls_is_watched_downwards():
     assert scheduler.optimizer.param_groups[0]["lr"] == 0.5  # still warming up: step 0 of 2
     check(callback, scheduler, 0.45)
     assert scheduler.optimizer.param_groups[0]["lr"] == pytest.approx(0.25)
+
+
+def test_checks_in_the_warmup_and_nans_never_count_as_a_plateau():
+    scheduler = scheduled(PLATEAU)
+    callback = PlateauDecay("val/mcc", "max", 0.5, 1, 0.0, warmup_steps=50)
+    check(callback, scheduler, float("nan"), step=10)
+    assert callback.best is None  # a NaN is never the value to beat
+    check(callback, scheduler, 0.4, step=20)
+    check(callback, scheduler, 0.3, step=30)  # worse, but still warming up: no cut
+    assert callback.best == pytest.approx(0.4) and callback.decays == 0
+    check(callback, scheduler, 0.3, step=60)
+    assert callback.decays == 1
 
 
 def test_the_plateau_schedule_needs_a_validation_metric():

@@ -91,6 +91,10 @@ def test_a_malformed_dimension_is_refused_naming_it(space, message):
         ({"head.pooling": ["mean", "median"]}, "search space head.pooling: pooling must be one of .*'median'"),
         ({"optim.warmup_steps": {"low": 0.5, "high": 10.5}}, "optim.warmup_steps must be a whole number.*0.5"),
         ({"data.batch_size": [0, 8]}, "search space data.batch_size: --data.batch_size must be"),
+        ({"optim.warmup_steps": {"low": 0, "high": 200, "step": 2.5}}, "warmup_steps must be a whole number.*2.5"),
+        ({"tuning.monitor": ["mcc", "auroc"]}, "tuning.monitor is not searched"),
+        ({"trainer.devices": [1, 2]}, "trainer.devices is not searched"),
+        ({"data.reader.sequence_col": ["a", "b"]}, "data.reader is not searched"),
     ],
 )
 def test_a_space_the_recipe_refuses_is_one_error_naming_the_key(space, message):
@@ -107,6 +111,12 @@ def test_enqueued_trials_must_lie_in_the_space():
         check_space(Recipe(), dims, [{"data.batch_size": 8}])
     with pytest.raises(HyenaDNAError, match="names head.pooling, which the search space does not vary"):
         check_space(Recipe(), dims, [{"head.pooling": "max"}])
+    # YAML reads 1e-3 as text: an enqueued number is read as the dimension's type
+    assert check_space(Recipe(), dims, [{"optim.lr": "1e-3"}]) == [{"optim.lr": 1e-3}]
+    grid = read_search_space({"optim.warmup_steps": {"low": 0, "high": 200, "step": 50}})
+    assert check_space(Recipe(), grid, [{"optim.warmup_steps": 150}]) == [{"optim.warmup_steps": 150}]
+    with pytest.raises(HyenaDNAError, match="optim.warmup_steps = 30 lies outside the search space"):
+        check_space(Recipe(), grid, [{"optim.warmup_steps": 30}])  # off the grid of 50s
 
 
 def test_unreadable_space_files_name_the_file(tmp_path):
