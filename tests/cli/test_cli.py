@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.analysis.lm_loss import fasta_lm_loss, window_loss_sum
@@ -77,9 +78,13 @@ def test_console_script_info_runs_under_the_chosen_allocator(allocator):
     assert result["runtime"]["allocator"] == allocator
 
 
-@pytest.mark.parametrize("recipe", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+RECIPES = sorted((REPO / "configs").glob("*.yaml")) + sorted((REPO / "configs" / "tasks").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(REPO / "configs")))
 def test_every_recipe_parses(recipe):
-    command = "embed" if "embed" in recipe.name else "finetune" if "finetune" in recipe.name else "pretrain"
+    finetune = "finetune" in recipe.name or "tasks" in recipe.parts
+    command = "embed" if "embed" in recipe.name else "finetune" if finetune else "pretrain"
     proc = subprocess.run(
         [sys.executable, str(REPO / "cli.py"), command, "--config", str(recipe), "--print_config"],
         capture_output=True,
@@ -87,3 +92,22 @@ def test_every_recipe_parses(recipe):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "output:" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "search",
+    [["finetune.yaml"], ["finetune.yaml", "tf_oct4_mafk_start.yaml"], ["splice_chr20.yaml"]],
+    ids=lambda names: "+".join(names),
+)
+def test_every_search_parses_after_a_task_recipe(search):
+    """The search configs are given after a task recipe; later ones add to earlier ones."""
+    task = "splice_chr20" if "splice_chr20.yaml" in search else "tf_oct4_mafk"
+    configs = [arg for name in search for arg in ("--config", str(REPO / "configs" / "search" / name))]
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "cli.py"), "tune", "--config", str(REPO / "configs" / "tasks" / f"{task}.yaml"),
+         *configs, "--print_config"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    printed = yaml.safe_load(proc.stdout)
+    assert printed["search"]["space"]["optim.lr"]["log"] and printed["search"]["trials"] == 12
+    assert bool(printed["search"]["enqueue"]) == (search != ["finetune.yaml"])
