@@ -88,10 +88,12 @@ def run_tune(
         write_trials_table(study, out / "trials.tsv")
     summary = study_summary(study, search, storage, monitor[0])
     if search.final:
-        best = with_params(base, study.best_trial.params)
+        chosen = chosen_trial(study, search.min_gain)
+        summary["chosen_trial"] = chosen.number
+        best = with_params(base, chosen.params)
         if search.final_tokens:
             best = budgeted(best, search.final_tokens, None, search.val_checks, sizes)
-        summary["final"] = retrain(best, study.best_trial, search.seeds, out, monitor[0])
+        summary["final"] = retrain(best, chosen, search.seeds, out, monitor[0])
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -221,6 +223,21 @@ def search_until_done(study, objective: TrialObjective, search: SearchOptions) -
         errors = [t.user_attrs["error"] for t in study.get_trials(deepcopy=False) if "error" in t.user_attrs]
         reason = f": {errors[0]}" if errors else ""
         raise HyenaDNAError(f"no trial of the study {search.study_name} finished{reason}")
+
+
+def chosen_trial(study, min_gain: float):
+    """The trial to retrain: the best, unless the first enqueued trial (the recipe the user came
+    with) finished and the best beats it by no more than ``min_gain`` on validation."""
+    from optuna.trial import TrialState
+
+    best = study.best_trial
+    enqueued = [t for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+                if t.system_attrs.get("fixed_params") is not None]  # fmt: skip
+    if not min_gain or not enqueued or enqueued[0].number == best.number:
+        return best
+    first = min(enqueued, key=lambda t: t.number)
+    gain = best.value - first.value if study.direction.name == "MAXIMIZE" else first.value - best.value
+    return best if gain > min_gain else first
 
 
 def write_trials_table(study, path: Path) -> None:

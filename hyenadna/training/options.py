@@ -260,6 +260,10 @@ class SearchOptions:
             epochs an upper bound, early stopping ending the run on a validation plateau).
         final: retrain the best recipe once the study is done; false for extra worker
             processes sharing a study (one launch with ``final: true`` retrains at the end).
+        min_gain: the best trial replaces the first enqueued one (the recipe you came with)
+            only if its validation score is better by more than this; else the enqueued one is
+            retrained. 0: the best always wins. On a small validation split, where a metric's
+            noise is several hundredths, a margin such as 0.02 keeps noise from choosing.
     """
 
     space: str | dict[str, Any] | None = None
@@ -277,6 +281,7 @@ class SearchOptions:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     final_tokens: int | None = None
     final: bool = True
+    min_gain: float = 0.0
 
     def __post_init__(self) -> None:
         positive("--search.trials", self.trials)
@@ -299,6 +304,7 @@ class SearchOptions:
             raise HyenaDNAError("--search.seeds needs at least one seed")
         for seed in self.seeds:
             integer("--search.seeds", seed, 0, 2**32 - 1)
+        number("--search.min_gain", self.min_gain, low=0.0)
         if len(set(self.seeds)) != len(self.seeds):
             raise HyenaDNAError(f"--search.seeds repeats a seed: {self.seeds}")
 

@@ -16,7 +16,7 @@ import yaml
 
 from hyenadna.errors import HyenaDNAError
 from hyenadna.pipelines import tune as tune_module
-from hyenadna.pipelines.tune import run_tune
+from hyenadna.pipelines.tune import chosen_trial, run_tune
 from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, SearchOptions, TrainerOptions
 
@@ -135,3 +135,18 @@ def test_a_search_whose_trials_all_fail_says_why_and_keeps_its_table(tmp_path, m
         run_tune(DATA, SearchOptions(space={"optim.lr": [1e-3, 1e-4]}, trials=2), MODEL, output=str(out))
     table = rows(out / "trials.tsv")
     assert [r["state"] for r in table] == ["FAIL", "FAIL"] and table[0]["error"] == "a recipe the data refuses"
+
+
+def test_a_best_trial_within_the_margin_leaves_the_enqueued_recipe_chosen():
+    """The promoter search's case: the best trial beat the hand recipe (enqueued first) by 0.003
+    on 192 validation windows, noise, and tested worse; with min_gain the hand recipe is kept."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    x = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    for direction, scores in (("maximize", (0.697, 0.650, 0.700)), ("minimize", (0.303, 0.350, 0.300))):
+        study = optuna.create_study(direction=direction)
+        study.enqueue_trial({"x": 0.5})
+        for score in scores:
+            study.tell(study.ask(x), score)
+        assert chosen_trial(study, 0.0).number == 2  # no margin: the best wins
+        assert chosen_trial(study, 0.02).number == 0  # within the margin: the recipe you came with
+        assert chosen_trial(study, 0.001).number == 2  # beaten by more than the margin
