@@ -98,7 +98,7 @@ def finetune(
     """One fine-tune of ``recipe`` into the run folder ``out`` (checked by the caller), with
     extra Lightning ``callbacks`` and Trainer arguments (``max_time``...). ``evaluate``: test the
     best checkpoint, fit the baselines, save the model and the test report; without it (a
-    tuning trial) the test split is never touched and only the validation result is returned."""
+    tuning trial) the test split is never evaluated and only the validation result is returned."""
     data, head, tuning, optim = recipe.data, recipe.head, recipe.tuning, recipe.optim
     L.seed_everything(seed, workers=True, verbose=False)
     is_cnn = recipe.model.name_or_path == CNN_NAME

@@ -92,7 +92,7 @@ def run_tune(
         summary["chosen_trial"] = chosen.number
         best = with_params(base, chosen.params)
         if search.final_tokens:
-            best = budgeted(best, search.final_tokens, None, search.val_checks, sizes)
+            best = budgeted(best, search.final_tokens, search.val_checks, sizes)
         summary["final"] = retrain(best, chosen, search.seeds, out, monitor[0])
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
@@ -141,12 +141,10 @@ def probe_data(recipe: FinetuneRecipe, seed: int) -> tuple[dict[str, float], tup
     return sizes, monitor
 
 
-def budgeted(
-    recipe: FinetuneRecipe, tokens: int | None, minutes: float | None, val_checks: int, sizes: dict[str, float]
-) -> FinetuneRecipe:
+def budgeted(recipe: FinetuneRecipe, tokens: int | None, val_checks: int, sizes: dict[str, float]) -> FinetuneRecipe:
     """``recipe`` trained for ``tokens`` training bases (its schedule, warm-up included,
     spanning them) and validated ``val_checks`` times; without tokens, its own step limits and
-    ``val_checks`` validations an epoch (``minutes`` then caps it). Steps are optimiser steps
+    ``val_checks`` validations an epoch (a trial's ``max_time`` then caps it). Steps are optimiser steps
     (``accumulate_grad_batches`` batches each); validation intervals count batches."""
     batch, accumulate = recipe.data.batch_size, recipe.trainer.accumulate_grad_batches
     epoch_batches = max(1, math.ceil(sizes["train"] / batch))
@@ -178,8 +176,7 @@ class TrialObjective:
         recipe = with_params(self.base, params)
         tuning = replace(recipe.tuning, baseline=False, cnn_baseline=False)
         recipe = replace(recipe, tuning=tuning, trainer=replace(recipe.trainer, progress_bar=False))
-        recipe = budgeted(recipe, self.search.trial_tokens, self.search.trial_minutes, self.search.val_checks,
-                          self.sizes)  # fmt: skip
+        recipe = budgeted(recipe, self.search.trial_tokens, self.search.val_checks, self.sizes)
         folder = self.out / "trials" / f"{trial.number:04d}"
         extra = {"max_time": timedelta(minutes=self.search.trial_minutes)} if self.search.trial_minutes else {}
         try:
@@ -235,7 +232,7 @@ def chosen_trial(study, min_gain: float):
                 if t.system_attrs.get("fixed_params") is not None]  # fmt: skip
     if not min_gain or not enqueued or enqueued[0].number == best.number:
         return best
-    first = min(enqueued, key=lambda t: t.number)
+    first = enqueued[0]  # trials come in the order they were made
     gain = best.value - first.value if study.direction.name == "MAXIMIZE" else first.value - best.value
     return best if gain > min_gain else first
 
@@ -281,7 +278,7 @@ def retrain(recipe: FinetuneRecipe, trial, seeds: list[int], out: Path, monitor:
     resuming), each tested once: the test metrics as mean and sd over seeds, the k-mer baseline
     of the first seed beside them, and the CNN baseline's mean and sd where the recipe asks."""
     folder = out / "final" / f"trial{trial.number:04d}"
-    header = (f"# The best recipe of hyenadna tune: trial {trial.number}, {monitor} {trial.value:.4f} on the "
+    header = (f"# The recipe hyenadna tune chose: trial {trial.number}, {monitor} {trial.value:.4f} on the "
               f"validation split.\n# hyenadna finetune --config {out / 'best_recipe.yaml'}\n")  # fmt: skip
     write_run_config(out, vars(recipe) | {"output": str(out / "best"), "seed": seeds[0]}, name="best_recipe.yaml",
                      header=header)  # fmt: skip

@@ -36,7 +36,7 @@ DEFAULT_SPACE: dict[str, Any] = {
 """What ``hyenadna tune`` varies when no space is given: what the task suite's recipes differ in."""
 
 RANGE_KEYS = {"low", "high", "log", "step"}
-FREE_FORM = {"model.overrides", "data.reader"}
+FREE_FORM = {"model.overrides"}
 """Mapping-valued options whose entries may be varied one by one (``model.overrides.d_model``)."""
 FIXED = {
     "data.train", "data.val", "data.test", "data.task", "data.format", "data.reader", "data.target_names",
