@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-data lint bench-long bench-throughput bench-tasks pretrain-bacteria4 gpu-check gpu-bundle gpu-pretrain compile-check clean
+.PHONY: demo test test-fast test-data lint bench-long bench-throughput bench-tasks bench-context pretrain-bacteria4 gpu-check gpu-bundle gpu-pretrain compile-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ bench-throughput: $(STAMP)
 # the four tasks of data/tasks, seeds 0-2 (about two hours on 2 cores); table in benchmarks/results/tasks/.
 bench-tasks: $(STAMP)
 	$(BIN)/python benchmarks/tasks.py --jobs 2
+
+# The long-context task (genic_chr20) at 1k, 4k, 16k and 32k: k-mer, Markov, CNN and Hyena, the table
+# and plot in benchmarks/results/tasks/context_curve.* (seed 0 about 90 minutes on 2 cores, most
+# of it Hyena at 16k and 32k; the short contexts take seeds 0-2).
+bench-context: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,bench]'
+	$(BIN)/python benchmarks/context_curve.py --contexts 1024 4096 16384 32768 --seeds 0
+	$(BIN)/python benchmarks/context_curve.py --contexts 1024 4096 --seeds 0 1 2 --methods cnn cnn-max hyena-1k hyena
 
 # Rebuild the bundled tiny-1k-bacteria4 (about 17 minutes on 2 cores) and its held-out table
 # (hyenadna/weights/tiny-1k-bacteria4/MODEL_CARD.md): the task's training stretches, pretraining

@@ -77,34 +77,47 @@ def runs_of(task: str, method: str) -> bool:
 
 def finetune_run(task: str, method: str, seed: int, out: Path, threads: int | None = None) -> dict:
     """One ``hyenadna finetune`` of the task's recipe (cached in ``out``), on ``threads`` threads."""
-    folder = out / task / method / f"seed{seed}"
+    label = f"{task} {method} seed {seed}"
+    return finetune_process(recipe_of(task, method), OVERRIDES[method], seed, out / task / method / f"seed{seed}",
+                            threads, label)  # fmt: skip
+
+
+def finetune_process(
+    recipe: Path, options: list[str], seed: int, folder: Path, threads: int | None = None, label: str = ""
+) -> dict:
+    """``hyenadna finetune --config RECIPE OPTIONS`` into ``folder`` as a process of its own
+    (``threads`` OpenMP threads), unless its ``metrics.json`` exists; returns the metrics."""
     metrics = folder / "metrics.json"
     if not metrics.is_file():
-        recipe = recipe_of(task, method)
-        command = [sys.executable, "-m", "hyenadna.cli", "finetune", "--config", str(recipe),
-                   *OVERRIDES[method], "--seed", str(seed), "--output", str(folder), "--overwrite",
+        command = [sys.executable, "-m", "hyenadna", "finetune", "--config", str(recipe),
+                   *options, "--seed", str(seed), "--output", str(folder), "--overwrite",
                    "--tuning.baseline", "false", "--trainer.progress_bar", "false"]  # fmt: skip
         start = time.perf_counter()
         env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(command)}\nfailed:\n{done.stderr[-3000:]}")
-        print(f"{task} {method} seed {seed}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        print(f"{label or folder}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return json.loads(metrics.read_text())
 
 
 def baseline_run(task: str, method: str, out: Path) -> dict:
-    """A deterministic baseline (one run): the k-mer model with C, or the Markov classifier with
-    its order, smoothing and strands, chosen by validation MCC."""
-    from hyenadna.analysis.kmer_baseline import kmer_baseline
-    from hyenadna.analysis.markov_baseline import markov_baseline
+    """A deterministic baseline (one run, cached in ``out``) on the task's table."""
     from hyenadna.data.datamodules import LabelledDataModule
 
-    folder = out / task / method
+    data = LabelledDataModule(ROOT / "data/tasks" / f"{task}.csv.gz", reader={"split_col": "split", "name_col": "name"})
+    return cached_baseline(method, data, out / task / method)
+
+
+def cached_baseline(method: str, data, folder: Path) -> dict:
+    """The k-mer model with C, or the Markov classifier with its order, smoothing and strands,
+    chosen by validation MCC, fitted on ``data`` (a LabelledDataModule); cached in ``folder``."""
+    from hyenadna.analysis.kmer_baseline import kmer_baseline
+    from hyenadna.analysis.markov_baseline import markov_baseline
+
     metrics = folder / "metrics.json"
     if metrics.is_file():
         return json.loads(metrics.read_text())
-    data = LabelledDataModule(ROOT / "data/tasks" / f"{task}.csv.gz", reader={"split_col": "split", "name_col": "name"})
     data.setup("fit")
     split = {s: ([r.sequence for r in d.records], np.stack(d.targets)) for s, d in data.datasets.items()}
     start = time.perf_counter()

@@ -149,19 +149,30 @@ def read_labelled_bed(
     resize: Resize = "none",
     flank: int = 0,
     label_separator: str | None = None,
+    split_column: int | None = None,
 ) -> Iterator[LabelledRecord]:
-    """Records from BED regions and a genome; ``label_column`` is 1-based (4 is the name column)."""
-    if label_column < 4:
-        raise HyenaDNAError(f"label_column must be 4 or more (columns 1-3 are coordinates), got {label_column}")
+    """Records from BED regions and a genome; ``label_column`` and ``split_column`` are 1-based
+    (4 is the name column).
+
+    With ``length`` and ``resize: center`` a BED of positions is read at any context: the task
+    suite's ``genic_chr20`` keeps one position per record and its recipes choose the window.
+    """
+    for column, what in ((label_column, "label_column"), (split_column, "split_column")):
+        if column is not None and column < 4:
+            raise HyenaDNAError(f"{what} must be 4 or more (columns 1-3 are coordinates), got {column}")
     genome = genome if isinstance(genome, Genome) else Genome(genome)
-    for region in read_bed(path):
+
+    def field(region, column: int, what: str) -> str:
         fields = (region.name, region.score, region.strand, *region.extra)
-        k = label_column - 4
-        if k >= len(fields) or fields[k] is None:
-            raise HyenaDNAError(f"{region.where}: no column {label_column} for the label")
-        label = fields[k]
+        if column - 4 >= len(fields) or fields[column - 4] is None:
+            raise HyenaDNAError(f"{region.where}: no column {column} for the {what}")
+        return fields[column - 4]
+
+    for region in read_bed(path):
+        label = field(region, label_column, "label")
+        split = _split_name(field(region, split_column, "split"), region.where) if split_column else None
         seq = region_sequence(genome, region, length, resize, flank)
-        yield LabelledRecord(region.label(), seq, _split_labels(label, label_separator), where=region.where)
+        yield LabelledRecord(region.label(), seq, _split_labels(label, label_separator), split, region.where)
 
 
 def read_genomic_benchmarks(root: str | os.PathLike, split: str) -> Iterator[LabelledRecord]:

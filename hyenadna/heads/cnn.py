@@ -8,7 +8,10 @@ metrics as a Hyena model.
 
 The dense layers read the flattened feature map, so the network knows *where* a motif sits (a
 splice site at the window's centre); inputs are therefore padded (with zero vectors) to the
-fixed ``length`` the network was built for, and longer ones are refused.
+fixed ``length`` the network was built for, and longer ones are refused. At long windows that
+map is huge (64 x 2,048 values at 16 kb, one dense weight each) and what matters may sit anywhere:
+``readout: max`` takes each channel's maximum over the positions that hold a base instead, as
+the long-window CNNs of Basenji and gReLU pool globally.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from hyenadna.heads.task_model import TaskModel
 from hyenadna.io.atomic import atomic_write, atomic_write_text
 
 CNN_FILE, WEIGHTS_FILE = "cnn.json", "cnn.safetensors"
+READOUTS = ("flatten", "max")
 
 
 @dataclass
@@ -43,6 +47,9 @@ class ConvConfig:
         pool: max-pooling factor after each layer.
         hidden: width of the dense layer before the output.
         dropout: dropout before each dense layer.
+        readout: ``flatten`` (the dense layer reads every position of the last feature map) or
+            ``max`` (each channel's maximum over the positions holding a base: N and padding
+            are left out).
     """
 
     length: int
@@ -51,8 +58,11 @@ class ConvConfig:
     pool: int = 2
     hidden: int = 64
     dropout: float = 0.2
+    readout: str = "flatten"
 
     def __post_init__(self) -> None:
+        if self.readout not in READOUTS:
+            raise HyenaDNAError(f"CNN readout must be one of {READOUTS}, got {self.readout!r}")
         if self.length < 1 or not self.channels or self.kernel_size < 1 or self.pool < 1:
             raise HyenaDNAError(f"bad CNN shape: {self}")
         if self.flat_length < 1:
@@ -92,10 +102,11 @@ class ConvClassifier(TaskModel):
                        nn.ReLU(), nn.MaxPool1d(config.pool)]  # fmt: skip
             channels_in = channels
         self.backbone = nn.Sequential(*layers)
+        flat = config.readout == "flatten"
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(config.dropout),
-            nn.Linear(channels_in * config.flat_length, config.hidden),
+            nn.Linear(channels_in * (config.flat_length if flat else 1), config.hidden),
             nn.ReLU(),
             nn.Dropout(config.dropout),
             nn.Linear(config.hidden, head.num_outputs),
@@ -116,7 +127,14 @@ class ConvClassifier(TaskModel):
         if x.shape[-1] > self.config.length:
             raise HyenaDNAError(f"a sequence of {x.shape[-1]} bases is longer than the CNN's {self.config.length}")
         x = F.pad(x, (0, self.config.length - x.shape[-1]))
-        return self.head(self.backbone(x))
+        features = self.backbone(x)
+        if self.config.readout == "flatten":
+            return self.head(features)
+        holds_base = x.abs().sum(1, keepdim=True)  # (B, 1, L): zero where N or padding
+        for _ in self.config.channels:  # a pooled position holds a base if any of its inputs did
+            holds_base = F.max_pool1d(holds_base, self.config.pool)
+        features = features.masked_fill(holds_base[..., : features.shape[-1]] == 0, float("-inf")).amax(-1)
+        return self.head(features.masked_fill(features.isinf(), 0.0))  # a window of no base at all: zeros
 
     @property
     def max_length(self) -> int:

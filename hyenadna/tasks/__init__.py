@@ -1,8 +1,10 @@
 """The task suite's labelled sets, built from real files installed on the machine.
 
 ``python -m hyenadna.tasks build --out data/tasks`` rebuilds every set from its sources (see
-:data:`SOURCES`) and writes, per task, ``<task>.csv.gz`` (columns name, sequence, label, split;
-gzip without a timestamp, so a rebuild gives the same bytes) and ``<task>.json``: the sources
+:data:`TASKS`) and writes, per task, ``<task>.csv.gz`` (columns name, sequence, label, split;
+gzip without a timestamp, so a rebuild gives the same bytes), or for a task of genome positions
+read at any context ``<task>.bed`` (name, label and split in columns 4, 7 and 8), and
+``<task>.json``: the sources
 with their sha256, the builder's parameters, the counts per split and label, and the sha256 of
 the table. ``benchmarks/tasks.py`` fine-tunes on them.
 """
@@ -23,7 +25,7 @@ from hyenadna.data.fasta import fasta_text
 from hyenadna.data.files import file_sha256
 from hyenadna.errors import HyenaDNAError
 from hyenadna.io.atomic import atomic_write, atomic_write_text
-from hyenadna.tasks.builders import TaskRow
+from hyenadna.tasks.builders import RegionRow, TaskRow
 
 CHR20 = "/usr/share/doc/vt/examples/ref/20.fa.gz"
 RAGOUT = "/usr/share/doc/ragout/examples"
@@ -48,7 +50,7 @@ class TaskSpec:
 
     description: str
     sources: Callable[[], dict[str, Path]]
-    build: Callable[[dict[str, Path]], list[TaskRow]]
+    build: Callable[[dict[str, Path]], list[TaskRow] | list[RegionRow]]
     parameters: dict = field(default_factory=dict)
     stretches: Callable[[dict[str, Path], str], Iterator[tuple[str, str, str]]] | None = None
     """For tasks cut from whole genomes: ``(label, name, sequence)`` of every stretch in a split."""
@@ -106,6 +108,12 @@ def _build_bacteria(sources: dict[str, Path]) -> list[TaskRow]:
     return genome_windows(sources, **TASKS["bacteria4"].parameters)
 
 
+def _build_genic(sources: dict[str, Path]) -> list[RegionRow]:
+    from hyenadna.tasks.builders import gene_body_centres
+
+    return gene_body_centres(*_chr20_setup(sources), **TASKS["genic_chr20"].parameters)
+
+
 def _bacteria_stretches(sources: dict[str, Path], split: str) -> Iterator[tuple[str, str, str]]:
     from hyenadna.tasks.builders import genome_split_stretches
 
@@ -130,7 +138,15 @@ TASKS: dict[str, TaskSpec] = {
         lambda: {label: Path(RAGOUT) / rel for label, rel in BACTERIA.items()},
         _build_bacteria, {"per_split": {"train": 1500, "val": 250, "test": 250}, "width": 200, "seed": 0},
         _bacteria_stretches),
+    "genic_chr20": TaskSpec(
+        "gene body / intergenic at a position of human chr20 (>= 2 kb from any transcript end), read at any "
+        "context up to 32 kb, test = last 10%",
+        _chr20_sources, _build_genic,
+        {"per_label": {"train": 500, "val": 100, "test": 200}, "max_context": 32768, "boundary_gap": 2000,
+         "max_n_fraction": 0.01, "seed": 0}),
 }  # fmt: skip
+GENIC_READER = {"label_column": 7, "split_column": 8, "resize": "center"}
+"""Reader options of a positions task's BED (``genic_chr20.bed``); add ``genome`` and ``length``."""
 
 
 def table_bytes(rows: list[TaskRow]) -> bytes:
@@ -140,6 +156,12 @@ def table_bytes(rows: list[TaskRow]) -> bytes:
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, filename="") as gz:
         gz.write(text.encode("ascii"))
     return buffer.getvalue()
+
+
+def bed_bytes(rows: list[RegionRow]) -> bytes:
+    """The positions as BED: contig, start, end, name, score 0, strand ".", label, split."""
+    lines = (f"{r.contig}\t{r.start}\t{r.end}\t{r.name}\t0\t.\t{r.label}\t{r.split}\n" for r in rows)
+    return "".join(lines).encode("ascii")
 
 
 def _task_sources(name: str) -> tuple[TaskSpec, dict[str, Path]]:
@@ -160,10 +182,11 @@ def build_task(name: str, out: str | os.PathLike) -> dict:
     rows = spec.build(sources)
     if any("," in r.name for r in rows):
         raise HyenaDNAError(f"task {name}: a record name holds a comma")
-    data = table_bytes(rows)
+    positions = bool(rows) and isinstance(rows[0], RegionRow)
+    data = bed_bytes(rows) if positions else table_bytes(rows)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    table = out / f"{name}.csv.gz"
+    table = out / f"{name}.bed" if positions else out / f"{name}.csv.gz"
     atomic_write(table, lambda tmp: Path(tmp).write_bytes(data))
     counts = Counter((r.split, r.label) for r in rows)
     provenance = {
@@ -174,8 +197,9 @@ def build_task(name: str, out: str | os.PathLike) -> dict:
         "sources": {k: {"path": str(v), "sha256": file_sha256(v)} for k, v in sources.items()},
         "parameters": spec.parameters,
         "counts": {s: {lab: n for (sp, lab), n in sorted(counts.items()) if sp == s} for s in ("train", "val", "test")},
-        "lengths": sorted({len(r.sequence) for r in rows}),
     }
+    if not positions:
+        provenance["lengths"] = sorted({len(r.sequence) for r in rows})
     atomic_write(out / f"{name}.json", lambda tmp: Path(tmp).write_text(json.dumps(provenance, indent=2) + "\n"))
     return provenance
 

@@ -48,6 +48,31 @@ def test_cnn_shapes_gradients_and_padding():
     assert onehot[0].T.tolist() == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0] * 4, [0] * 4]
 
 
+def test_cnn_max_readout_finds_a_motif_anywhere_and_ignores_padding_and_n():
+    """readout: max pools each channel over the positions holding a base: the output does not
+    move with the motif's place, and padding or N (zero vectors) never win the maximum."""
+    torch.manual_seed(0)
+    head = HeadConfig(task="multiclass", labels=["a", "b"])
+    model = ConvClassifier(ConvConfig(length=64, channels=[6, 6], kernel_size=3, readout="max"), head).eval()
+    assert model.head[2].in_features == 6  # one value per channel, whatever the length
+    rng = np.random.default_rng(0)
+    ids = torch.from_numpy(rng.integers(7, 11, (3, 40))).long()
+    logits = model(ids)
+    manual = model.backbone(nn_pad(one_hot(ids), 24))
+    keep = (torch.arange(16) < 10).view(1, 1, 16)  # 40 bases fill 10 of the 16 pooled positions (pool 2, twice)
+    expected = model.head(manual.masked_fill(~keep, float("-inf")).amax(-1))
+    torch.testing.assert_close(logits, expected)
+    padded = torch.cat([ids, torch.full((3, 24), 4)], dim=1)
+    torch.testing.assert_close(model(padded, torch.arange(64).expand(3, 64) < 40), logits)
+    assert torch.isfinite(model(torch.full((1, 20), 11))).all()  # only N (id 11): zeros, not -inf
+    with pytest.raises(HyenaDNAError, match="readout must be one of"):
+        ConvConfig(length=64, readout="mean")
+
+
+def nn_pad(x: torch.Tensor, extra: int) -> torch.Tensor:
+    return torch.nn.functional.pad(x, (0, extra))
+
+
 def test_cnn_rc_conjoin_is_strand_symmetric():
     torch.manual_seed(0)
     head = HeadConfig(task="multiclass", labels=["a", "b"], rc_conjoin=True)

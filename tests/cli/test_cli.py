@@ -78,6 +78,17 @@ def test_console_script_info_runs_under_the_chosen_allocator(allocator):
     assert result["runtime"]["allocator"] == allocator
 
 
+@pytest.mark.slow
+def test_python_dash_m_hyenadna_is_the_command_under_jemalloc_too():
+    """``python -m hyenadna`` (what benchmarks/tasks.py runs) re-executes as ``-m hyenadna``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF", "HYENADNA_ALLOCATOR_SET")}
+    command = [sys.executable, "-m", "hyenadna", "info", "--model", "tiny-32k-chr20"]
+    env["HYENADNA_ALLOCATOR"] = "jemalloc"
+    proc = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    result = json.loads(proc.stdout)
+    assert result["l_max"] == 32770 and result["runtime"]["allocator"] == "jemalloc"
+
+
 RECIPES = sorted((REPO / "configs").glob("*.yaml")) + sorted((REPO / "configs" / "tasks").rglob("*.yaml"))
 
 

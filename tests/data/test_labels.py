@@ -89,6 +89,27 @@ def test_bed_with_a_label_column(real, tmp_path):
     assert [r.label for r in by_name] == [("peak1",), ("peak2",)]
 
 
+def test_bed_positions_with_a_split_column_read_at_any_context(real, tmp_path):
+    bed = tmp_path / "sites.bed"
+    bed.write_text("chr1\t500\t501\ts1\t0\t.\tgene\ttrain\nchr2\t700\t701\ts2\t0\t.\tintergenic\ttest\n")
+    genome = Genome(real.ex1_fa)
+    for length in (64, 257):
+        records = read_labelled(bed, genome=real.ex1_fa, label_column=7, split_column=8, length=length, resize="center")
+        expected = [("s1", ("gene",), "train"), ("s2", ("intergenic",), "test")]
+        assert [(r.name, r.label, r.split) for r in records] == expected
+        assert [r.sequence for r in records] == [region_sequence(genome, g, length, "center") for g in read_bed(bed)]
+        start = 500 + (1 - length) // 2  # the centre base sits at index length // 2 (even) or in the middle (odd)
+        assert records[0].sequence == genome.fetch("chr1", start, start + length).upper()
+    bad = tmp_path / "bad.bed"
+    bad.write_text("chr1\t500\t501\ts1\t0\t.\tgene\tholdout\n")
+    with pytest.raises(HyenaDNAError, match=rf"{bad}, line 1: unknown split 'holdout'"):
+        read_labelled(bad, genome=real.ex1_fa, label_column=7, split_column=8)
+    with pytest.raises(HyenaDNAError, match=rf"{bed}, line 1: no column 9 for the split"):
+        read_labelled(bed, genome=real.ex1_fa, label_column=7, split_column=9)
+    with pytest.raises(HyenaDNAError, match="split_column must be 4 or more"):
+        read_labelled(bed, genome=real.ex1_fa, split_column=2)
+
+
 def test_genomic_benchmarks_layout(tmp_path):
     root = tmp_path / "human_nontata_promoters"
     for split, cls, name, seq in [

@@ -39,12 +39,17 @@ def test_rebuild_gives_the_bundled_bytes(rebuilt, name):
     bundled = json.loads((TASK_DIR / f"{name}.json").read_text())
     assert rebuilt[name]["table_sha256"] == bundled["table_sha256"]
     assert rebuilt[name]["counts"] == bundled["counts"]
-    assert (rebuilt[name]["folder"] / f"{name}.csv.gz").read_bytes() == (TASK_DIR / f"{name}.csv.gz").read_bytes()
+    table = bundled["table"]  # <task>.csv.gz, or <task>.bed for a task of positions
+    assert rebuilt[name]["table"] == table
+    assert (rebuilt[name]["folder"] / table).read_bytes() == (TASK_DIR / table).read_bytes()
     for label, source in bundled["sources"].items():  # the provenance names every input by its hash
         assert rebuilt[name]["sources"][label]["sha256"] == source["sha256"]
 
 
-@pytest.mark.parametrize("name", list(TASKS))
+SEQUENCE_TASKS = [name for name in TASKS if (TASK_DIR / f"{name}.csv.gz").is_file()]
+
+
+@pytest.mark.parametrize("name", SEQUENCE_TASKS)
 def test_splits_are_disjoint_balanced_and_clean(name):
     rows = read_rows(TASK_DIR / f"{name}.csv.gz")
     assert {r["split"] for r in rows} == {"train", "val", "test"}
@@ -173,3 +178,35 @@ def test_genome_task_stretches_hold_their_split_windows_and_no_other(tmp_path):
         write_split_fasta("splice_chr20", "train", tmp_path)
     with pytest.raises(HyenaDNAError, match="unknown split 'dev'"):
         write_split_fasta("bacteria4", "dev", tmp_path)
+
+
+def test_genic_positions_are_labelled_by_the_annotation_and_their_windows_never_cross_splits():
+    """genic_chr20: each position's label is what the annotation says, every transcript end is at
+    least boundary_gap away, and the max_context window around it lies in its own split's region
+    with at most 1% N, so reading it at any context up to 32 kb leaks nothing across splits."""
+    from hyenadna.data.intervals import read_bed
+    from hyenadna.data.labels import read_labelled
+
+    params = TASKS["genic_chr20"].parameters
+    genome = Genome(CHR20)
+    genes = read_spliceai_annotation(spliceai_wheel(), chrom="20")
+    regions = RegionSplit.by_fraction(genome.length("20"), 0.2, 0.1)
+    half = params["max_context"] // 2
+    bed = TASK_DIR / "genic_chr20.bed"
+    rows = list(read_bed(bed))
+    labels = Counter((r.extra[1], r.extra[0]) for r in rows)
+    assert labels == Counter({(s, lab): n for s, n in params["per_label"].items() for lab in ("gene", "intergenic")})
+    for r in rows:
+        label, split = r.extra
+        assert r.end == r.start + 1 and r.name == f"{label}:20:{r.start}"
+        inside = any(g.tx_start <= r.start < g.tx_end for g in genes)
+        assert label == ("gene" if inside else "intergenic")
+        assert min(abs(r.start - x) for g in genes for x in (g.tx_start, g.tx_end)) > params["boundary_gap"]
+        assert regions.of_span(r.start - half, r.start + half) == split
+    window = genome.fetch("20", rows[0].start - half, rows[0].start + half).upper()
+    assert window.count("N") <= 0.01 * len(window)
+    config = yaml.safe_load((REPO / "configs/tasks/genic_chr20.yaml").read_text())
+    reader = config["data"]["reader"]
+    records = read_labelled(bed, **{**reader, "length": 1000})
+    assert [(x.label[0], x.split) for x in records] == [r.extra for r in rows]
+    assert records[5].sequence == genome.fetch("20", rows[5].start - 500, rows[5].start + 500)
