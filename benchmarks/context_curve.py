@@ -153,6 +153,10 @@ def main() -> None:
     parser.add_argument("--table-contexts", nargs="+", type=int, default=list(CONTEXTS),
                         help="contexts the table and plot gather (runs made by earlier calls included)")  # fmt: skip
     args = parser.parse_args()
+    longest = json.loads((ROOT / "data/tasks" / f"{TASK}.json").read_text())["parameters"]["max_context"]
+    if max(args.contexts + args.table_contexts) > longest:
+        parser.error(f"{TASK}'s positions keep only {longest:,} bases around them inside their split; "
+                     "a longer window would read bases of another split")  # fmt: skip
     out = Path(args.out)
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     for context in args.contexts:

@@ -170,7 +170,12 @@ def read_labelled_bed(
 
     for region in read_bed(path):
         label = field(region, label_column, "label")
-        split = _split_name(field(region, split_column, "split"), region.where) if split_column else None
+        split = None
+        if split_column:
+            value = field(region, split_column, "split")
+            if not value.strip():
+                raise HyenaDNAError(f"{region.where}: empty split in column {split_column} (use train, val or test)")
+            split = _split_name(value, region.where)
         seq = region_sequence(genome, region, length, resize, flank)
         yield LabelledRecord(region.label(), seq, _split_labels(label, label_separator), split, region.where)
 

@@ -48,8 +48,9 @@ class ConvConfig:
         hidden: width of the dense layer before the output.
         dropout: dropout before each dense layer.
         readout: ``flatten`` (the dense layer reads every position of the last feature map) or
-            ``max`` (each channel's maximum over the positions holding a base: N and padding
-            are left out).
+            ``max`` (each channel's maximum over the positions of the last map that any base fed:
+            a block of ``pool ** len(channels)`` bases of only N or padding is left out; a lone N
+            inside a block is a zero vector the convolutions read, as with ``flatten``).
     """
 
     length: int

@@ -145,8 +145,6 @@ TASKS: dict[str, TaskSpec] = {
         {"per_label": {"train": 500, "val": 100, "test": 200}, "max_context": 32768, "boundary_gap": 2000,
          "max_n_fraction": 0.01, "seed": 0}),
 }  # fmt: skip
-GENIC_READER = {"label_column": 7, "split_column": 8, "resize": "center"}
-"""Reader options of a positions task's BED (``genic_chr20.bed``); add ``genome`` and ``length``."""
 
 
 def table_bytes(rows: list[TaskRow]) -> bytes:

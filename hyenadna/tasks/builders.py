@@ -13,8 +13,8 @@ rebuild from the same files gives the same bytes.
 * ``bacteria4``: which of four bacterial genomes (E. coli, H. pylori, S. aureus, V. cholerae)
   a 200-base window comes from, split by genome region.
 * ``genic_chr20``: whether a position of human chr20 lies in a gene body or between genes, as
-  :class:`RegionRow` centres rather than sequences: the same centres are read at any context
-  (1k to 32k bases and more), so a curve of accuracy against context compares like with like.
+  :class:`RegionRow` centres rather than sequences: the same centres are read at any context up
+  to ``max_context`` (32 kb), so a curve of accuracy against context compares like with like.
 """
 
 from __future__ import annotations
@@ -310,7 +310,8 @@ def gene_body_centres(
         lo, hi = regions.bounds(split)
         wanted = {"gene": n, "intergenic": n}
         taken: dict[int, str] = {}
-        for _ in _bounded(1000 * n, f"{chrom}: too few clean {max_context}-base windows per label in {split}"):
+        message = f"{chrom}: fewer than {n} clean {max_context}-base windows of each label in the {split} region"
+        for _ in _bounded(1000 * n, message):
             if not any(wanted.values()):
                 break
             centre = int(rng.integers(lo + half, hi - half))

@@ -48,29 +48,35 @@ def test_cnn_shapes_gradients_and_padding():
     assert onehot[0].T.tolist() == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0] * 4, [0] * 4]
 
 
-def test_cnn_max_readout_finds_a_motif_anywhere_and_ignores_padding_and_n():
-    """readout: max pools each channel over the positions holding a base: the output does not
-    move with the motif's place, and padding or N (zero vectors) never win the maximum."""
+def test_cnn_max_readout_pools_over_the_bases_and_finds_a_motif_anywhere(tmp_path):
+    """readout: max takes each channel's maximum over the last map's positions that a base fed:
+    the exact masked maximum, one dense input per channel whatever the length, the same output
+    for a motif moved by whole pooling blocks, zeros (not -inf) for a window of only N, and the
+    option kept by save and load."""
     torch.manual_seed(0)
     head = HeadConfig(task="multiclass", labels=["a", "b"])
     model = ConvClassifier(ConvConfig(length=64, channels=[6, 6], kernel_size=3, readout="max"), head).eval()
-    assert model.head[2].in_features == 6  # one value per channel, whatever the length
-    rng = np.random.default_rng(0)
-    ids = torch.from_numpy(rng.integers(7, 11, (3, 40))).long()
+    assert model.head[2].in_features == 6
+    ids = torch.from_numpy(np.random.default_rng(0).integers(7, 11, (3, 40))).long()
     logits = model(ids)
-    manual = model.backbone(nn_pad(one_hot(ids), 24))
-    keep = (torch.arange(16) < 10).view(1, 1, 16)  # 40 bases fill 10 of the 16 pooled positions (pool 2, twice)
-    expected = model.head(manual.masked_fill(~keep, float("-inf")).amax(-1))
-    torch.testing.assert_close(logits, expected)
-    padded = torch.cat([ids, torch.full((3, 24), 4)], dim=1)
-    torch.testing.assert_close(model(padded, torch.arange(64).expand(3, 64) < 40), logits)
-    assert torch.isfinite(model(torch.full((1, 20), 11))).all()  # only N (id 11): zeros, not -inf
+    features = model.backbone(torch.nn.functional.pad(one_hot(ids), (0, 24)))
+    fed = (torch.arange(16) < 10).view(1, 1, 16)  # 40 bases feed 10 of the 16 positions left after pooling by 2 twice
+    torch.testing.assert_close(logits, model.head(features.masked_fill(~fed, float("-inf")).amax(-1)))
+    assert not torch.allclose(logits, model.head(features.amax(-1)))  # the padding's positions would win some maxima
+
+    def motif_at(start: int) -> torch.Tensor:  # ACGTTGCA at `start` in a window of N (id 11)
+        window = torch.full((1, 64), 11)
+        window[0, start : start + 8] = torch.tensor([7, 8, 9, 10, 10, 9, 8, 7])
+        return model(window)
+
+    torch.testing.assert_close(motif_at(8), motif_at(40))  # moved by 8 bases, two whole blocks of pool**2
+    assert torch.isfinite(model(torch.full((1, 20), 11))).all()  # only N: zeros, not -inf
+    model.save_pretrained(tmp_path / "cnn")
+    loaded = load_task_model(tmp_path / "cnn").eval()
+    assert loaded.config.readout == "max"
+    torch.testing.assert_close(loaded(ids), logits)
     with pytest.raises(HyenaDNAError, match="readout must be one of"):
         ConvConfig(length=64, readout="mean")
-
-
-def nn_pad(x: torch.Tensor, extra: int) -> torch.Tensor:
-    return torch.nn.functional.pad(x, (0, extra))
 
 
 def test_cnn_rc_conjoin_is_strand_symmetric():

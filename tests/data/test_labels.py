@@ -104,6 +104,9 @@ def test_bed_positions_with_a_split_column_read_at_any_context(real, tmp_path):
     bad.write_text("chr1\t500\t501\ts1\t0\t.\tgene\tholdout\n")
     with pytest.raises(HyenaDNAError, match=rf"{bad}, line 1: unknown split 'holdout'"):
         read_labelled(bad, genome=real.ex1_fa, label_column=7, split_column=8)
+    bad.write_text("chr1\t500\t501\ts1\t0\t.\tgene\t\n")
+    with pytest.raises(HyenaDNAError, match=rf"{bad}, line 1: empty split in column 8"):
+        read_labelled(bad, genome=real.ex1_fa, label_column=7, split_column=8)
     with pytest.raises(HyenaDNAError, match=rf"{bed}, line 1: no column 9 for the split"):
         read_labelled(bed, genome=real.ex1_fa, label_column=7, split_column=9)
     with pytest.raises(HyenaDNAError, match="split_column must be 4 or more"):

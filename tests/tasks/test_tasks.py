@@ -203,10 +203,32 @@ def test_genic_positions_are_labelled_by_the_annotation_and_their_windows_never_
         assert label == ("gene" if inside else "intergenic")
         assert min(abs(r.start - x) for g in genes for x in (g.tx_start, g.tx_end)) > params["boundary_gap"]
         assert regions.of_span(r.start - half, r.start + half) == split
-    window = genome.fetch("20", rows[0].start - half, rows[0].start + half).upper()
-    assert window.count("N") <= 0.01 * len(window)
+        window = genome.fetch("20", r.start - half, r.start + half).upper()
+        assert window.count("N") <= params["max_n_fraction"] * len(window) and window[half] != "N"
     config = yaml.safe_load((REPO / "configs/tasks/genic_chr20.yaml").read_text())
     reader = config["data"]["reader"]
     records = read_labelled(bed, **{**reader, "length": 1000})
     assert [(x.label[0], x.split) for x in records] == [r.extra for r in rows]
     assert records[5].sequence == genome.fetch("20", rows[5].start - 500, rows[5].start + 500)
+
+
+def test_gene_body_centres_on_a_small_genome(tmp_path):
+    """The builder on a 40 kb synthetic chromosome: labels from the genes, the boundary gap, the
+    N filter, whole windows inside the split region, and an error naming the split it cannot fill."""
+    import numpy as np
+
+    from hyenadna.tasks.builders import gene_body_centres
+
+    bases = np.random.default_rng(0).choice(list("ACGT"), 40_000)
+    bases[30_000:31_000] = "N"
+    fasta = tmp_path / "toy.fa"
+    fasta.write_text(">c\n" + "".join(bases) + "\n")
+    genes = [Gene("g1", "c", "+", 5_000, 15_000, ((5_000, 6_000), (14_000, 15_000)))]
+    regions = RegionSplit(val_start=20_000, test_start=30_000, length=40_000)
+    rows = gene_body_centres(Genome(fasta), genes, regions, {"train": 5}, max_context=2_000, boundary_gap=500)
+    assert Counter(r.label for r in rows) == {"gene": 5, "intergenic": 5} and len({r.start for r in rows}) == 10
+    for r in rows:
+        assert (r.label == "gene") == (5_000 <= r.start < 15_000) and r.split == "train"
+        assert min(abs(r.start - 5_000), abs(r.start - 15_000)) > 500 and 1_000 <= r.start <= 19_000
+    with pytest.raises(HyenaDNAError, match="fewer than 5 clean 2000-base windows of each label in the test region"):
+        gene_body_centres(Genome(fasta), genes, regions, {"test": 5}, max_context=2_000)  # no gene there, N in it
