@@ -63,6 +63,7 @@ RUN_ARTEFACTS = (
     "checkpoints", "logs", "model", "summary.json", "metrics.json", "config.yaml",
     "test_predictions.tsv", "plots", "cnn_baseline",  # a fine-tune's test report and its CNN's own run
     "study.db", "trials", "trials.tsv", "best_recipe.yaml", "final", "best",  # a tuning run's study, trials, runs
+    "confirm",  # and its reruns of the leading trials on more seeds
 )  # fmt: skip
 """What a training run writes into its folder: only a folder holding nothing else is cleared."""
 

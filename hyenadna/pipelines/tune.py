@@ -70,6 +70,9 @@ def run_tune(
         seed: seed of the sampler and of every trial's initialisation and shuffling.
     """
     out = refuse_bad_inputs(data, model, output, overwrite, seed, command="tune")
+    if search.confirm and seed in search.confirm_seeds:
+        raise HyenaDNAError(f"--search.confirm_seeds {search.confirm_seeds} holds the search's own --seed {seed}: "
+                            "its run is the first of every confirmed trial")  # fmt: skip
     base = FinetuneRecipe(data, model, head, tuning, optim, one_device(trainer))
     dimensions = read_search_space(search.space)
     enqueue = check_space(base, dimensions, search.enqueue)
@@ -83,12 +86,18 @@ def run_tune(
     start_run_folder(out, resume, overwrite, vars(base) | {"search": search, "output": output, "seed": seed})
     study = external or study_of()
     try:
-        search_until_done(study, TrialObjective(base, dimensions, search, sizes, monitor[0], out, seed), search)
+        objective = TrialObjective(base, dimensions, search, sizes, monitor[0], out, seed)
+        search_until_done(study, objective, search)
     finally:  # also for a stopped or failed search: the trials so far
         write_trials_table(study, out / "trials.tsv")
     summary = study_summary(study, search, storage, monitor[0])
     if search.final:
-        chosen = chosen_trial(study, search.min_gain)
+        scores = None
+        if search.confirm:
+            confirmed = confirmed_scores(study, objective, search)
+            summary["confirmation"] = {"seeds": [seed, *search.confirm_seeds], "trials": confirmed}
+            scores = {number: c["mean"] for number, c in confirmed.items()}
+        chosen = chosen_trial(study, search.min_gain, scores)
         summary["chosen_trial"] = chosen.number
         best = with_params(base, chosen.params)
         if search.final_tokens:
@@ -173,15 +182,9 @@ class TrialObjective:
         from hyenadna.training.pruning import CheckPruning
 
         params = {dim.name: dim.suggest(trial) for dim in self.dimensions}
-        recipe = with_params(self.base, params)
-        tuning = replace(recipe.tuning, baseline=False, cnn_baseline=False)
-        recipe = replace(recipe, tuning=tuning, trainer=replace(recipe.trainer, progress_bar=False))
-        recipe = budgeted(recipe, self.search.trial_tokens, self.search.val_checks, self.sizes)
         folder = self.out / "trials" / f"{trial.number:04d}"
-        extra = {"max_time": timedelta(minutes=self.search.trial_minutes)} if self.search.trial_minutes else {}
         try:
-            result = finetune(recipe, folder, self.seed, overwrite=True, evaluate=False,
-                              callbacks=(CheckPruning(trial, self.monitor),), **extra)  # fmt: skip
+            result = self.train(params, folder, self.seed, callbacks=(CheckPruning(trial, self.monitor),))
         except HyenaDNAError as exc:
             trial.set_user_attr("error", str(exc))
             raise
@@ -191,8 +194,6 @@ class TrialObjective:
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the study records the trial as failed
             trial.set_user_attr("error", f"stopped{f' by {exc}' if str(exc) else ''}")
             raise
-        finally:
-            shutil.rmtree(folder / "checkpoints", ignore_errors=True)
         trial.set_user_attr("steps", result["steps"])
         trial.set_user_attr("train_seconds", round(result["train_seconds"], 1))
         value = result["validation"].get(self.monitor)
@@ -200,6 +201,51 @@ class TrialObjective:
             trial.set_user_attr("error", f"no validation check within the budget ({result['steps']} steps)")
             return math.nan  # Optuna records the trial as failed
         return value
+
+    def train(self, params: dict[str, Any], folder: Path, seed: int, callbacks: tuple = ()) -> dict[str, Any]:
+        """The recipe with ``params``, fine-tuned for the trial budget into ``folder`` (its
+        checkpoints deleted after); validation only."""
+        recipe = with_params(self.base, params)
+        tuning = replace(recipe.tuning, baseline=False, cnn_baseline=False)
+        recipe = replace(recipe, tuning=tuning, trainer=replace(recipe.trainer, progress_bar=False))
+        recipe = budgeted(recipe, self.search.trial_tokens, self.search.val_checks, self.sizes)
+        extra = {"max_time": timedelta(minutes=self.search.trial_minutes)} if self.search.trial_minutes else {}
+        try:
+            return finetune(recipe, folder, seed, overwrite=True, evaluate=False, callbacks=callbacks, **extra)
+        finally:
+            shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+
+    def rerun(self, trial, seed: int) -> float:
+        """Trial ``trial``'s options trained again with ``seed`` at the same budget, into
+        ``confirm/NNNN/seedK``; its best validation metric (a finished rerun is read back)."""
+        folder = self.out / "confirm" / f"{trial.number:04d}" / f"seed{seed}"
+        done = folder / "validation.json"
+        if done.is_file():
+            return json.loads(done.read_text())[self.monitor]
+        value = self.train(trial.params, folder, seed)["validation"].get(self.monitor)
+        if value is None:
+            raise HyenaDNAError(f"trial {trial.number} with seed {seed}: no validation check within the budget")
+        atomic_write_text(done, json.dumps({self.monitor: value}) + "\n")
+        return value
+
+
+def confirmed_scores(study, objective: TrialObjective, search: SearchOptions) -> dict[int, dict[str, Any]]:
+    """The best ``search.confirm`` complete trials, and the first enqueued one, each rerun on
+    ``search.confirm_seeds``: per trial its validation values (the search's own run first), mean
+    and sd. One run's validation score carries the seed's noise; the mean of several does less."""
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+    ranked = sorted(complete, key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
+    candidates = ranked[: search.confirm]
+    enqueued = [t for t in complete if t.system_attrs.get("fixed_params") is not None]
+    if enqueued and enqueued[0] not in candidates:
+        candidates.append(enqueued[0])
+    scores = {}
+    for trial in candidates:
+        values = [trial.value] + [objective.rerun(trial, seed) for seed in search.confirm_seeds]
+        scores[trial.number] = {"values": values, "mean": statistics.fmean(values), "sd": statistics.stdev(values)}
+    return scores
 
 
 def search_until_done(study, objective: TrialObjective, search: SearchOptions) -> None:
@@ -222,19 +268,21 @@ def search_until_done(study, objective: TrialObjective, search: SearchOptions) -
         raise HyenaDNAError(f"no trial of the study {search.study_name} finished{reason}")
 
 
-def chosen_trial(study, min_gain: float):
-    """The trial to retrain: the best, unless the first enqueued trial (the recipe the user came
-    with) finished and the best beats it by no more than ``min_gain`` on validation."""
+def chosen_trial(study, min_gain: float, scores: dict[int, float] | None = None):
+    """The trial to retrain: the best by ``scores`` (trial number -> validation score; default:
+    every complete trial's own), unless the first enqueued trial (the recipe the user came with)
+    is scored and the best beats it by no more than ``min_gain``."""
     from optuna.trial import TrialState
 
-    best = study.best_trial
-    enqueued = [t for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
-                if t.system_attrs.get("fixed_params") is not None]  # fmt: skip
-    if not min_gain or not enqueued or enqueued[0].number == best.number:
-        return best
-    first = enqueued[0]  # trials come in the order they were made
-    gain = best.value - first.value if study.direction.name == "MAXIMIZE" else first.value - best.value
-    return best if gain > min_gain else first
+    complete = {t.number: t for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])}
+    scores = scores or {number: t.value for number, t in complete.items()}
+    sign = 1 if study.direction.name == "MAXIMIZE" else -1
+    best = max(sorted(scores), key=lambda number: sign * scores[number])  # the earliest of equals
+    enqueued = [n for n in sorted(scores) if complete[n].system_attrs.get("fixed_params") is not None]
+    if not min_gain or not enqueued or enqueued[0] == best:
+        return complete[best]
+    first = enqueued[0]  # trials are numbered in the order they were made
+    return complete[best] if sign * (scores[best] - scores[first]) > min_gain else complete[first]
 
 
 def write_trials_table(study, path: Path) -> None:
@@ -316,6 +364,12 @@ def tune_table(summary: dict[str, Any]) -> str:
     """The final runs' test metrics (mean ± sd over seeds) beside the baselines, as text."""
     best = summary["best_trial"]
     lines = [f"best trial {best['number']}: {summary['monitor']} {best['value']:.4f} (validation)"]
+    confirmation = summary.get("confirmation")
+    if confirmation:
+        lines.append(f"confirmed on seeds {', '.join(map(str, confirmation['seeds']))} (validation mean ± sd):")
+        for number, c in confirmation["trials"].items():
+            chosen = " <- retrained" if int(number) == summary.get("chosen_trial") else ""
+            lines.append(f"  trial {number}: {c['mean']:.4f} ± {c['sd']:.4f}{chosen}")
     final = summary.get("final", {})
     if "test" in final:
         kmer, cnn = final.get("kmer_baseline", {}), final.get("cnn_baseline")

@@ -264,6 +264,11 @@ class SearchOptions:
             only if its validation score is better by more than this; else the enqueued one is
             retrained. 0: the best always wins. On a small validation split, where a metric's
             noise is several hundredths, a margin such as 0.02 keeps noise from choosing.
+        confirm: before retraining, run the best ``confirm`` complete trials, and the first
+            enqueued one, again on each of ``confirm_seeds`` at the trial budget (validation
+            only, into ``OUTPUT/confirm/``); the trial retrained is then the one with the best
+            mean over its seeds, ``min_gain`` comparing means. 0: one run per trial decides.
+        confirm_seeds: the seeds of those reruns (the search's own ``--seed`` is the first run).
     """
 
     space: str | dict[str, Any] | None = None
@@ -282,6 +287,8 @@ class SearchOptions:
     final_tokens: int | None = None
     final: bool = True
     min_gain: float = 0.0
+    confirm: int = 0
+    confirm_seeds: list[int] = field(default_factory=lambda: [1, 2])
 
     def __post_init__(self) -> None:
         positive("--search.trials", self.trials)
@@ -307,6 +314,11 @@ class SearchOptions:
         number("--search.min_gain", self.min_gain, low=0.0)
         if len(set(self.seeds)) != len(self.seeds):
             raise HyenaDNAError(f"--search.seeds repeats a seed: {self.seeds}")
+        integer("--search.confirm", self.confirm, low=0)
+        for seed in self.confirm_seeds:
+            integer("--search.confirm_seeds", seed, 0, 2**32 - 1)
+        if self.confirm and (not self.confirm_seeds or len(set(self.confirm_seeds)) != len(self.confirm_seeds)):
+            raise HyenaDNAError(f"--search.confirm needs distinct --search.confirm_seeds, got {self.confirm_seeds}")
 
 
 SAMPLERS = ("tpe", "random")

@@ -16,7 +16,7 @@ import yaml
 
 from hyenadna.errors import HyenaDNAError
 from hyenadna.pipelines import tune as tune_module
-from hyenadna.pipelines.tune import chosen_trial, run_tune
+from hyenadna.pipelines.tune import chosen_trial, confirmed_scores, run_tune
 from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, SearchOptions, TrainerOptions
 
@@ -32,8 +32,9 @@ SEARCH = dict(space={"optim.lr": [GOOD, HOPELESS]}, trial_tokens=76_800, val_che
               enqueue=[{"optim.lr": GOOD}, {"optim.lr": HOPELESS}], seeds=[0, 1], final_tokens=76_800)  # fmt: skip
 
 
-def tune(out: Path, trials: int, **kwargs) -> dict:
-    return run_tune(DATA, SearchOptions(trials=trials, **SEARCH), MODEL, tuning=FinetuneOptions(monitor="loss"),
+def tune(out: Path, trials: int, search: dict | None = None, **kwargs) -> dict:
+    options = SearchOptions(trials=trials, **SEARCH, **(search or {}))
+    return run_tune(DATA, options, MODEL, tuning=FinetuneOptions(monitor="loss"),
                     optim=OptimOptions(lr=1e-3, warmup_steps=0),
                     trainer=TrainerOptions(accelerator="cpu", devices=1, progress_bar=False),
                     output=str(out), **kwargs)  # fmt: skip
@@ -83,11 +84,19 @@ def test_a_tiny_search_prunes_resumes_and_retrains_the_best_on_seeds(tmp_path):
     with pytest.raises(HyenaDNAError, match="holds an earlier run .*pass --resume to continue it"):
         tune(out, trials=3)
     seed0 = (runs / "seed0" / "metrics.json").stat().st_mtime_ns
-    resumed = tune(out, trials=3, resume=True)  # one more trial; the first two are kept as they were
+    # one more trial, the first two kept as they were; the leader confirmed on seed 1 before retraining
+    resumed = tune(out, trials=3, search={"confirm": 1, "confirm_seeds": [1]}, resume=True)
     assert sum(resumed["study"]["trials"].values()) == 3
+    confirmed = resumed["confirmation"]
+    leader = resumed["best_trial"]["number"]
+    assert confirmed["seeds"] == [0, 1] and leader in confirmed["trials"] and 0 in confirmed["trials"]  # 0: enqueued
+    values = confirmed["trials"][leader]["values"]
+    assert len(values) == 2 and values[0] == resumed["best_trial"]["value"] and values[1] != values[0]
+    assert (out / "confirm" / f"{leader:04d}" / "seed1" / "validation.json").is_file()
+    assert resumed["chosen_trial"] in confirmed["trials"]
     again = rows(out / "trials.tsv")
     assert again[:2] == table and again[2]["state"] in ("COMPLETE", "PRUNED")
-    if resumed["best_trial"]["number"] == 0:  # the same best: its final runs are reused, not repeated
+    if resumed["chosen_trial"] == 0:  # the same trial retrained: its final runs are reused, not repeated
         assert (runs / "seed0" / "metrics.json").stat().st_mtime_ns == seed0
         assert resumed["final"]["test"] == final["test"]
 
@@ -150,3 +159,39 @@ def test_a_best_trial_within_the_margin_leaves_the_enqueued_recipe_chosen():
         assert chosen_trial(study, 0.0).number == 2  # no margin: the best wins
         assert chosen_trial(study, 0.02).number == 0  # within the margin: the recipe you came with
         assert chosen_trial(study, 0.001).number == 2  # beaten by more than the margin
+
+
+class FakeObjective:
+    """Reruns that score what a table says: what confirmation does with them is under test."""
+
+    def __init__(self, reruns: dict[tuple[int, int], float]) -> None:
+        self.reruns, self.calls = reruns, []
+
+    def rerun(self, trial, seed: int) -> float:
+        self.calls.append((trial.number, seed))
+        return self.reruns[trial.number, seed]
+
+
+def test_confirmation_reruns_the_leaders_and_the_enqueued_recipe_and_chooses_by_the_mean():
+    """A lucky trial (best single score, poor on other seeds) loses to a steadier one once the
+    leaders are rerun; the enqueued recipe is always among those rerun; seeds must be distinct
+    and never the search's own."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    x = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"x": 0.5})
+    for score in (0.60, 0.75, 0.72, 0.50):  # trial 0 enqueued; 1 lucky; 2 steady; 3 poor
+        study.tell(study.ask(x), score)
+    reruns = {(1, 1): 0.62, (1, 2): 0.64, (2, 1): 0.71, (2, 2): 0.73, (0, 1): 0.61, (0, 2): 0.59}
+    objective = FakeObjective(reruns)
+    scores = confirmed_scores(study, objective, SearchOptions(confirm=2, confirm_seeds=[1, 2]))
+    assert sorted(scores) == [0, 1, 2] and (3, 1) not in objective.calls  # the best two, and the enqueued one
+    assert scores[1]["values"] == [0.75, 0.62, 0.64] and scores[2]["mean"] == pytest.approx(0.72)
+    assert chosen_trial(study, 0.0).number == 1  # one run each: the lucky trial
+    means = {number: c["mean"] for number, c in scores.items()}
+    assert chosen_trial(study, 0.0, means).number == 2  # the mean of three: the steady one
+    assert chosen_trial(study, 0.2, means).number == 0  # within the margin of the enqueued recipe's mean
+    with pytest.raises(HyenaDNAError, match="--search.confirm needs distinct --search.confirm_seeds"):
+        SearchOptions(confirm=2, confirm_seeds=[1, 1])
+    with pytest.raises(HyenaDNAError, match=r"confirm_seeds \[0, 1\] holds the search's own --seed 0"):
+        run_tune(DATA, SearchOptions(confirm=1, confirm_seeds=[0, 1]), MODEL, output="unused")
