@@ -124,7 +124,7 @@ def plot(summary: dict, methods: list[str], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
     for method in methods:
         points = [(int(c), cells[method]) for c, cells in summary.items() if method in cells]
         if points:
@@ -137,7 +137,7 @@ def plot(summary: dict, methods: list[str], path: Path) -> None:
     ax.set_ylabel("test accuracy")
     ax.set_title(f"{TASK}: gene body or intergenic (chr20 test region)")
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
