@@ -89,7 +89,7 @@ def finetune_process(
     (``threads`` OpenMP threads), unless its ``metrics.json`` exists; returns the metrics."""
     metrics = folder / "metrics.json"
     if not metrics.is_file():
-        command = [sys.executable, "-m", "hyenadna", "finetune", "--config", str(recipe),
+        command = [sys.executable, "-m", "hyenadna.cli", "finetune", "--config", str(recipe),
                    *options, "--seed", str(seed), "--output", str(folder), "--overwrite",
                    "--tuning.baseline", "false", "--trainer.progress_bar", "false"]  # fmt: skip
         start = time.perf_counter()

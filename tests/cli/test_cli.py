@@ -79,10 +79,10 @@ def test_console_script_info_runs_under_the_chosen_allocator(allocator):
 
 
 @pytest.mark.slow
-def test_python_dash_m_hyenadna_is_the_command_under_jemalloc_too():
-    """``python -m hyenadna`` (what benchmarks/tasks.py runs) re-executes as ``-m hyenadna``."""
+def test_python_dash_m_hyenadna_cli_is_the_command_under_jemalloc_too():
+    """``python -m hyenadna.cli`` (what benchmarks/tasks.py runs) re-executes as itself."""
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF", "HYENADNA_ALLOCATOR_SET")}
-    command = [sys.executable, "-m", "hyenadna", "info", "--model", "tiny-32k-chr20"]
+    command = [sys.executable, "-m", "hyenadna.cli", "info", "--model", "tiny-32k-chr20"]
     env["HYENADNA_ALLOCATOR"] = "jemalloc"
     proc = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     result = json.loads(proc.stdout)

@@ -1,7 +1,0 @@
-"""``python -m hyenadna ...``: the ``hyenadna`` command, for scripts that want the interpreter
-they run under rather than whatever ``hyenadna`` is first on the PATH."""
-
-from hyenadna.cli import main
-
-if __name__ == "__main__":
-    main()
