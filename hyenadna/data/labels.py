@@ -161,23 +161,24 @@ def read_labelled_bed(
         if column is not None and column < 4:
             raise HyenaDNAError(f"{what} must be 4 or more (columns 1-3 are coordinates), got {column}")
     genome = genome if isinstance(genome, Genome) else Genome(genome)
-
-    def field(region, column: int, what: str) -> str:
-        fields = (region.name, region.score, region.strand, *region.extra)
-        if column - 4 >= len(fields) or fields[column - 4] is None:
-            raise HyenaDNAError(f"{region.where}: no column {column} for the {what}")
-        return fields[column - 4]
-
     for region in read_bed(path):
-        label = field(region, label_column, "label")
+        label = _bed_column(region, label_column, "label")
         split = None
         if split_column:
-            value = field(region, split_column, "split")
+            value = _bed_column(region, split_column, "split")
             if not value.strip():
                 raise HyenaDNAError(f"{region.where}: empty split in column {split_column} (use train, val or test)")
             split = _split_name(value, region.where)
         seq = region_sequence(genome, region, length, resize, flank)
         yield LabelledRecord(region.label(), seq, _split_labels(label, label_separator), split, region.where)
+
+
+def _bed_column(region, column: int, what: str) -> str:
+    """Column ``column`` (1-based, 4 or more) of a BED region, or an error naming the line."""
+    fields = (region.name, region.score, region.strand, *region.extra)
+    if column - 4 >= len(fields) or fields[column - 4] is None:
+        raise HyenaDNAError(f"{region.where}: no column {column} for the {what}")
+    return fields[column - 4]
 
 
 def read_genomic_benchmarks(root: str | os.PathLike, split: str) -> Iterator[LabelledRecord]:

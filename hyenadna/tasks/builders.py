@@ -317,7 +317,7 @@ def gene_body_centres(
             centre = int(rng.integers(lo + half, hi - half))
             if centre in taken or _near(ends, centre, boundary_gap):
                 continue
-            label = "gene" if any(s <= centre < e for s, e in spans) else "intergenic"
+            label = "gene" if _in_gene(spans, centre, centre + 1, 0) else "intergenic"
             if not wanted[label]:
                 continue
             window = genome.fetch(chrom, centre - half, centre + half).upper()
