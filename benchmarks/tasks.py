@@ -18,7 +18,9 @@ the validation split. Methods, all trained and early-stopped on the same splits:
 * ``hyena-pretrained``: the recipe as written (``tiny-1k-chr20``, or ``tiny-1k-bacteria4``);
 * ``hyena-tuned``: the recipe ``hyenadna tune`` chose on the validation split,
   ``configs/tasks/tuned/<task>.yaml`` (its ``best_recipe.yaml``), where the task has one; the
-  tune's own final runs (the same command, seeds 0-2) may be copied into ``OUT`` as its cache.
+  tune's own final runs (the same command, seeds 0-2) may be copied into ``OUT`` as its cache;
+* ``cnn-tuned``: the same for the CNN, ``configs/tasks/tuned/cnn_<task>.yaml``, from a search
+  with the Hyena search's budget (``configs/search/cnn_<task>.yaml``).
 
 Each run is a ``hyenadna finetune`` process writing ``OUT/<task>/<method>/seed<k>/metrics.json``;
 a run whose metrics exist is not repeated, so the suite resumes where it stopped. The table
@@ -43,7 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("tf_oct4_mafk", "splice_chr20", "promoters_chr20", "bacteria4")
 BASELINES = ("kmer", "markov")
-METHODS = ("kmer", "markov", "cnn", "hyena-scratch", "hyena-chr20", "hyena-pretrained", "hyena-tuned")
+METHODS = ("kmer", "markov", "cnn", "cnn-tuned", "hyena-scratch", "hyena-chr20", "hyena-pretrained", "hyena-tuned")
 METRICS = ("accuracy", "mcc", "macro_f1", "auroc")
 OVERRIDES = {
     "cnn": ["--model.name_or_path", "cnn", "--head.kind", "linear"],
@@ -51,13 +53,17 @@ OVERRIDES = {
     "hyena-chr20": ["--model.name_or_path", "tiny-1k-chr20"],
     "hyena-pretrained": [],
     "hyena-tuned": [],
+    "cnn-tuned": [],
 }
+TUNED = {"hyena-tuned": "", "cnn-tuned": "cnn_"}
+"""Methods whose recipe ``hyenadna tune`` chose: the file name's prefix in ``configs/tasks/tuned``."""
 
 
 def recipe_of(task: str, method: str) -> Path:
-    """The recipe a method runs: the tuned one for ``hyena-tuned``, else the task's own."""
-    folder = ROOT / "configs/tasks" / ("tuned" if method == "hyena-tuned" else "")
-    return folder / f"{task}.yaml"
+    """The recipe a method runs: the tuned one for a tuned method, else the task's own."""
+    if method in TUNED:
+        return ROOT / "configs/tasks/tuned" / f"{TUNED[method]}{task}.yaml"
+    return ROOT / "configs/tasks" / f"{task}.yaml"
 
 
 def recipe_model(task: str) -> str:
@@ -70,7 +76,7 @@ def recipe_model(task: str) -> str:
 def runs_of(task: str, method: str) -> bool:
     """Whether ``method`` is a run of its own on ``task`` (``hyena-chr20`` only where the recipe
     starts from another model)."""
-    if method == "hyena-tuned":
+    if method in TUNED:
         return recipe_of(task, method).is_file()
     return method not in BASELINES and not (method == "hyena-chr20" and recipe_model(task) == OVERRIDES[method][-1])
 

@@ -79,7 +79,7 @@ def open_study(search: SearchOptions, url: str, direction: str, seed: int, resum
         made = study.direction.name.lower()
         raise HyenaDNAError(f"the study {search.study_name} in {hide_password(url)} was made to {made}, not to {goal}")
     running = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])
-    study.sampler = sampler_for(search, seed, joined=bool(running))
+    study.sampler = sampler_for(search, seed, joined=bool(running), drawn=len(study.trials))
     if not study.trials:  # a new study: the trials asked for first
         for params in search.enqueue:
             study.enqueue_trial(params, skip_if_exists=True)
@@ -101,14 +101,17 @@ def rdb_storage(url: str):
             raise HyenaDNAError(f"cannot open the study storage {hide_password(url)}: {short(exc)}") from None
 
 
-def sampler_for(search: SearchOptions, seed: int, joined: bool):
-    """TPE (random trials first) or random sampling, seeded by ``seed``; a process joining a
+def sampler_for(search: SearchOptions, seed: int, joined: bool, drawn: int = 0):
+    """TPE (random trials first) or random sampling, seeded by ``seed``. A process joining a
     study that others are running mixes its host and process id into the seed, or it would
-    draw the very trials they draw."""
+    draw the very trials they draw; a study resumed after ``drawn`` trials mixes in that count,
+    or its random start would draw its first trials again (the same seed, the same sequence)."""
     import optuna
 
     if joined:
         seed = hash((seed, socket.gethostname(), os.getpid())) % 2**32
+    elif drawn:
+        seed = hash((seed, drawn)) % 2**32
     if search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=search.startup_trials)

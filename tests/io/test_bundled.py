@@ -20,10 +20,11 @@ from hyenadna.tasks import CHR20
 NAME = "tiny-1k-chr20"
 BACTERIA = "tiny-1k-bacteria4"
 LONG = "tiny-32k-chr20"
+GENOMES = "tiny-1k-genomes"
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", [NAME, BACTERIA, LONG])
+@pytest.mark.parametrize("name", [NAME, BACTERIA, LONG, GENOMES])
 def test_bundled_model_loads_by_name_with_its_checksums(name):
     folder = bundled.bundled_models()[name]
     sums = dict(reversed(line.split("  ")) for line in (folder / "SHA256SUMS").read_text().splitlines())
@@ -59,6 +60,19 @@ def test_bundled_model_predicts_held_out_human_sequence():
     bits, scored = model_bits_per_base(hyenadna.load(NAME), windows)
     assert scored > 40 * 1024
     assert bits < 1.85  # random weights give 2.0; the best Markov chain 1.87 on all held-out windows
+
+
+@pytest.mark.slow
+def test_the_model_of_several_genomes_predicts_a_genome_no_model_saw_better_than_the_human_one():
+    """tiny-1k-genomes read chr20 and four bacteria; on C. elegans (htslib-test's ce.fa, in no
+    corpus) it beats the human-only model it started from and the best Markov chain of its card."""
+    from hyenadna.pipelines.heldout import heldout_windows, model_bits_per_base, pretraining_data
+
+    _, windows = heldout_windows(pretraining_data(REPO / "configs" / "heldout_unseen_ce.yaml"), "test", max_windows=64)
+    bits = {name: model_bits_per_base(hyenadna.load(name), windows)[0] for name in (NAME, GENOMES)}
+    card = json.loads((bundled.bundled_models()[GENOMES] / "heldout.json").read_text())["unseen_ce"]
+    assert bits[GENOMES] < bits[NAME] - 0.01  # 1.907 against 1.928 on all 1,010 windows
+    assert bits[GENOMES] < card["best_markov"]["bits_per_base"]  # 1.952, order 3
 
 
 @pytest.mark.slow

@@ -100,6 +100,25 @@ def test_a_tiny_search_prunes_resumes_and_retrains_the_best_on_seeds(tmp_path):
         assert (runs / "seed0" / "metrics.json").stat().st_mtime_ns == seed0
         assert resumed["final"]["test"] == final["test"]
 
+    # the task suite adopts the search: the chosen recipe under the suite's name, pointed at the
+    # suite's run folder, and the final runs' metrics as the suite's cache
+    adopted = subprocess.run([sys.executable, str(REPO / "benchmarks" / "adopt_tune.py"), str(out), "--task",
+                              "tf_oct4_mafk", "--method", "cnn-tuned", "--command", "hyenadna tune ...", "--runs",
+                              str(tmp_path / "suite"), "--recipes", str(tmp_path / "tuned")],
+                             capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    assert adopted.returncode == 0, adopted.stderr[-2000:]
+    text = (tmp_path / "tuned" / "cnn_tf_oct4_mafk.yaml").read_text()
+    chosen = resumed["chosen_trial"]
+    assert f"(trial {chosen}, val/loss " in text and "Confirmed on seeds [0, 1]" in text
+    adopted_recipe = yaml.safe_load(text)
+    assert adopted_recipe["output"] == "runs/tasks/tf_oct4_mafk/cnn-tuned"
+    assert adopted_recipe["optim"] == yaml.safe_load((out / "best_recipe.yaml").read_text())["optim"]
+    for seed, auroc in zip((0, 1), resumed["final"]["test"]["auroc"]["values"], strict=True):
+        cached = json.loads(
+            (tmp_path / "suite" / "tf_oct4_mafk" / "cnn-tuned" / f"seed{seed}" / "metrics.json").read_text()
+        )
+        assert cached["test"]["auroc"] == auroc
+
 
 def test_refusals_come_before_anything_is_written(tmp_path):
     out = tmp_path / "tune"

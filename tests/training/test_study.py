@@ -1,5 +1,5 @@
 """The study's storage: passwords kept out of what is shown, URLs refused before anything is
-written, an existing study joined only when asked, joining processes drawing their own trials."""
+written, an existing study joined only when asked, joining processes and resumed studies drawing trials of their own."""
 
 from __future__ import annotations
 
@@ -49,3 +49,21 @@ def test_a_process_joining_a_running_study_draws_its_own_trials(tmp_path):
     joined = open_study(search, url, "max", 0, resume=True, overwrite=False)
     alone = open_study(search, f"sqlite:///{tmp_path / 'other.db'}", "max", 0, resume=False, overwrite=False)
     assert joined.ask(space).params != alone.ask(space).params == {"x": running.params["x"]}
+
+
+def test_a_resumed_study_does_not_draw_its_first_trials_again(tmp_path):
+    """Seeded alike at every launch, the random start would repeat itself after a resume: a
+    stopped search would spend its next trials on points it has already scored."""
+    url, search = f"sqlite:///{tmp_path / 'study.db'}", SearchOptions(sampler="random")
+    space = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    first = open_study(search, url, "max", 0, resume=False, overwrite=False)
+    drawn = []
+    for _ in range(2):
+        trial = first.ask(space)
+        first.tell(trial, 0.5)
+        drawn.append(trial.params["x"])
+    resumed = open_study(search, url, "max", 0, resume=True, overwrite=False)
+    again = [resumed.ask(space).params["x"] for _ in range(2)]
+    assert not set(again) & set(drawn)
+    fresh = open_study(search, f"sqlite:///{tmp_path / 'b.db'}", "max", 0, resume=False, overwrite=False)
+    assert [fresh.ask(space).params["x"] for _ in range(2)] == drawn  # a new study is as reproducible as before
