@@ -27,11 +27,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tasks import ROOT, TASKS, TUNED
 
 
+def budget(search_options: dict) -> str:
+    """A trial's budget as the search set it: training bases, minutes, or both."""
+    parts = []
+    if search_options.get("trial_tokens"):
+        parts.append(f"{search_options['trial_tokens'] / 1e6:.1f} M training bases")
+    if search_options.get("trial_minutes"):
+        parts.append(f"{search_options['trial_minutes']} minutes")
+    return " or ".join(parts) or "the recipe's own limits"
+
+
+def final_metrics(search: Path, summary: dict) -> dict[int, Path]:
+    """Each final seed's ``metrics.json``, found from the search folder (the summary's own path
+    is relative to wherever the search ran); refused whole if any is missing."""
+    final = summary.get("final")
+    if not final:
+        raise SystemExit(f"{search}: the search has no final runs yet (summary.json has no 'final')")
+    folder = search / "final" / Path(final["runs"]).name
+    found = {seed: folder / f"seed{seed}" / "metrics.json" for seed in final["seeds"]}
+    missing = [str(path) for path in found.values() if not path.is_file()]
+    if missing:
+        raise SystemExit(f"final runs that did not finish (nothing written): {', '.join(missing)}")
+    return found
+
+
 def tuned_recipe(search: Path, task: str, method: str, command: str) -> str:
     """The chosen recipe's text: a header, then ``best_recipe.yaml`` with the suite's output."""
     summary = json.loads((search / "summary.json").read_text())
     recipe = yaml.safe_load((search / "best_recipe.yaml").read_text())
-    config = yaml.safe_load((search / "config.yaml").read_text())["search"]
+    run = yaml.safe_load((search / "config.yaml").read_text())
+    search_options = run["search"]
     chosen = summary.get("chosen_trial", summary["best_trial"]["number"])
     trials = summary["study"]["trials"]
     rows = (line.split("\t") for line in (search / "trials.tsv").read_text().splitlines()[1:])
@@ -41,8 +66,7 @@ def tuned_recipe(search: Path, task: str, method: str, command: str) -> str:
         f"(trial {chosen}, {summary['monitor']} {value:.4f}):",
         f"#   {command}",
         f"# {sum(trials.values())} trials ({', '.join(f'{n} {state}' for state, n in trials.items())}) of "
-        f"{config['trial_tokens'] / 1e6:.1f} M training bases each, {config['pruner']} pruning, seed "
-        f"{recipe['seed']}.",
+        f"{budget(search_options)} each, {search_options['pruner']} pruning, sampler seed {run['seed']}.",
     ]
     confirmation = summary.get("confirmation")
     if confirmation:
@@ -56,20 +80,12 @@ def tuned_recipe(search: Path, task: str, method: str, command: str) -> str:
 def adopt(search: Path, task: str, method: str, command: str, runs: Path, recipes: Path) -> list[Path]:
     """Write the tuned recipe into ``recipes`` and copy the final runs' metrics into ``runs``;
     returns what was written."""
-    summary = json.loads((search / "summary.json").read_text())
-    final = summary.get("final")
-    if not final:
-        raise SystemExit(f"{search}: the search has no final runs yet (summary.json has no 'final')")
+    found = final_metrics(search, json.loads((search / "summary.json").read_text()))
     target = recipes / f"{TUNED[method]}{task}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, tuned_recipe(search, task, method, command))
     written = [target]
-    for seed in final["seeds"]:
-        metrics = Path(final["runs"]) / f"seed{seed}" / "metrics.json"
-        if not metrics.is_absolute():
-            metrics = ROOT / metrics
-        if not metrics.is_file():
-            raise SystemExit(f"{metrics}: missing; the search's final run of seed {seed} did not finish")
+    for seed, metrics in found.items():
         cache = runs / task / method / f"seed{seed}" / "metrics.json"
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cache, metrics.read_text())

@@ -111,7 +111,9 @@ def sampler_for(search: SearchOptions, seed: int, joined: bool, drawn: int = 0):
     if joined:
         seed = hash((seed, socket.gethostname(), os.getpid())) % 2**32
     elif drawn:
-        seed = hash((seed, drawn)) % 2**32
+        import numpy as np
+
+        seed = int(np.random.SeedSequence([seed, drawn]).generate_state(1)[0])
     if search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=search.startup_trials)

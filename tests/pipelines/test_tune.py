@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,17 @@ def test_a_tiny_search_prunes_resumes_and_retrains_the_best_on_seeds(tmp_path):
     adopted_recipe = yaml.safe_load(text)
     assert adopted_recipe["output"] == "runs/tasks/tf_oct4_mafk/cnn-tuned"
     assert adopted_recipe["optim"] == yaml.safe_load((out / "best_recipe.yaml").read_text())["optim"]
+    # a search folder that moved still adopts (its runs are found from the folder, not the summary's
+    # path); one whose final run is missing is refused with nothing written
+    moved = tmp_path / "elsewhere" / "search"
+    shutil.copytree(out, moved)
+    (moved / "final" / Path(resumed["final"]["runs"]).name / "seed1" / "metrics.json").unlink()
+    refused = subprocess.run([sys.executable, str(REPO / "benchmarks" / "adopt_tune.py"), str(moved), "--task",
+                              "tf_oct4_mafk", "--method", "hyena-tuned", "--command", "x", "--runs",
+                              str(tmp_path / "suite2"), "--recipes", str(tmp_path / "tuned2")],
+                             capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert refused.returncode != 0 and "seed1/metrics.json" in refused.stderr
+    assert not (tmp_path / "tuned2").exists() and not (tmp_path / "suite2").exists()
     for seed, auroc in zip((0, 1), resumed["final"]["test"]["auroc"]["values"], strict=True):
         cached = json.loads(
             (tmp_path / "suite" / "tf_oct4_mafk" / "cnn-tuned" / f"seed{seed}" / "metrics.json").read_text()
