@@ -51,9 +51,8 @@ def final_metrics(search: Path, summary: dict) -> dict[int, Path]:
     return found
 
 
-def tuned_recipe(search: Path, task: str, method: str, command: str) -> str:
+def tuned_recipe(search: Path, summary: dict, task: str, method: str, command: str) -> str:
     """The chosen recipe's text: a header, then ``best_recipe.yaml`` with the suite's output."""
-    summary = json.loads((search / "summary.json").read_text())
     recipe = yaml.safe_load((search / "best_recipe.yaml").read_text())
     run = yaml.safe_load((search / "config.yaml").read_text())
     search_options = run["search"]
@@ -80,10 +79,11 @@ def tuned_recipe(search: Path, task: str, method: str, command: str) -> str:
 def adopt(search: Path, task: str, method: str, command: str, runs: Path, recipes: Path) -> list[Path]:
     """Write the tuned recipe into ``recipes`` and copy the final runs' metrics into ``runs``;
     returns what was written."""
-    found = final_metrics(search, json.loads((search / "summary.json").read_text()))
+    summary = json.loads((search / "summary.json").read_text())
+    found = final_metrics(search, summary)
     target = recipes / f"{TUNED[method]}{task}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target, tuned_recipe(search, task, method, command))
+    atomic_write_text(target, tuned_recipe(search, summary, task, method, command))
     written = [target]
     for seed, metrics in found.items():
         cache = runs / task / method / f"seed{seed}" / "metrics.json"
