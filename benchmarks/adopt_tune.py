@@ -24,7 +24,7 @@ import yaml
 from hyenadna.io.atomic import atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tasks import ROOT, TASKS, TUNED
+from tasks import NEW_TASKS, ROOT, TASKS, TUNED
 
 
 def budget(search_options: dict) -> str:
@@ -96,7 +96,7 @@ def adopt(search: Path, task: str, method: str, command: str, runs: Path, recipe
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("search", type=Path, help="the tune's output folder")
-    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--task", required=True, choices=TASKS + NEW_TASKS)
     parser.add_argument("--method", required=True, choices=sorted(TUNED))
     parser.add_argument("--command", required=True, help="the tune command, for the recipe's header")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs/tasks", help="the suite's run folders")

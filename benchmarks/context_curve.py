@@ -3,7 +3,7 @@
     python benchmarks/context_curve.py                                   # 1k 4k 16k 32k, seed 0
     python benchmarks/context_curve.py --contexts 1024 4096 --seeds 0 1 2 --methods cnn hyena
 
-The task is ``genic_chr20`` (:func:`hyenadna.tasks.builders.gene_body_centres`): whether a
+The task is ``genic_chr20`` (:func:`hyenadna.tasks.gene_regions.gene_body_centres`): whether a
 position of human chr20 lies in a gene body or between genes, every position at least 2 kb from a
 transcript's start or end. Its 1,600 positions (``data/tasks/genic_chr20.bed``) are the same at
 every context; only ``data.reader.length``, the window read around each, changes. So does nothing

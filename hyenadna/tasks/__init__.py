@@ -109,9 +109,15 @@ def _build_bacteria(sources: dict[str, Path]) -> list[TaskRow]:
 
 
 def _build_genic(sources: dict[str, Path]) -> list[RegionRow]:
-    from hyenadna.tasks.builders import gene_body_centres
+    from hyenadna.tasks.gene_regions import gene_body_centres
 
     return gene_body_centres(*_chr20_setup(sources), **TASKS["genic_chr20"].parameters)
+
+
+def _build_elements(sources: dict[str, Path]) -> list[TaskRow]:
+    from hyenadna.tasks.gene_regions import genomic_elements
+
+    return genomic_elements(*_chr20_setup(sources), **TASKS["elements_chr20"].parameters)
 
 
 def _bacteria_stretches(sources: dict[str, Path], split: str) -> Iterator[tuple[str, str, str]]:
@@ -144,6 +150,12 @@ TASKS: dict[str, TaskSpec] = {
         _chr20_sources, _build_genic,
         {"per_label": {"train": 500, "val": 100, "test": 200}, "max_context": 32768, "boundary_gap": 2000,
          "max_n_fraction": 0.01, "seed": 0}),
+    "elements_chr20": TaskSpec(
+        "exon / intron / intergenic, 200 bp on a random strand, human chr20, test = last 10%: a task no "
+        "recipe was written for (hyenadna tune's new-task check)",
+        _chr20_sources, _build_elements,
+        {"per_label": {"train": 3000, "val": 600, "test": 600}, "width": 200, "splice_margin": 50,
+         "intergenic_gap": 2000, "seed": 0}),
 }  # fmt: skip
 
 

@@ -12,9 +12,9 @@ rebuild from the same files gives the same bytes.
 * ``tf_oct4_mafk``: the bundled Oct4 / MafK ChIP-seq peaks, re-split by chromosome.
 * ``bacteria4``: which of four bacterial genomes (E. coli, H. pylori, S. aureus, V. cholerae)
   a 200-base window comes from, split by genome region.
-* ``genic_chr20``: whether a position of human chr20 lies in a gene body or between genes, as
-  :class:`RegionRow` centres rather than sequences: the same centres are read at any context up
-  to ``max_context`` (32 kb), so a curve of accuracy against context compares like with like.
+
+``genic_chr20`` and ``elements_chr20``, which label stretches of chr20 by where they lie among
+the genes, are built in :mod:`hyenadna.tasks.gene_regions`.
 """
 
 from __future__ import annotations
@@ -283,50 +283,6 @@ def at_most_per_label(rows: list[TaskRow], split: str, limit: int, seed: int = 0
         if len(indices) > limit:
             drop.update(int(i) for i in rng.choice(indices, size=len(indices) - limit, replace=False))
     return [r for i, r in enumerate(rows) if i not in drop]
-
-
-def gene_body_centres(
-    genome: Genome, genes: list[Gene], regions: RegionSplit, per_label: dict[str, int], max_context: int = 32768,
-    boundary_gap: int = 2000, max_n_fraction: float = 0.01, seed: int = 0,
-) -> list[RegionRow]:  # fmt: skip
-    """Positions labelled ``gene`` (inside a transcript of any strand) or ``intergenic`` (outside
-    every transcript), ``per_label[split]`` of each per split.
-
-    A position is kept only if the ``max_context`` bases around it lie wholly in its split's
-    region (so no base of a test window is in a training window, at any context up to that) with
-    at most ``max_n_fraction`` N, and it is at least ``boundary_gap`` bases from every transcript
-    start and end: the label is then not written in the bases next to the centre (a promoter, a
-    polyadenylation signal), and a short window has to tell a gene body by its own sequence.
-    """
-    if not genes:
-        raise HyenaDNAError("gene_body_centres: no genes")
-    chrom = genes[0].chrom
-    spans = sorted((g.tx_start, g.tx_end) for g in genes)
-    ends = sorted(x for span in spans for x in span)
-    rng = np.random.default_rng(seed)
-    half = max_context // 2
-    rows: list[RegionRow] = []
-    for split, n in per_label.items():
-        lo, hi = regions.bounds(split)
-        wanted = {"gene": n, "intergenic": n}
-        taken: dict[int, str] = {}
-        message = f"{chrom}: fewer than {n} clean {max_context}-base windows of each label in the {split} region"
-        for _ in _bounded(1000 * n, message):
-            if not any(wanted.values()):
-                break
-            centre = int(rng.integers(lo + half, hi - half))
-            if centre in taken or _near(ends, centre, boundary_gap):
-                continue
-            label = "gene" if _in_gene(spans, centre, centre + 1, 0) else "intergenic"
-            if not wanted[label]:
-                continue
-            window = genome.fetch(chrom, centre - half, centre + half).upper()
-            if window.count("N") > max_n_fraction * len(window) or window[half] == "N":
-                continue
-            taken[centre] = label
-            wanted[label] -= 1
-        rows += [RegionRow(f"{label}:{chrom}:{c}", chrom, c, c + 1, label, split) for c, label in sorted(taken.items())]
-    return rows
 
 
 def _bounded(limit: int, message: str) -> Iterator[int]:

@@ -217,7 +217,7 @@ def test_gene_body_centres_on_a_small_genome(tmp_path):
     N filter, whole windows inside the split region, and an error naming the split it cannot fill."""
     import numpy as np
 
-    from hyenadna.tasks.builders import gene_body_centres
+    from hyenadna.tasks.gene_regions import gene_body_centres
 
     bases = np.random.default_rng(0).choice(list("ACGT"), 40_000)
     bases[30_000:31_000] = "N"
@@ -232,3 +232,69 @@ def test_gene_body_centres_on_a_small_genome(tmp_path):
         assert min(abs(r.start - 5_000), abs(r.start - 15_000)) > 500 and 1_000 <= r.start <= 19_000
     with pytest.raises(HyenaDNAError, match="fewer than 5 clean 2000-base windows of each label in the test region"):
         gene_body_centres(Genome(fasta), genes, regions, {"test": 5}, max_context=2_000)  # no gene there, N in it
+
+
+def test_element_windows_are_what_the_annotation_says_and_stay_in_their_split():
+    """elements_chr20: an exon window is centred on the middle of an annotated exon; an intron
+    window lies in a transcript with more than the splice margin between it and every exon of any
+    gene; an intergenic window is the gap away from every transcript; each is the genome's bases
+    on its strand, inside its split's region."""
+    import numpy as np
+
+    params = TASKS["elements_chr20"].parameters
+    genome = Genome(CHR20)
+    genes = read_spliceai_annotation(spliceai_wheel(), chrom="20")
+    exon_start, exon_end = np.array([exon for g in genes for exon in g.exons]).T
+    tx_start, tx_end = np.array([(g.tx_start, g.tx_end) for g in genes]).T
+    middles = set(((exon_start + exon_end) // 2).tolist())
+    regions = RegionSplit.by_fraction(genome.length("20"), 0.2, 0.1)
+    width, margin, gap = params["width"], params["splice_margin"], params["intergenic_gap"]
+    rows = read_rows(TASK_DIR / "elements_chr20.csv.gz")
+    counts = Counter((r["split"], r["label"]) for r in rows)
+    assert counts == {(s, lab): n for s, n in params["per_label"].items() for lab in ("exon", "intron", "intergenic")}
+    strands = Counter()
+    for r in rows:
+        label, chrom, start, strand = r["name"].split(":")
+        start, end = int(start), int(start) + width
+        assert label == r["label"] and chrom == "20" and regions.of_span(start, end) == r["split"]
+        forward = genome.fetch("20", start, end).upper()
+        assert r["sequence"] == (forward if strand == "+" else reverse_complement(forward))
+        strands[strand] += 1
+        if label == "exon":
+            assert start + width // 2 in middles
+        elif label == "intron":  # more than `margin` bases between the window and every exon
+            assert np.any((tx_start <= start) & (end <= tx_end))
+            assert not np.any((exon_start - margin <= end) & (start <= exon_end + margin))
+        else:
+            assert not np.any((tx_start - gap < end) & (start < tx_end + gap))
+    assert 0.45 < strands["+"] / len(rows) < 0.55  # the strand tells nothing
+
+
+def test_genomic_elements_on_a_small_genome(tmp_path):
+    """The builder on a synthetic chromosome: a two-intron gene with a one-exon gene of the other
+    strand inside its second intron. Every label in its place, no intron window near the other
+    gene's exon whatever the seed, and an error naming the split whose introns cannot fill it."""
+    import numpy as np
+
+    from hyenadna.tasks.gene_regions import genomic_elements
+
+    fasta = tmp_path / "toy.fa"
+    fasta.write_text(">c\n" + "".join(np.random.default_rng(0).choice(list("ACGT"), 30_000)) + "\n")
+    genes = [Gene("g1", "c", "+", 4_000, 7_900, ((4_000, 4_300), (6_000, 6_150), (7_600, 7_900))),
+             Gene("g2", "c", "-", 6_800, 6_900, ((6_800, 6_900),))]  # fmt: skip
+    regions = RegionSplit(val_start=20_000, test_start=25_000, length=30_000)
+    # the 200-base slots of g1's introns with more than 50 bases to every exon, g2's included
+    allowed = {4_550, 4_750, 4_950, 5_150, 5_350, 5_550, 6_400, 7_000, 7_200}
+    drawn = set()
+    for seed in range(10):
+        rows = genomic_elements(Genome(fasta), genes, regions, {"train": 4}, intergenic_gap=1_000, seed=seed)
+        starts = {lab: sorted(int(r.name.split(":")[2]) for r in rows if r.label == lab) for lab in ("exon", "intron")}
+        assert Counter(r.label for r in rows) == {"exon": 4, "intron": 4, "intergenic": 4}
+        assert starts["exon"] == [4_050, 5_975, 6_750, 7_650]  # centred on each exon's middle
+        drawn.update(starts["intron"])
+        assert all(int(r.name.split(":")[2]) + 200 <= 3_000 or int(r.name.split(":")[2]) >= 8_900
+                   for r in rows if r.label == "intergenic")  # fmt: skip
+    assert drawn <= allowed and len(drawn) >= 6  # 10 seeds draw most allowed slots and no other
+    short = Gene("g3", "c", "+", 4_000, 4_700, ((4_000, 4_200), (4_500, 4_700)))  # its one slot is 50 bases from both
+    with pytest.raises(HyenaDNAError, match="only 0 clean intron windows in the train region, 2 wanted"):
+        genomic_elements(Genome(fasta), [short], regions, {"train": 5})
