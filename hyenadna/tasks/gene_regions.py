@@ -92,7 +92,6 @@ def genomic_elements(
     chrom = genes[0].chrom
     rng = np.random.default_rng(seed)
     spans = sorted((g.tx_start, g.tx_end) for g in genes)
-    exon_edges = sorted({x for g in genes for exon in g.exons for x in exon})
     exon_starts, exon_ends = _merged(exon for g in genes for exon in g.exons)
     rows: list[TaskRow] = []
 
@@ -124,10 +123,11 @@ def genomic_elements(
             if len(introns) == n:
                 break
             start = slots[int(slot)]
-            centre = start + width // 2
-            last = bisect.bisect_right(exon_starts, centre) - 1  # the last merged exon starting at or before it
-            in_exon = last >= 0 and centre < exon_ends[last]
-            if not in_exon and not _near(exon_edges, centre, width // 2 + splice_margin) and clean(start):
+            # the last merged exon starting by the margin's end past the window: the only one that
+            # can reach back into it (merged spans are disjoint, so their ends rise with their starts)
+            last = bisect.bisect_right(exon_starts, start + width + splice_margin) - 1
+            near_exon = last >= 0 and exon_ends[last] >= start - splice_margin
+            if not near_exon and clean(start):
                 introns.append(start)
         if len(introns) < n:
             raise HyenaDNAError(f"{chrom}: only {len(introns)} clean intron windows in the {split} region, {n} wanted")
