@@ -99,6 +99,12 @@ class Head(nn.Module):
             raise HyenaDNAError(f"{path}: head weights do not match task.json ({exc})") from None
 
 
+def state_width(backbone: HyenaDNA, config: HeadConfig) -> int:
+    """The width of each position's state a head reads: the backbone's, twice it when
+    ``bidirectional`` joins the reverse strand's."""
+    return backbone.config.d_model * (2 if config.bidirectional else 1)
+
+
 def task_outputs(task: str, logits: torch.Tensor) -> torch.Tensor:
     """Probabilities (softmax or sigmoid) for classification, values for regression; in float32
     or wider (float64 logits stay float64)."""

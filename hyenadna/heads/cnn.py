@@ -94,6 +94,10 @@ class ConvClassifier(TaskModel):
         super().__init__()
         if head.kind != "linear":
             raise HyenaDNAError(f"head kind {head.kind!r} needs a Hyena backbone; the CNN has its own dense head")
+        if head.bidirectional:
+            raise HyenaDNAError("bidirectional joins a causal backbone's two strands; the CNN reads both sides already")
+        if head.hidden:
+            raise HyenaDNAError("the CNN's dense layer is sized by --model.overrides.hidden, not --head.hidden")
         self.config = config
         self.head_config = head
         layers: list[nn.Module] = []

@@ -40,6 +40,13 @@ class HeadOptions:
         layer: hidden state to pool (-1: the final one).
         rc_conjoin: average the logits of each sequence and its reverse complement, in
             training and at test time.
+        bidirectional: join each base's state with the reverse strand's state at the same base
+            (the backbone run on the reverse complement, its states mirrored back), so that a
+            causal backbone's states see the window on both sides of every base: what a label
+            at a fixed place needs (a splice site's exon and intron). Twice the cost; not for
+            the likelihood head, whose states must not see the bases they predict.
+        hidden: units of a hidden layer (GELU, dropout after it) between what the head reads
+            and its output layer; 0: none, a linear read-out (``linear`` and ``positional``).
         dropout: dropout on the pooled vector (the hidden states, for the likelihood head).
     """
 
@@ -48,6 +55,8 @@ class HeadOptions:
     layer: int = -1
     rc_conjoin: bool = False
     dropout: float = 0.1
+    bidirectional: bool = False
+    hidden: int = 0
 
     where: ClassVar[str] = "--head."  # how refusals name a field: the command's option
 
@@ -59,8 +68,10 @@ class HeadOptions:
         if self.pooling not in POOLINGS:
             raise HyenaDNAError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         validate.integer(f"{self.where}layer", self.layer)
-        if not isinstance(self.rc_conjoin, bool):
-            raise HyenaDNAError(f"{self.where}rc_conjoin must be true or false, got {self.rc_conjoin!r}")
+        for flag in ("rc_conjoin", "bidirectional"):
+            if not isinstance(getattr(self, flag), bool):
+                raise HyenaDNAError(f"{self.where}{flag} must be true or false, got {getattr(self, flag)!r}")
+        validate.integer(f"{self.where}hidden", self.hidden, low=0)
         self.dropout = validate.number(f"{self.where}dropout", self.dropout, 0, 1)
         if self.dropout >= 1:
             raise HyenaDNAError(f"{self.where}dropout must be below 1 (1 drops everything), got {self.dropout:g}")

@@ -39,6 +39,12 @@ class ClassLikelihoodHead(Head):
     def check(cls, config: HeadConfig) -> None:
         if config.task != "multiclass":
             raise HyenaDNAError(f"the likelihood head classifies (multiclass); task {config.task!r} needs kind linear")
+        if config.bidirectional:  # the reverse strand's state at a base has read the bases after it
+            raise HyenaDNAError(
+                "the likelihood head reads causal states; bidirectional needs kind linear or positional"
+            )
+        if config.hidden:
+            raise HyenaDNAError("the likelihood head has no hidden layer; hidden needs kind linear or positional")
 
     def __init__(self, backbone: HyenaDNA, config: HeadConfig) -> None:
         super().__init__(backbone, config)

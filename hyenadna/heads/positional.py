@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from hyenadna.errors import HyenaDNAError
+from hyenadna.heads.base import state_width
 from hyenadna.heads.linear import LinearHead
 from hyenadna.modules.pooling import real_token_bounds
 
@@ -26,7 +27,7 @@ class PositionalHead(LinearHead):
         length, l_max = config.train_length, backbone.config.l_max
         if not length or length > l_max:
             raise HyenaDNAError(f"the positional head needs train_length in [1, l_max={l_max}], got {length}")
-        width = length * backbone.config.d_model
+        width = length * state_width(backbone, config)
         super().__init__(backbone, config, features=width, std=backbone.config.initializer_range / length**0.5)
 
     def features(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

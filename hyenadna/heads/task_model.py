@@ -1,13 +1,14 @@
 """The task model: a HyenaDNA backbone and one head (:mod:`hyenadna.heads.config` names the
-kinds), with reverse-complement conjoining.
+kinds), with reverse-complement conjoining (logits of both strands averaged) and bidirectional
+states (each base's state joined with the reverse strand's).
 
 A fine-tuned model is saved self-contained in one folder:
 
 * ``config.json`` + ``model.safetensors``: the (fine-tuned) backbone in our usual format, so
   ``hyenadna.load(folder)`` still gives a plain ``HyenaDNA`` for embedding;
 * ``head.safetensors``: the head's weights;
-* ``task.json``: the :class:`HeadConfig` (kind, pooling, layer, RC conjoining, the task and its
-  label names).
+* ``task.json``: the :class:`HeadConfig` (kind, pooling, layer, RC conjoining, bidirectional,
+  the task and its label names).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from hyenadna.heads.base import Head, task_loss, task_outputs
 from hyenadna.heads.config import HEADS, HeadConfig, read_head_config
 from hyenadna.inference.masking import to_right_padding
 from hyenadna.model.hyena_dna import HyenaDNA
-from hyenadna.modules.pooling import reverse_complement_batch, reverse_complement_onehot
+from hyenadna.modules.pooling import mirror_index, reverse_complement_batch, reverse_complement_onehot
 
 
 class TaskModel(nn.Module):
@@ -99,9 +100,25 @@ class SequenceModel(TaskModel):
     def _one_strand(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, onehot: torch.Tensor | None = None
     ) -> torch.Tensor:
-        # the mask makes padded rows exact (either padding side): a row's logits do not depend on its batch
-        hidden = self.backbone.hidden_states(input_ids, layer=self.head_config.layer, attention_mask=attention_mask)
+        hidden = self._states(input_ids, attention_mask, onehot)
+        if self.head_config.bidirectional:  # each base's state beside the reverse strand's at that base
+            rc_ids = reverse_complement_batch(input_ids, attention_mask)
+            rc_onehot = None if onehot is None else reverse_complement_onehot(onehot, attention_mask)
+            reverse = self._states(rc_ids, attention_mask, rc_onehot)
+            index = mirror_index(attention_mask).unsqueeze(-1).expand_as(reverse)
+            hidden = torch.cat([hidden, reverse.gather(1, index)], dim=-1)
         return self.head(hidden, attention_mask, input_ids, onehot)
+
+    def _states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, onehot: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The backbone's states (B, L, D) at the head's layer; read from ``onehot`` where given."""
+        # the mask makes padded rows exact (either padding side): a row's states do not depend on its batch
+        layer = self.head_config.layer
+        if onehot is None:
+            return self.backbone.hidden_states(input_ids, layer=layer, attention_mask=attention_mask)
+        with self.backbone.bases_from_onehot(onehot, input_ids):
+            return self.backbone.hidden_states(input_ids, layer=layer, attention_mask=attention_mask)
 
     def training_loss(self, logits: torch.Tensor, target: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The head's loss: the task's, or the head's own (the likelihood head's is generative)."""
@@ -119,8 +136,7 @@ class SequenceModel(TaskModel):
             index = (positions + shift[:, None]) % input_ids.shape[1]
             onehot = onehot.gather(1, index.unsqueeze(-1).expand_as(onehot))
             input_ids, attention_mask = aligned, attention_mask.gather(1, index)
-        with self.backbone.bases_from_onehot(onehot, input_ids):  # the head reads the same bases
-            return self._one_strand(input_ids, attention_mask, onehot)
+        return self._one_strand(input_ids, attention_mask, onehot)  # the head reads the same bases
 
     @property
     def max_length(self) -> int:

@@ -31,12 +31,27 @@ def random_seqs(n: int, lo: int, hi: int, seed: int = 0) -> list[str]:
 
 
 def hyena_head(
-    rc: bool = False, pooling: str = "mean", task: str = "multiclass", seed: int = 0, kind: str = "linear"
+    rc: bool = False,
+    pooling: str = "mean",
+    task: str = "multiclass",
+    seed: int = 0,
+    kind: str = "linear",
+    bidirectional: bool = False,
+    hidden: int = 0,
 ) -> SequenceModel:
     torch.manual_seed(seed)
     backbone = HyenaDNA(HyenaConfig(d_model=16, n_layer=2, l_max=80, residual_in_fp32=False))
     labels = ["a", "b", "c"] if task != "regression" else ["y"]
-    head = HeadConfig(task, labels, pooling=pooling, rc_conjoin=rc, kind=kind, train_length=48)
+    head = HeadConfig(
+        task,
+        labels,
+        pooling=pooling,
+        rc_conjoin=rc,
+        kind=kind,
+        train_length=48,
+        bidirectional=bidirectional,
+        hidden=hidden,
+    )
     model = SequenceModel(backbone, head)
     # outputs that move with the input
     torch.nn.init.normal_(model.head.delta if kind == "likelihood" else model.head.weight, std=1.0)
@@ -67,6 +82,7 @@ MODELS = {
     "hyena-regression": lambda: hyena_head(task="regression", pooling="last"),
     "hyena-likelihood-rc": lambda: hyena_head(rc=True, kind="likelihood"),
     "hyena-positional-rc": lambda: hyena_head(rc=True, kind="positional"),
+    "hyena-positional-bidirectional": lambda: hyena_head(kind="positional", bidirectional=True, hidden=8),
     "cnn-rc": lambda: cnn_head(rc=True),
     "language-model": lm,
 }
@@ -130,7 +146,16 @@ def finite_difference(model, seq: str, pos: int, base: int, output: str, eps: fl
 
 
 @pytest.mark.parametrize(
-    "name", ["hyena", "hyena-rc-max", "hyena-likelihood-rc", "hyena-positional-rc", "cnn-rc", "language-model"]
+    "name",
+    [
+        "hyena",
+        "hyena-rc-max",
+        "hyena-likelihood-rc",
+        "hyena-positional-rc",
+        "hyena-positional-bidirectional",
+        "cnn-rc",
+        "language-model",
+    ],
 )
 def test_gradients_equal_finite_differences(name):
     model = MODELS[name]()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from safetensors.torch import load_file
 
 from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.data.tokenizer import CharacterTokenizer
+from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.base import task_loss
 from hyenadna.heads.config import HEADS, HeadConfig, HeadOptions
 from hyenadna.heads.task_model import SequenceModel
@@ -26,7 +28,16 @@ HEAD_FILE_KEYS = {
     "positional": ["bias", "weight"],
 }
 TASK_JSON_KEYS = ["task", "labels", "pooling", "layer", "rc_conjoin", "dropout", "train_length", "kind"]
-HEAD_OPTIONS = ["kind", "pooling", "layer", "rc_conjoin", "dropout"]  # --head.* and the YAML recipes' head:
+NEW_KEYS = ["bidirectional", "hidden"]  # written since; a task.json without them loads with their defaults
+HEAD_OPTIONS = [
+    "kind",
+    "pooling",
+    "layer",
+    "rc_conjoin",
+    "dropout",
+    "bidirectional",
+    "hidden",
+]  # --head.* and the YAML recipes' head:
 
 
 def model_of(kind: str, **options) -> SequenceModel:
@@ -49,7 +60,7 @@ def test_each_kind_writes_the_old_format_and_reloads_bit_for_bit(kind, tmp_path)
     model.save_pretrained(tmp_path)
     assert sorted(load_file(tmp_path / "head.safetensors")) == HEAD_FILE_KEYS[kind]
     saved = json.loads((tmp_path / "task.json").read_text())
-    assert sorted(saved) == sorted(TASK_JSON_KEYS) and saved["kind"] == kind
+    assert sorted(saved) == sorted(TASK_JSON_KEYS + NEW_KEYS) and saved["kind"] == kind
     batch = CharacterTokenizer(padding_side="left")(SEQS)
     loaded = SequenceModel.from_pretrained(tmp_path).eval()
     with torch.no_grad():
@@ -87,7 +98,59 @@ def test_the_default_loss_is_the_tasks(kind):
 
 def test_options_are_declared_once():
     assert [f.name for f in dataclasses.fields(HeadOptions)] == HEAD_OPTIONS
-    assert sorted(f.name for f in dataclasses.fields(HeadConfig)) == sorted(TASK_JSON_KEYS)
+    assert sorted(f.name for f in dataclasses.fields(HeadConfig)) == sorted(TASK_JSON_KEYS + NEW_KEYS)
     assert (
         HeadConfig(task="multiclass", labels=["a"], **dataclasses.asdict(HeadOptions(pooling="max"))).pooling == "max"
     )
+
+
+@pytest.mark.parametrize("kind", ["linear", "positional"])
+def test_a_hidden_layer_is_gelu_between_the_features_and_the_output(kind, tmp_path):
+    model = model_of(kind, hidden=6, dropout=0.0).double()
+    batch = CharacterTokenizer(padding_side="left")(SEQS)
+    with torch.no_grad():
+        logits = model(**batch)
+        hidden = model.backbone.hidden_states(batch["input_ids"], attention_mask=batch["attention_mask"])
+        features = model.head.features(hidden.double(), batch["attention_mask"])
+    weights = {k: v.numpy() for k, v in model.head.state_dict().items()}
+    assert weights["hidden_layer.weight"].shape == (6, features.shape[1]) and weights["weight"].shape == (3, 6)
+    pre = features.numpy() @ weights["hidden_layer.weight"].T + weights["hidden_layer.bias"]
+    gelu = 0.5 * pre * (1 + np.vectorize(math.erf)(pre / math.sqrt(2)))
+    np.testing.assert_allclose(logits.numpy(), gelu @ weights["weight"].T + weights["bias"], rtol=1e-10, atol=1e-12)
+    model.save_pretrained(tmp_path)
+    assert sorted(load_file(tmp_path / "head.safetensors")) == [
+        "bias",
+        "hidden_layer.bias",
+        "hidden_layer.weight",
+        "weight",
+    ]
+    with torch.no_grad():
+        assert torch.equal(SequenceModel.from_pretrained(tmp_path).double().eval()(**batch), logits)
+
+
+def test_without_a_hidden_layer_a_seeded_head_starts_as_it_always_did():
+    """hidden: 0 draws no extra weights: a seed gives the head it gave before the option existed."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(16, 3)
+    torch.nn.init.normal_(layer.weight, std=0.02)
+    torch.manual_seed(0)
+    backbone = HyenaDNA(HyenaConfig.from_preset("tiny-1k", n_layer=1, d_model=16, l_max=32))
+    state = torch.get_rng_state()
+    head = SequenceModel(backbone, HeadConfig("multiclass", ["a", "b", "c"])).head
+    torch.set_rng_state(state)
+    expected = torch.nn.Linear(16, 3)
+    torch.nn.init.normal_(expected.weight, std=backbone.config.initializer_range)
+    assert torch.equal(head.weight, expected.weight)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"kind": "likelihood", "hidden": 8}, "likelihood head has no hidden layer"),
+        ({"hidden": -1}, "hidden must be at least 0"),
+        ({"hidden": 2.5}, "hidden must be a whole number"),
+    ],
+)
+def test_hidden_layer_refusals_name_the_option(options, message):
+    with pytest.raises(HyenaDNAError, match=message):
+        HeadConfig("multiclass", ["a", "b"], **options)

@@ -112,6 +112,8 @@ def test_task_model_head_weights_are_checked(tmp_path):
         ({"dropout": 1}, "dropout must be below 1"),
         ({"layer": "last"}, "layer must be a whole number"),
         ({"rc_conjoin": "yes"}, "rc_conjoin must be true or false"),
+        ({"bidirectional": 1}, "bidirectional must be true or false"),
+        ({"kind": "likelihood", "bidirectional": True}, "likelihood head reads causal states"),
         ({"colour": "red"}, "not a valid task file"),
     ],
 )

@@ -18,29 +18,44 @@ SEQS = ["ACGTTGCAAGGT", "TTGACCANGTACGATCGA", "GCGCAT", "ATATATCGCGNNATGG"]
 LENGTH = 20
 
 
-def positional_model(rc: bool = False) -> SequenceModel:
+def positional_model(rc: bool = False, bidirectional: bool = False) -> SequenceModel:
     torch.manual_seed(0)
     backbone = HyenaDNA(HyenaConfig(d_model=8, n_layer=2, l_max=32, residual_in_fp32=False))
-    head = HeadConfig("multiclass", ["a", "b", "c"], kind="positional", rc_conjoin=rc, train_length=LENGTH)
+    head = HeadConfig(
+        "multiclass",
+        ["a", "b", "c"],
+        kind="positional",
+        rc_conjoin=rc,
+        train_length=LENGTH,
+        bidirectional=bidirectional,
+    )
     model = SequenceModel(backbone, head)
     torch.nn.init.normal_(model.head.weight, std=0.5)
     return model.double().eval()
 
 
-def reference_logits(model: SequenceModel, seq: str) -> np.ndarray:
-    """The unpadded sequence's states, zero-filled to the head's length, times the weights."""
+def unpadded_states(model: SequenceModel, seq: str) -> np.ndarray:
     ids = torch.as_tensor(CharacterTokenizer().encode_bases(seq))[None]
     with torch.no_grad():
-        states = model.backbone.hidden_states(ids)[0].double().numpy()
+        return model.backbone.hidden_states(ids)[0].double().numpy()
+
+
+def reference_logits(model: SequenceModel, seq: str) -> np.ndarray:
+    """The unpadded sequence's states, zero-filled to the head's length, times the weights; with
+    ``bidirectional``, each base's state beside the unpadded reverse complement's at that base."""
+    states = unpadded_states(model, seq)
+    if model.head_config.bidirectional:
+        states = np.concatenate([states, unpadded_states(model, reverse_complement(seq))[::-1]], axis=1)
     flat = np.zeros((LENGTH, states.shape[1]))
     flat[: len(seq)] = states
     weight, bias = model.head.weight.detach().double().numpy(), model.head.bias.detach().double().numpy()
     return weight @ flat.reshape(-1) + bias
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_logits_read_each_position_from_the_first_base(side):
-    model = positional_model()
+def test_logits_read_each_position_from_the_first_base(side, bidirectional):
+    model = positional_model(bidirectional=bidirectional)
     batch = CharacterTokenizer(padding_side=side)(SEQS)
     with torch.no_grad():
         logits = model(batch["input_ids"], batch["attention_mask"]).numpy()
@@ -73,3 +88,34 @@ def test_longer_inputs_and_missing_lengths_are_refused_by_name():
         SequenceModel(model.backbone, HeadConfig("multiclass", ["a", "b"], kind="positional"))
     with pytest.raises(HyenaDNAError, match="train_length"):
         SequenceModel(model.backbone, HeadConfig("multiclass", ["a", "b"], kind="positional", train_length=33))
+
+
+def test_bidirectional_states_read_the_bases_after_each_position():
+    """A causal backbone's state at a base never reads a later base; joined with the reverse
+    strand's, it does: a base changed at the end moves the logits read from the first state alone."""
+    seq, mutant = "ACGTTGCAAGGTCA", "ACGTTGCAAGGTCT"
+    for bidirectional, moves in ((False, False), (True, True)):
+        model = positional_model(bidirectional=bidirectional)
+        with torch.no_grad():
+            model.head.weight.view(3, LENGTH, -1)[:, 1:] = 0  # read position 0 only
+        assert model.head.weight.shape[1] == LENGTH * 8 * (2 if bidirectional else 1)
+        ref, mut = reference_logits(model, seq), reference_logits(model, mutant)
+        batch = CharacterTokenizer()([seq, mutant])
+        with torch.no_grad():
+            logits = model(batch["input_ids"], batch["attention_mask"]).numpy()
+        np.testing.assert_allclose(logits, np.stack([ref, mut]), rtol=1e-10, atol=1e-12)
+        assert (np.abs(logits[0] - logits[1]).max() > 1e-6) == moves
+
+
+def test_bidirectional_round_trips_and_the_cnn_refuses_it(tmp_path):
+    model = positional_model(bidirectional=True)
+    model.save_pretrained(tmp_path / "m")
+    loaded = load_task_model(tmp_path / "m").double()
+    assert loaded.head_config.bidirectional
+    np.testing.assert_allclose(predict_sequences(loaded, SEQS), predict_sequences(model, SEQS), rtol=1e-6)
+    from hyenadna.heads.cnn import ConvClassifier, ConvConfig
+
+    with pytest.raises(HyenaDNAError, match="CNN reads both sides"):
+        ConvClassifier(ConvConfig(length=LENGTH), HeadConfig("multiclass", ["a", "b"], bidirectional=True))
+    with pytest.raises(HyenaDNAError, match="model.overrides.hidden"):
+        ConvClassifier(ConvConfig(length=LENGTH), HeadConfig("multiclass", ["a", "b"], hidden=8))

@@ -58,10 +58,12 @@ def test_a_yaml_file_with_every_form(tmp_path):
 
 def test_params_land_in_their_groups_and_the_rest_is_kept():
     base = Recipe(model=ModelOptions("tiny-1k", overrides={"n_layer": 1}))
-    recipe = with_params(base, {"optim.lr": 0.01, "model.overrides.d_model": 64, "head.rc_conjoin": True})
+    values = {"optim.lr": 0.01, "model.overrides.d_model": 64, "head.rc_conjoin": True, "head.bidirectional": True}
+    recipe = with_params(base, {**values, "head.hidden": 128})
     assert recipe.optim.lr == 0.01 and recipe.optim.weight_decay == base.optim.weight_decay
     assert recipe.model.overrides == {"n_layer": 1, "d_model": 64} and base.model.overrides == {"n_layer": 1}
-    assert recipe.head.rc_conjoin and recipe.data == base.data
+    assert recipe.head.rc_conjoin and recipe.head.bidirectional and recipe.head.hidden == 128
+    assert recipe.data == base.data
 
 
 @pytest.mark.parametrize(
@@ -91,6 +93,8 @@ def test_a_malformed_dimension_is_refused_naming_it(space, message):
         ({"head.pooling": ["mean", "median"]}, "search space head.pooling: pooling must be one of .*'median'"),
         ({"optim.warmup_steps": {"low": 0.5, "high": 10.5}}, "optim.warmup_steps must be a whole number.*0.5"),
         ({"data.batch_size": [0, 8]}, "search space data.batch_size: --data.batch_size must be"),
+        ({"head.hidden": [0, -8]}, "search space head.hidden: --head.hidden must be at least 0"),
+        ({"head.bidirectional": [False, "yes"]}, "head.bidirectional: --head.bidirectional must be true or false"),
         ({"optim.warmup_steps": {"low": 0, "high": 200, "step": 2.5}}, "warmup_steps must be a whole number.*2.5"),
         ({"tuning.monitor": ["mcc", "auroc"]}, "tuning.monitor is not searched"),
         ({"trainer.devices": [1, 2]}, "trainer.devices is not searched"),
