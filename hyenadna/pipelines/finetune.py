@@ -141,7 +141,9 @@ def test_model(recipe: FinetuneRecipe, out: Path, seed: int, lightning_trainer, 
     if tuning.baseline:
         result["kmer_baseline"] = kmer_baseline_on(datamodule, seed)
     if tuning.cnn_baseline and recipe.model.name_or_path != CNN_NAME:  # same data, optimiser, schedule, stopping
-        cnn = replace(recipe, model=ModelOptions(CNN_NAME), tuning=replace(tuning, baseline=False, cnn_baseline=False))
+        head = replace(recipe.head, kind="linear", bidirectional=False, hidden=0)  # the CNN has its own dense head
+        tuned = replace(tuning, baseline=False, cnn_baseline=False)
+        cnn = replace(recipe, model=ModelOptions(CNN_NAME), head=head, tuning=tuned)
         result["cnn_baseline"] = finetune(cnn, out / "cnn_baseline", seed, overwrite=True)["test"]
     return result
 

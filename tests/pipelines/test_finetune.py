@@ -164,3 +164,29 @@ def test_a_run_shorter_than_its_first_validation_finishes_and_saves(tmp_path):
     )
     assert result["steps"] == 5 and "mcc" in result["test"]
     assert (tmp_path / "run" / "model" / "task.json").is_file() and (tmp_path / "run" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_the_cnn_baseline_runs_beside_any_hyena_head(tmp_path):
+    """--tuning.cnn_baseline trains the CNN on the same split with its own dense head: a positional
+    head, both strands in every state and a hidden layer, which the CNN refuses, are not passed on
+    to it (they were, and the run failed after training, before saving its model)."""
+    rng = np.random.default_rng(0)
+    rows = [
+        ("".join(rng.choice(list("ACGT"), 24)), "ab"[i % 2], ("train", "train", "val", "test")[i % 4])
+        for i in range(48)
+    ]
+    data = tmp_path / "data.csv"
+    data.write_text("sequence,label,split\n" + "".join(f"{s},{y},{split}\n" for s, y, split in rows))
+    out = tmp_path / "run"
+    result = run_finetune(
+        LabelledData(train=str(data), reader={"split_col": "split"}, batch_size=8),
+        ModelOptions("tiny-1k", {"n_layer": 1, "d_model": 16, "l_max": 64}),
+        HeadOptions(kind="positional", bidirectional=True, hidden=8),
+        FinetuneOptions(cnn_baseline=True, baseline=False),
+        trainer=TrainerOptions(max_steps=2, accelerator="cpu", devices=1, progress_bar=False),
+        output=str(out),
+    )
+    assert set(result["cnn_baseline"]) >= {"accuracy", "mcc"} and (out / "model" / "task.json").is_file()
+    cnn_head = json.loads((out / "cnn_baseline" / "model" / "task.json").read_text())
+    assert (cnn_head["kind"], cnn_head["bidirectional"], cnn_head["hidden"]) == ("linear", False, 0)
