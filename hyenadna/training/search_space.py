@@ -220,8 +220,25 @@ def check_space(recipe: Any, dimensions: list[Dimension], enqueued: list[dict[st
 
 def _check_value(recipe: Any, name: str, value: object) -> None:
     try:
-        with_params(recipe, {name: value})
+        changed = with_params(recipe, {name: value})
+        if name.startswith("head.") and dataclasses.is_dataclass(getattr(changed, "head", None)):
+            _check_head(changed)
     except (HyenaDNAError, TypeError, ValueError) as exc:
         message = str(exc)
         prefix = "" if message.startswith(f"search space {name}") else f"search space {name}: "
         raise HyenaDNAError(f"{prefix}{message} (value {value!r})") from None
+
+
+def _check_head(recipe: Any) -> None:
+    """The head kind's own refusals (the likelihood head takes no hidden layer) and the CNN's (it
+    has its own dense head), before the first trial rather than in every trial."""
+    from hyenadna.data.labels import TASKS
+    from hyenadna.heads.cnn import ConvClassifier, ConvConfig
+    from hyenadna.heads.config import HeadConfig
+    from hyenadna.training.prepare import CNN_NAME
+
+    task = getattr(getattr(recipe, "data", None), "task", None)
+    options = dataclasses.asdict(recipe.head)
+    head = HeadConfig(task=task if task in TASKS else "multiclass", labels=["a", "b"], train_length=1, **options)
+    if getattr(getattr(recipe, "model", None), "name_or_path", None) == CNN_NAME:
+        ConvClassifier(ConvConfig(length=8, channels=[1]), head)

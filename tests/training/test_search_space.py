@@ -133,3 +133,13 @@ def test_unreadable_space_files_name_the_file(tmp_path):
     bad.write_text("- optim.lr\n")
     with pytest.raises(HyenaDNAError, match="bad.yaml must be a mapping"):
         read_search_space(str(bad))
+
+
+def test_a_head_value_its_kind_or_the_cnn_refuses_is_refused_before_the_first_trial():
+    likelihood = Recipe(head=HeadOptions(kind="likelihood"))
+    with pytest.raises(HyenaDNAError, match="search space head.hidden: .*likelihood head has no hidden layer"):
+        check_space(likelihood, read_search_space({"head.hidden": [0, 64]}))
+    cnn = Recipe(model=ModelOptions("cnn"))
+    with pytest.raises(HyenaDNAError, match="search space head.bidirectional: .*CNN reads both sides"):
+        check_space(cnn, read_search_space({"head.bidirectional": [False, True]}))
+    assert check_space(Recipe(), read_search_space({"head.hidden": [0, 64], "head.bidirectional": [False, True]})) == []
