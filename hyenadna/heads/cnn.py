@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -27,12 +27,29 @@ from torch import nn
 
 from hyenadna.data.tokenizer import A_ID, T_ID
 from hyenadna.errors import HyenaDNAError
-from hyenadna.heads.config import HeadConfig, read_head_config
+from hyenadna.heads.config import HeadConfig, HeadOptions, read_head_config
 from hyenadna.heads.task_model import TaskModel
 from hyenadna.io.atomic import atomic_write, atomic_write_text
 
 CNN_FILE, WEIGHTS_FILE = "cnn.json", "cnn.safetensors"
 READOUTS = ("flatten", "max")
+HYENA_ONLY_HEAD = {"kind": "linear", "bidirectional": False, "hidden": 0}
+"""Head options that only a Hyena backbone reads, at the values the CNN's own dense head stands for."""
+
+
+def check_cnn_head(head: HeadOptions) -> None:
+    """Refuse head options the CNN cannot serve, naming them (:data:`HYENA_ONLY_HEAD`)."""
+    if head.kind != "linear":
+        raise HyenaDNAError(f"head kind {head.kind!r} needs a Hyena backbone; the CNN has its own dense head")
+    if head.bidirectional:
+        raise HyenaDNAError("bidirectional joins a causal backbone's two strands; the CNN reads both sides already")
+    if head.hidden:
+        raise HyenaDNAError("the CNN's dense layer is sized by --model.overrides.hidden, not --head.hidden")
+
+
+def cnn_head(head: HeadOptions) -> HeadOptions:
+    """``head`` with its Hyena-only options reset: what a CNN trained beside a Hyena model takes."""
+    return replace(head, **HYENA_ONLY_HEAD)
 
 
 @dataclass
@@ -92,12 +109,7 @@ class ConvClassifier(TaskModel):
 
     def __init__(self, config: ConvConfig, head: HeadConfig) -> None:
         super().__init__()
-        if head.kind != "linear":
-            raise HyenaDNAError(f"head kind {head.kind!r} needs a Hyena backbone; the CNN has its own dense head")
-        if head.bidirectional:
-            raise HyenaDNAError("bidirectional joins a causal backbone's two strands; the CNN reads both sides already")
-        if head.hidden:
-            raise HyenaDNAError("the CNN's dense layer is sized by --model.overrides.hidden, not --head.hidden")
+        check_cnn_head(head)
         self.config = config
         self.head_config = head
         layers: list[nn.Module] = []

@@ -40,6 +40,7 @@ class HeadOptions:
         layer: hidden state to pool (-1: the final one).
         rc_conjoin: average the logits of each sequence and its reverse complement, in
             training and at test time.
+        dropout: dropout on the pooled vector (the hidden states, for the likelihood head).
         bidirectional: join each base's state with the reverse strand's state at the same base
             (the backbone run on the reverse complement, its states mirrored back), so that a
             causal backbone's states see the window on both sides of every base: what a label
@@ -47,7 +48,6 @@ class HeadOptions:
             the likelihood head, whose states must not see the bases they predict.
         hidden: units of a hidden layer (GELU, dropout after it) between what the head reads
             and its output layer; 0: none, a linear read-out (``linear`` and ``positional``).
-        dropout: dropout on the pooled vector (the hidden states, for the likelihood head).
     """
 
     kind: str = "linear"

@@ -14,6 +14,7 @@ A fine-tuned model is saved self-contained in one folder:
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -114,11 +115,9 @@ class SequenceModel(TaskModel):
     ) -> torch.Tensor:
         """The backbone's states (B, L, D) at the head's layer; read from ``onehot`` where given."""
         # the mask makes padded rows exact (either padding side): a row's states do not depend on its batch
-        layer = self.head_config.layer
-        if onehot is None:
-            return self.backbone.hidden_states(input_ids, layer=layer, attention_mask=attention_mask)
-        with self.backbone.bases_from_onehot(onehot, input_ids):
-            return self.backbone.hidden_states(input_ids, layer=layer, attention_mask=attention_mask)
+        reading = nullcontext() if onehot is None else self.backbone.bases_from_onehot(onehot, input_ids)
+        with reading:
+            return self.backbone.hidden_states(input_ids, layer=self.head_config.layer, attention_mask=attention_mask)
 
     def training_loss(self, logits: torch.Tensor, target: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The head's loss: the task's, or the head's own (the likelihood head's is generative)."""

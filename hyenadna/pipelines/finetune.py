@@ -20,6 +20,7 @@ from hyenadna.checks import values as validate
 from hyenadna.data.datamodules import LabelledDataModule
 from hyenadna.data.labels import LabelledRecord
 from hyenadna.errors import HyenaDNAError
+from hyenadna.heads.cnn import cnn_head
 from hyenadna.heads.config import HeadOptions
 from hyenadna.heads.loading import predict_sequences
 from hyenadna.heads.task_model import TaskModel
@@ -141,9 +142,8 @@ def test_model(recipe: FinetuneRecipe, out: Path, seed: int, lightning_trainer, 
     if tuning.baseline:
         result["kmer_baseline"] = kmer_baseline_on(datamodule, seed)
     if tuning.cnn_baseline and recipe.model.name_or_path != CNN_NAME:  # same data, optimiser, schedule, stopping
-        head = replace(recipe.head, kind="linear", bidirectional=False, hidden=0)  # the CNN has its own dense head
         tuned = replace(tuning, baseline=False, cnn_baseline=False)
-        cnn = replace(recipe, model=ModelOptions(CNN_NAME), head=head, tuning=tuned)
+        cnn = replace(recipe, model=ModelOptions(CNN_NAME), head=cnn_head(recipe.head), tuning=tuned)
         result["cnn_baseline"] = finetune(cnn, out / "cnn_baseline", seed, overwrite=True)["test"]
     return result
 

@@ -233,12 +233,13 @@ def _check_head(recipe: Any) -> None:
     """The head kind's own refusals (the likelihood head takes no hidden layer) and the CNN's (it
     has its own dense head), before the first trial rather than in every trial."""
     from hyenadna.data.labels import TASKS
-    from hyenadna.heads.cnn import ConvClassifier, ConvConfig
+    from hyenadna.heads.cnn import check_cnn_head
     from hyenadna.heads.config import HeadConfig
     from hyenadna.training.prepare import CNN_NAME
 
     task = getattr(getattr(recipe, "data", None), "task", None)
     options = dataclasses.asdict(recipe.head)
+    # labels and a training length stand in for what the data decides; the kind's check runs as it is built
     head = HeadConfig(task=task if task in TASKS else "multiclass", labels=["a", "b"], train_length=1, **options)
     if getattr(getattr(recipe, "model", None), "name_or_path", None) == CNN_NAME:
-        ConvClassifier(ConvConfig(length=8, channels=[1]), head)
+        check_cnn_head(head)
