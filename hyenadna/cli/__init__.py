@@ -8,6 +8,7 @@ option is declared once. Every option can come from YAML (``--config recipe.yaml
 * ``pretrain``: next-base pretraining on FASTA genomes;
 * ``finetune``: fine-tune a head (and the backbone) on labelled sequences;
 * ``tune``: search fine-tuning options on the validation split (Optuna), retrain the best on several seeds;
+* ``calibrate``: a finished fine-tune's probabilities calibrated on its validation split;
 * ``predict``: per-sequence probabilities or values of a fine-tuned model, to TSV;
 * ``embed``: sequence embeddings of FASTA records, BED regions or BAM reads, to HDF5;
 * ``score``: variant effect scores (VCF + genome) or sequence log-likelihoods (FASTA), to TSV;
@@ -53,6 +54,7 @@ COMMANDS = {
     "pretrain": "hyenadna.pipelines.pretrain:run_pretrain",
     "finetune": "hyenadna.pipelines.finetune:run_finetune",
     "tune": "hyenadna.pipelines.tune:run_tune",
+    "calibrate": "hyenadna.pipelines.calibrate:run_calibrate",
     "predict": "hyenadna.pipelines.predict:run_predict",
     "embed": "hyenadna.pipelines.embed:run_embed",
     "score": "hyenadna.pipelines.score:run_score",
@@ -74,10 +76,14 @@ def command(name: str) -> Callable:
 
 
 def metrics_table(
-    model: dict[str, float], baseline: dict[str, float] | None, cnn: dict[str, float] | None = None
+    model: dict[str, float],
+    baseline: dict[str, float] | None,
+    cnn: dict[str, float] | None = None,
+    calibrated: dict[str, float] | None = None,
 ) -> str:
-    """Test metrics of the fine-tuned model beside the baselines it ran with, as a plain-text table."""
-    columns = [("CNN", cnn), ("k-mer LR", baseline)]
+    """Test metrics of the fine-tuned model (and of its calibrated probabilities) beside the
+    baselines it ran with, as a plain-text table."""
+    columns = [("calibrated", calibrated), ("CNN", cnn), ("k-mer LR", baseline)]
     columns = [(title, values) for title, values in columns if values]
     lines = [f"{'test metric':<16} {'fine-tuned':>11}" + "".join(f" {title:>10}" for title, _ in columns)]
     for name, value in model.items():  # the k-mer model's chosen C is not a metric: not in model
@@ -89,7 +95,8 @@ def metrics_table(
 def _finetune_report(result: dict) -> str:
     table = ""
     if "test" in result:
-        table = metrics_table(result["test"], result.get("kmer_baseline"), result.get("cnn_baseline")) + "\n"
+        others = result.get("kmer_baseline"), result.get("cnn_baseline"), result.get("test_calibrated")
+        table = metrics_table(result["test"], *others) + "\n"
     return table + json.dumps(result, indent=2, default=str)
 
 

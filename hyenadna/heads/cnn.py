@@ -161,7 +161,8 @@ class ConvClassifier(TaskModel):
         return sum(p.numel() for p in self.parameters())
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
-        """``cnn.json`` (shape), ``cnn.safetensors`` and ``task.json`` (labels) into ``path``."""
+        """``cnn.json`` (shape), ``cnn.safetensors``, ``task.json`` (labels) and any
+        ``calibration.json`` into ``path``."""
         from safetensors.torch import save_file
 
         folder = Path(path)
@@ -170,9 +171,12 @@ class ConvClassifier(TaskModel):
         atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp)))
         atomic_write_text(folder / CNN_FILE, json.dumps(asdict(self.config), indent=2) + "\n")
         self.head_config.save(folder)
+        self.save_calibration(folder)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ConvClassifier:
+    def from_pretrained(
+        cls, path: str | os.PathLike, map_location: str | torch.device = "cpu", calibrated: bool = True
+    ) -> ConvClassifier:
         from safetensors.torch import load_file
 
         folder = Path(path)
@@ -185,4 +189,6 @@ class ConvClassifier(TaskModel):
             model.load_state_dict(load_file(str(folder / WEIGHTS_FILE), device=str(map_location)))
         except (OSError, RuntimeError) as exc:
             raise HyenaDNAError(f"{folder / WEIGHTS_FILE}: weights do not match {CNN_FILE} ({exc})") from None
+        if calibrated:  # else the raw model, its calibration.json unread
+            model.load_calibration(folder)
         return model

@@ -12,6 +12,7 @@ import torch
 
 from hyenadna.data.tokenizer import CharacterTokenizer, pad_ids, reverse_complement
 from hyenadna.errors import HyenaDNAError
+from hyenadna.heads.calibration import Calibration, fit_calibration
 from hyenadna.heads.cnn import CNN_FILE, ConvClassifier
 from hyenadna.heads.cnn import WEIGHTS_FILE as CNN_WEIGHTS
 from hyenadna.heads.task_model import SequenceModel, TaskModel
@@ -21,17 +22,21 @@ from hyenadna.io.checkpoint import check_finite
 from hyenadna.modules.modes import eval_mode
 
 
-def load_task_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TaskModel:
+def load_task_model(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", calibrated: bool = True
+) -> TaskModel:
     """A fine-tuned model folder: a :class:`SequenceModel`, or the :class:`ConvClassifier` baseline
-    (told apart by its ``cnn.json``). Every weight, backbone and head, is checked finite."""
+    (told apart by its ``cnn.json``). Every weight, backbone and head, is checked finite.
+    ``calibrated``: with the folder's ``calibration.json``, if any (False: neither read nor
+    checked, the raw model; ``hyenadna calibrate --overwrite`` replaces it)."""
     folder = Path(path)
     if not folder.is_dir():
         raise HyenaDNAError(f"no fine-tuned model folder at {path}")
     if (folder / CNN_FILE).is_file():
-        model = ConvClassifier.from_pretrained(folder, map_location=map_location)
+        model: TaskModel = ConvClassifier.from_pretrained(folder, map_location=map_location, calibrated=calibrated)
         check_finite(model.state_dict(), folder / CNN_WEIGHTS)
         return model
-    return SequenceModel.from_pretrained(folder, map_location=map_location)
+    return SequenceModel.from_pretrained(folder, map_location=map_location, calibrated=calibrated)
 
 
 def predict_sequences(
@@ -41,13 +46,17 @@ def predict_sequences(
     rc_average: bool = False,
     names: Sequence[str] | None = None,
     tiling: Tiling | None = None,
+    logits: bool = False,
 ) -> np.ndarray:
     """Probabilities (classification) or values (regression), (N, outputs) float32, of DNA
     strings in input order. ``rc_average`` averages them with the reverse complements' (on top of
     a head's own ``rc_conjoin``, which averages logits). ``tiling``: a sequence longer than the
     model gets the mean of its windows' probabilities or, with ``combine="max"``, the softmax
     (sigmoid) of the maximum of its windows' logits, so that class probabilities still sum to 1
-    (hyenadna.inference.tiling)."""
+    (hyenadna.inference.tiling). ``logits``: the raw logits instead, before any calibration
+    (without tiling or ``rc_average``)."""
+    if logits and (rc_average or (tiling is not None and tiling.enabled)):
+        raise HyenaDNAError("raw logits are given for whole sequences only (no tiling, no rc_average)")
     device = next(model.parameters()).device
 
     def outputs(logits: torch.Tensor) -> np.ndarray:
@@ -76,7 +85,20 @@ def predict_sequences(
         return tiled_per_window(strings, model.max_length, tiling, predict)
 
     with eval_mode(model):
+        if logits:
+            too_long_hint(seqs, model.max_length, names)
+            return predict(seqs, names, logits=True)
         values = predict_tiled(seqs)
         if rc_average:
             values = (values + predict_tiled([reverse_complement(s) for s in seqs])) / 2
     return values
+
+
+def calibrate_on(model: TaskModel, seqs: Sequence[str], targets: np.ndarray, batch_size: int = 32) -> Calibration:
+    """Fit ``model``'s calibration (:mod:`hyenadna.heads.calibration`) to held-out sequences
+    and their targets, from its raw logits, and set it: its probabilities go through it from now on."""
+    config = model.head_config
+    model.calibration = None
+    logits = predict_sequences(model, seqs, batch_size, logits=True)
+    model.calibration = fit_calibration(config.task, list(config.labels), logits, targets)
+    return model.calibration

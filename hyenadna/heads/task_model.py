@@ -8,7 +8,9 @@ A fine-tuned model is saved self-contained in one folder:
   ``hyenadna.load(folder)`` still gives a plain ``HyenaDNA`` for embedding;
 * ``head.safetensors``: the head's weights;
 * ``task.json``: the :class:`HeadConfig` (kind, pooling, layer, RC conjoining, bidirectional,
-  the task and its label names).
+  the task and its label names);
+* ``calibration.json``, where the model was calibrated on held-out data
+  (:mod:`hyenadna.heads.calibration`): the scale and biases its probabilities go through.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch import nn
 
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.base import Head, task_loss, task_outputs
+from hyenadna.heads.calibration import CALIBRATION_FILE, Calibration, read_calibration
 from hyenadna.heads.config import HEADS, HeadConfig, read_head_config
 from hyenadna.inference.masking import to_right_padding
 from hyenadna.model.hyena_dna import HyenaDNA
@@ -32,10 +35,12 @@ from hyenadna.modules.pooling import mirror_index, reverse_complement_batch, rev
 class TaskModel(nn.Module):
     """What every fine-tunable model shares: ``forward(input_ids, attention_mask)`` gives logits
     (averaged with the reverse complement's when the head conjoins), ``predict_outputs`` turns
-    them into probabilities or values. Subclasses define ``_one_strand``, ``_one_strand_onehot``,
-    ``max_length`` and ``head_config``."""
+    them into probabilities or values, through the model's ``calibration`` where it has one
+    (logits stay raw: training, attribution of logits). Subclasses define ``_one_strand``,
+    ``_one_strand_onehot``, ``max_length`` and ``head_config``."""
 
     head_config: HeadConfig
+    calibration: Calibration | None = None
 
     @property
     def max_length(self) -> int:
@@ -55,7 +60,21 @@ class TaskModel(nn.Module):
         return logits
 
     def predict_outputs(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.calibration is not None:
+            logits = self.calibration.apply(logits)
         return task_outputs(self.head_config.task, logits)
+
+    def save_calibration(self, folder: Path) -> None:
+        """``folder/calibration.json`` where the model has a calibration, and none where it has
+        not (save_pretrained's last step)."""
+        if self.calibration is not None:
+            self.calibration.save(folder)
+        else:  # a folder saved over must not keep an earlier model's calibration
+            (Path(folder) / CALIBRATION_FILE).unlink(missing_ok=True)
+
+    def load_calibration(self, folder: Path) -> None:
+        """The calibration in ``folder``, if any, checked against the head's task and labels."""
+        self.calibration = read_calibration(folder, self.head_config.task, self.head_config.labels)
 
     def training_loss(self, logits: torch.Tensor, target: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The loss fine-tuning minimises: cross-entropy, binary cross-entropy or MSE by task."""
@@ -147,13 +166,18 @@ class SequenceModel(TaskModel):
         self.backbone.save_pretrained(folder)
         self.head.save_pretrained(folder)
         self.head_config.save(folder)
+        self.save_calibration(folder)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> SequenceModel:
+    def from_pretrained(
+        cls, path: str | os.PathLike, map_location: str | torch.device = "cpu", calibrated: bool = True
+    ) -> SequenceModel:
         """Load a folder written by :meth:`save_pretrained`."""
         folder = Path(path)
         head = read_head_config(folder)
         Head.weights_file(folder)  # before the backbone: the folder is incomplete either way
         model = cls(HyenaDNA.from_pretrained(folder, map_location=map_location), head)
         model.head.load_pretrained(folder, map_location)
+        if calibrated:  # else the raw model, its calibration.json unread
+            model.load_calibration(folder)
         return model

@@ -8,7 +8,8 @@ model is saved self-contained (backbone, head, task and labels) to ``output/mode
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+import warnings
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,15 @@ import lightning as L
 import numpy as np
 import torch
 
+from hyenadna.analysis.metrics import task_metrics
 from hyenadna.checks import values as validate
 from hyenadna.data.datamodules import LabelledDataModule
 from hyenadna.data.labels import LabelledRecord
 from hyenadna.errors import HyenaDNAError
+from hyenadna.heads.calibration import CALIBRATED_TASKS, check_classes
 from hyenadna.heads.cnn import cnn_head
 from hyenadna.heads.config import HeadOptions
-from hyenadna.heads.loading import predict_sequences
+from hyenadna.heads.loading import calibrate_on, predict_sequences
 from hyenadna.heads.task_model import TaskModel
 from hyenadna.io.atomic import atomic_write_text
 from hyenadna.io.file_plan import check_run_folder
@@ -110,6 +113,8 @@ def finetune(
     lr_scale = 1.0 if is_cnn else tuning.backbone_lr_scale  # the CNN has one learning rate
     module = SequenceTaskModule(task_model, optim, tuning.freeze_backbone, lr_scale)
     splits = datamodule.split_sizes()
+    if tuning.calibrate and evaluate:
+        check_calibration(datamodule)
     monitor = validation_monitor(tuning, datamodule.vocab.task, "val" in splits)
     timer = StepTimer()
     stopping = [*early_stopping(monitor, tuning.patience), *plateau_decay(monitor, optim)]
@@ -126,6 +131,8 @@ def finetune(
         restore_best(module, out, monitor)
         result |= test_model(recipe, out, seed, lightning_trainer, module, datamodule)
         if lightning_trainer.is_global_zero:
+            if tuning.calibrate:
+                result |= calibration_or_error(task_model, datamodule, data.batch_size)
             save_run(out, task_model, datamodule, data.batch_size, result)
     return result
 
@@ -142,10 +149,47 @@ def test_model(recipe: FinetuneRecipe, out: Path, seed: int, lightning_trainer, 
     if tuning.baseline:
         result["kmer_baseline"] = kmer_baseline_on(datamodule, seed)
     if tuning.cnn_baseline and recipe.model.name_or_path != CNN_NAME:  # same data, optimiser, schedule, stopping
-        tuned = replace(tuning, baseline=False, cnn_baseline=False)
+        tuned = replace(tuning, baseline=False, cnn_baseline=False, calibrate=False)  # its own test only
         cnn = replace(recipe, model=ModelOptions(CNN_NAME), head=cnn_head(recipe.head), tuning=tuned)
         result["cnn_baseline"] = finetune(cnn, out / "cnn_baseline", seed, overwrite=True)["test"]
     return result
+
+
+def check_calibration(datamodule: LabelledDataModule, option: str = "--tuning.calibrate") -> None:
+    """Refuse ``option`` before training (or before reading a finished run) where no
+    calibration could be fitted: no classifier, no validation split, a class it lacks."""
+    task = datamodule.vocab.task
+    if task not in CALIBRATED_TASKS:
+        raise HyenaDNAError(f"{option} is for classifiers (multiclass or multilabel), not a {task} task")
+    if "val" not in datamodule.split_sizes():
+        raise HyenaDNAError(f"{option} needs a validation split to fit on (data.val, a split column "
+                            "or data.val_fraction)")  # fmt: skip
+    check_classes(task, list(datamodule.vocab.names), datamodule.targets("val"))
+
+
+def calibration_or_error(model: TaskModel, datamodule: LabelledDataModule, batch_size: int) -> dict[str, Any]:
+    """:func:`calibration_report`, or, where the fit is refused (logits that rank a label the
+    wrong way round on validation), the reason under ``calibration.error``: the trained model is
+    saved uncalibrated rather than lost."""
+    try:
+        return calibration_report(model, datamodule, batch_size)
+    except HyenaDNAError as exc:
+        model.calibration = None
+        warnings.warn(f"the model is saved uncalibrated: {exc}", stacklevel=2)
+        return {"calibration": {"error": str(exc)}}
+
+
+def calibration_report(model: TaskModel, datamodule: LabelledDataModule, batch_size: int) -> dict[str, Any]:
+    """Calibrate ``model`` on the validation split (it keeps the calibration); the fit, and the
+    test metrics of the calibrated probabilities (``test_calibrated``) where there is a test split."""
+    val = [r.sequence for r in datamodule.records("val")], datamodule.targets("val")
+    fitted = asdict(calibrate_on(model, *val, batch_size))
+    report: dict[str, Any] = {"calibration": {"method": model.calibration.method, **fitted}}
+    if "test" in datamodule.split_sizes():
+        test = [r.sequence for r in datamodule.records("test")], datamodule.targets("test")
+        probs = predict_sequences(model, test[0], batch_size)
+        report["test_calibrated"] = task_metrics(datamodule.vocab.task, probs, test[1])
+    return report
 
 
 def save_run(out: Path, task_model: TaskModel, datamodule: LabelledDataModule, batch_size: int, result: dict) -> None:

@@ -27,7 +27,13 @@ import torch
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.config import HeadOptions
 from hyenadna.io.atomic import atomic_write_text, write_run_config
-from hyenadna.pipelines.finetune import FINETUNE_OPTIM, FinetuneRecipe, finetune, refuse_bad_inputs
+from hyenadna.pipelines.finetune import (
+    FINETUNE_OPTIM,
+    FinetuneRecipe,
+    check_calibration,
+    finetune,
+    refuse_bad_inputs,
+)
 from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, SearchOptions, TrainerOptions
 from hyenadna.training.prepare import CNN_NAME, initial_model, labelled_data_module
@@ -143,6 +149,8 @@ def probe_data(recipe: FinetuneRecipe, seed: int) -> tuple[dict[str, float], tup
     datamodule = labelled_data_module(recipe.data, seed, l_max)
     if "val" not in datamodule.split_sizes():
         raise HyenaDNAError("tuning judges trials on a validation split, and the data has none")
+    if recipe.tuning.calibrate:  # the final runs calibrate: refused now, not after the search
+        check_calibration(datamodule)
     train = datamodule.records("train")
     sizes = {"train": len(train), "mean_length": sum(len(r.sequence) for r in train) / len(train)}
     monitor = validation_monitor(recipe.tuning, datamodule.vocab.task, True)
@@ -340,8 +348,9 @@ def retrain(recipe: FinetuneRecipe, trial, seeds: list[int], out: Path, monitor:
         runs.append(finetune(replace(recipe, tuning=tuning), run, seed, overwrite=True))
     final: dict[str, Any] = {"recipe": str(out / "best_recipe.yaml"), "seeds": seeds, "runs": str(folder),
                              "validation": mean_sd([r["validation"] for r in runs])}  # fmt: skip
-    if all("test" in r for r in runs):
-        final["test"] = mean_sd([r["test"] for r in runs])
+    for key in ("test", "test_calibrated"):
+        if all(key in r for r in runs):
+            final[key] = mean_sd([r[key] for r in runs])
     if "kmer_baseline" in runs[0]:
         final["kmer_baseline"] = runs[0]["kmer_baseline"]
     if all("cnn_baseline" in r for r in runs):
@@ -381,4 +390,7 @@ def tune_table(summary: dict[str, Any]) -> str:
             if cnn:
                 row += f" {cnn[name]['mean']:>11.4f} ± {cnn[name]['sd']:.4f}" if name in cnn else f" {'':>20}"
             lines.append(row + (f" {kmer[name]:>10.4f}" if isinstance(kmer.get(name), float) else f" {'':>10}"))
+    if final.get("test_calibrated"):
+        shown = ", ".join(f"{n} {v['mean']:.4f} ± {v['sd']:.4f}" for n, v in final["test_calibrated"].items())
+        lines.append(f"calibrated on validation, test: {shown}")
     return "\n".join(lines)

@@ -207,6 +207,13 @@ class FinetuneOptions:
             chosen on the validation split).
         cnn_baseline: also train the convolutional baseline (:mod:`hyenadna.heads.cnn`) on the same
             splits with the same optimiser, schedule and early stopping (in ``output/cnn_baseline``).
+        calibrate: after training, fit a scale on the logits and a bias per class on the
+            validation split (bias-corrected temperature scaling; Platt scaling per label for
+            multi-label tasks), saved with the model as ``calibration.json``: its probabilities
+            and decisions then follow the validation split's class shares, not the training
+            split's. metrics.json keeps the model's own ``test`` metrics and adds
+            ``test_calibrated``. Classifiers only; ``hyenadna calibrate --run RUN`` does the same for
+            a finished run. The CNN baseline (``cnn_baseline``) is not calibrated.
     """
 
     freeze_backbone: bool = False
@@ -215,6 +222,7 @@ class FinetuneOptions:
     patience: int = 3
     baseline: bool = True
     cnn_baseline: bool = False
+    calibrate: bool = False
 
     def __post_init__(self) -> None:
         number("--tuning.backbone_lr_scale", self.backbone_lr_scale, low=0.0)
