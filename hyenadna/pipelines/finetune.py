@@ -164,7 +164,10 @@ def check_calibration(datamodule: LabelledDataModule, option: str = "--tuning.ca
     if "val" not in datamodule.split_sizes():
         raise HyenaDNAError(f"{option} needs a validation split to fit on (data.val, a split column "
                             "or data.val_fraction)")  # fmt: skip
-    check_classes(task, list(datamodule.vocab.names), datamodule.targets("val"))
+    try:
+        check_classes(task, list(datamodule.vocab.names), datamodule.targets("val"))
+    except HyenaDNAError as exc:
+        raise HyenaDNAError(f"{option}: {exc}") from None
 
 
 def calibration_or_error(model: TaskModel, datamodule: LabelledDataModule, batch_size: int) -> dict[str, Any]:

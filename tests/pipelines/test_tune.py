@@ -142,6 +142,12 @@ def test_refusals_come_before_anything_is_written(tmp_path):
     no_val = LabelledData(train=DATA.train, val_fraction=0.0)
     with pytest.raises(HyenaDNAError, match="tuning judges trials on a validation split, and the data has none"):
         run_tune(no_val, SearchOptions(), MODEL, output=str(out))
+    one_class_val = tmp_path / "one_class_val.csv"  # the final runs' calibration could not be fitted
+    one_class_val.write_text("sequence,label,split\n" + "".join(f"ACGTACGTAC,{'ab'[i % 2]},train\n" for i in range(8))
+                             + "ACGTACGTAC,a,val\n")  # fmt: skip
+    with pytest.raises(HyenaDNAError, match=r"--tuning.calibrate: calibration needs every class .*\[.b.\]"):
+        run_tune(LabelledData(train=str(one_class_val), reader={"split_col": "split"}), SearchOptions(), MODEL,
+                 tuning=FinetuneOptions(calibrate=True), output=str(out))  # fmt: skip
     with pytest.raises(HyenaDNAError, match="set --search.trial_tokens or --search.trial_minutes"):
         SearchOptions(trial_tokens=None)
     with pytest.raises(HyenaDNAError, match="--search.seeds repeats a seed"):
