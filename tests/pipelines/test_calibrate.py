@@ -27,13 +27,13 @@ TRAIN = {"Oct4": str(TF / "oct4_train.fa"), "MafK": str(TF / "mafk_train.fa")}
 TEST = {"Oct4": str(TF / "oct4_test.fa"), "MafK": str(TF / "mafk_test.fa")}
 
 
-def cnn_run(out: Path, calibrate: bool) -> dict:
+def cnn_run(out: Path, calibrate: bool, steps: int = 30) -> dict:
     return run_finetune(
         LabelledData(train=TRAIN, test=TEST, batch_size=32, val_fraction=0.2),
         ModelOptions("cnn", {"channels": [16, 16]}),
         HeadOptions(),
         FinetuneOptions(baseline=False, patience=0, calibrate=calibrate),
-        trainer=TrainerOptions(max_steps=30, accelerator="cpu", devices=1, progress_bar=False),
+        trainer=TrainerOptions(max_steps=steps, accelerator="cpu", devices=1, progress_bar=False),
         output=str(out),
         seed=3,
     )
@@ -113,7 +113,7 @@ def test_a_refused_fit_leaves_the_run_saved_uncalibrated(tmp_path, monkeypatch):
 
     monkeypatch.setattr(finetune_module, "calibrate_on", refuse)
     with pytest.warns(UserWarning, match="saved uncalibrated"):
-        result = cnn_run(tmp_path / "run", True)
+        result = cnn_run(tmp_path / "run", True, steps=3)
     assert "wrong way round" in result["calibration"]["error"] and "test_calibrated" not in result
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["calibration"] == result["calibration"]
     assert not (tmp_path / "run" / "model" / CALIBRATION_FILE).exists()
@@ -132,9 +132,8 @@ def test_a_validation_split_without_a_class_is_refused_before_training(tmp_path)
     assert not (tmp_path / "run").exists()
 
 
-def test_the_command_refits_over_a_damaged_calibration_with_overwrite(runs, tmp_path):
-    import subprocess
-    import sys
+def test_the_command_refits_over_a_damaged_calibration_with_overwrite(runs, tmp_path, capsys):
+    from hyenadna.cli import main
 
     (_, _), (fitted_out, fitted) = runs
     run = tmp_path / "run"
@@ -142,11 +141,11 @@ def test_the_command_refits_over_a_damaged_calibration_with_overwrite(runs, tmp_
     (run / "model" / CALIBRATION_FILE).write_text("{not json")
     with pytest.raises(HyenaDNAError, match="already calibrated"):
         run_calibrate(str(run))
-    command = [sys.executable, str(REPO / "cli.py"), "calibrate", "--run", str(run), "--overwrite", "--device", "cpu"]
-    done = subprocess.run(command, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert_same_fit(json.loads(done.stdout)["calibration"], fitted["calibration"])
-    assert load_task_model(run / "model").calibration.scale == json.loads(done.stdout)["calibration"]["scale"]
+    capsys.readouterr()
+    main(["calibrate", "--run", str(run), "--overwrite", "--device", "cpu"])
+    printed = json.loads(capsys.readouterr().out)
+    assert_same_fit(printed["calibration"], fitted["calibration"])
+    assert load_task_model(run / "model").calibration.scale == printed["calibration"]["scale"]
 
 
 def _fasta(path: str) -> list[tuple[str, str]]:
