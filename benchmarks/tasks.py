@@ -100,11 +100,7 @@ def finetune_run(
     extra = ["--tuning.calibrate", "true"] if calibrate else []
     metrics = finetune_process(recipe_of(task, method), OVERRIDES[method] + extra, seed, folder, threads, label)
     if calibrate and "test_calibrated" not in metrics:
-        command = [sys.executable, "-m", "hyenadna.cli", "calibrate", "--run", str(folder)]
-        env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(command)}\nfailed:\n{done.stderr[-3000:]}")
+        hyenadna_process(["calibrate", "--run", str(folder)], threads)
         metrics = json.loads((folder / "metrics.json").read_text())
     return metrics
 
@@ -116,16 +112,22 @@ def finetune_process(
     (``threads`` OpenMP threads), unless its ``metrics.json`` exists; returns the metrics."""
     metrics = folder / "metrics.json"
     if not metrics.is_file():
-        command = [sys.executable, "-m", "hyenadna.cli", "finetune", "--config", str(recipe),
-                   *options, "--seed", str(seed), "--output", str(folder), "--overwrite",
-                   "--tuning.baseline", "false", "--trainer.progress_bar", "false"]  # fmt: skip
+        command = ["finetune", "--config", str(recipe), *options, "--seed", str(seed), "--output", str(folder),
+                   "--overwrite", "--tuning.baseline", "false", "--trainer.progress_bar", "false"]  # fmt: skip
         start = time.perf_counter()
-        env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(command)}\nfailed:\n{done.stderr[-3000:]}")
+        hyenadna_process(command, threads)
         print(f"{label or folder}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return json.loads(metrics.read_text())
+
+
+def hyenadna_process(arguments: list[str], threads: int | None = None) -> None:
+    """``hyenadna ARGUMENTS`` as a process of its own (``threads`` OpenMP threads); its
+    stderr's tail in the exit message if it fails."""
+    command = [sys.executable, "-m", "hyenadna.cli", *arguments]
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)}\nfailed:\n{done.stderr[-3000:]}")
 
 
 def baseline_run(task: str, method: str, out: Path) -> dict:

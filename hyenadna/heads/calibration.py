@@ -117,8 +117,9 @@ def fit_calibration(task: str, labels: list[str], logits: np.ndarray, targets: n
                             f"logits and {len(targets)} targets")  # fmt: skip
     if not torch.isfinite(z).all():
         raise HyenaDNAError("calibration: the model gave non-finite logits on the validation split")
-    y = torch.as_tensor(np.asarray(targets), dtype=torch.float64)
-    check_classes(task, labels, np.asarray(targets))
+    targets = np.asarray(targets)
+    check_classes(task, labels, targets)
+    y = torch.as_tensor(targets, dtype=torch.float64)
     scale = torch.ones(1 if task == "multiclass" else len(labels), dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(len(labels), dtype=torch.float64, requires_grad=True)
 
