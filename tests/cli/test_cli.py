@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from cli_errors import printed_config
 
 from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.analysis.lm_loss import fasta_lm_loss, window_loss_sum
@@ -93,16 +94,10 @@ RECIPES = sorted((REPO / "configs").glob("*.yaml")) + sorted((REPO / "configs" /
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(REPO / "configs")))
-def test_every_recipe_parses(recipe):
+def test_every_recipe_parses(recipe, capsys):
     finetune = "finetune" in recipe.name or "tasks" in recipe.parts
     command = "embed" if "embed" in recipe.name else "finetune" if finetune else "pretrain"
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "cli.py"), command, "--config", str(recipe), "--print_config"],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "output:" in proc.stdout
+    assert "output:" in printed_config(capsys, [command, "--config", str(recipe)])
 
 
 SEARCHES = [["finetune.yaml"], ["finetune.yaml", "tf_oct4_mafk_start.yaml"]] + [
@@ -113,19 +108,15 @@ SEARCHES = [["finetune.yaml"], ["finetune.yaml", "tf_oct4_mafk_start.yaml"]] + [
 
 
 @pytest.mark.parametrize("search", SEARCHES, ids=lambda names: "+".join(names))
-def test_every_search_parses_after_a_task_recipe(search):
+def test_every_search_parses_after_a_task_recipe(search, capsys):
     """The search configs are given after a task recipe; later ones add to earlier ones. A task's
     own search (``<task>.yaml``, or ``cnn_<task>.yaml`` for its CNN) follows that task's recipe."""
     tasks = [name.removeprefix("cnn_")[: -len(".yaml")] for name in search]
     own = [task for task in tasks if (REPO / "configs" / "tasks" / f"{task}.yaml").is_file()]
     task = own[0] if own else "tf_oct4_mafk"
     configs = [arg for name in search for arg in ("--config", str(REPO / "configs" / "search" / name))]
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "cli.py"), "tune", "--config", str(REPO / "configs" / "tasks" / f"{task}.yaml"),
-         *configs, "--print_config"], capture_output=True, text=True,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    printed = yaml.safe_load(proc.stdout)
+    recipe = str(REPO / "configs" / "tasks" / f"{task}.yaml")
+    printed = yaml.safe_load(printed_config(capsys, ["tune", "--config", recipe, *configs]))
     assert printed["search"]["space"]["optim.lr"]["log"] and printed["search"]["trials"] >= 8
     assert bool(printed["search"]["enqueue"]) == (search != ["finetune.yaml"])
     assert (printed["model"]["name_or_path"] == "cnn") == search[0].startswith("cnn_")

@@ -5,8 +5,11 @@ kernel that reads a module global that is not a ``tl.constexpr``, or whose tiles
 shared memory than a multiprocessor has, passes there and fails on the card (both happened:
 issue 31). Here every specialisation the launchers can produce, for lengths 1 to the kernels'
 2M-base limit, float32/bfloat16/float16, forward and backward, is compiled by Triton's own
-compiler for sm_80, sm_89 and sm_90 and held to each one's shared-memory limit
-(:mod:`hyenadna.ops.triton.compile_check`; ``make compile-check`` prints the table).
+compiler for sm_89 and sm_90 and held to each one's shared-memory limit
+(:mod:`hyenadna.ops.triton.compile_check`; ``make compile-check`` prints the table, sm_80
+included). sm_80 is left to that command: Triton compiles it down the same path as sm_89 (the
+same 213 specialisations asked for the same shared memory, byte for byte, on 2026-12-05), and
+its limit is the larger, so what fits sm_89 fits sm_80; it would add two minutes to CI.
 """
 
 from __future__ import annotations
@@ -69,21 +72,21 @@ def test_the_compile_check_catches_a_global_that_is_not_constexpr(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_kernel_specialisation_compiles_and_fits_sm80_sm89_sm90(tmp_path):
-    """About 650 compilations on two processes (some ten minutes): each compiles, and each
+def test_every_kernel_specialisation_compiles_and_fits_sm89_sm90(tmp_path):
+    """About 430 compilations on two processes (some four minutes): each compiles, and each
     asks for no more shared memory than its target holds."""
     report = tmp_path / "compile_check.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "hyenadna.ops.triton.compile_check", "--targets", "80", "89", "90", "--jobs", "2",
+        [sys.executable, "-m", "hyenadna.ops.triton.compile_check", "--targets", "89", "90", "--jobs", "2",
          "--json", str(report)],
         capture_output=True, text=True, timeout=2400, env=compiling_env(),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     rows = json.loads(report.read_text())
     assert all(row["ok"] for row in rows)
-    assert {row["target"] for row in rows} == {80, 89, 90}
+    assert {row["target"] for row in rows} == {89, 90}
     kernels = {row["kernel"].split("[")[0] for row in rows}
     assert kernels == {"_gated_conv_fwd", "_gated_conv_bwd", "_fused_fwd", "_fused_bwd", "_outer_fwd", "_inner_conv",
                        "_inner_bwd", "_outer_inv", "_short_conv_fwd", "_short_conv_bwd"}  # fmt: skip
-    assert len(rows) >= 3 * 200  # every plan from 1 to 2M bases, three dtypes, both directions
+    assert len(rows) >= 2 * 200  # every plan from 1 to 2M bases, three dtypes, both directions
     assert {t for row in rows for t in ("*fp32", "*bf16", "*fp16") if t in row["kernel"]} == {"*fp32", "*bf16", "*fp16"}

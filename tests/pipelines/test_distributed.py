@@ -164,18 +164,18 @@ def test_explain_on_two_processes_writes_the_one_process_file(tmp_path):
     from hyenadna.analysis.attribution_file import read_attributions
 
     config = tmp_path / "explain.yaml"
-    config.write_text(f"input: {{Oct4: {TF / 'oct4_test.fa'}, MafK: {TF / 'mafk_test.fa'}}}\nmax_records: 12\n"
+    config.write_text(f"input: {{Oct4: {TF / 'oct4_test.fa'}, MafK: {TF / 'mafk_test.fa'}}}\nmax_records: 5\n"
                       "chunk: 2\nmethods: [ism, grad_x_input]\n")  # fmt: skip
     for processes, extra in (("one", []), ("two", TWO)):
         run("explain", "--config", str(config), "--model", "tiny-1k-chr20", "--output",
             str(tmp_path / f"{processes}.h5"), "--ism_tsv", str(tmp_path / f"{processes}.tsv"), *extra)  # fmt: skip
     for method in ("ism", "grad_x_input"):
         one, two = read_attributions(tmp_path / "one.h5", method), read_attributions(tmp_path / "two.h5", method)
-        assert one["names"] == two["names"] and one["labels"] == two["labels"] and len(one["arrays"]) == 12
+        assert one["names"] == two["names"] and one["labels"] == two["labels"] and len(one["arrays"]) == 5
         for x, y in zip(one["arrays"], two["arrays"]):
             np.testing.assert_allclose(y, x, rtol=0, atol=1e-5)
     one, two = (tmp_path / "one.tsv").read_text().splitlines(), (tmp_path / "two.tsv").read_text().splitlines()
-    assert len(one) == len(two) == 1 + 12 * 200 * 3 and [r.split("\t")[:4] for r in one] == [
+    assert len(one) == len(two) == 1 + 5 * 200 * 3 and [r.split("\t")[:4] for r in one] == [
         r.split("\t")[:4] for r in two
     ]
 

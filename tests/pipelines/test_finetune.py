@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_errors import error_line, printed_config
 
+from hyenadna.cli import main
 from hyenadna.data.fasta import read_fasta
 from hyenadna.data.tokenizer import CharacterTokenizer
 from hyenadna.heads.config import HeadOptions
@@ -87,11 +87,7 @@ def test_predict_writes_the_models_probabilities(finetuned, tmp_path):
     assert plain.read_text().splitlines()[0] == "name\tp_MafK\tp_Oct4\tpredicted"
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "cli.py"), *args], capture_output=True, text=True, timeout=300)
-
-
-def test_cli_bad_inputs_give_clear_errors(tmp_path):
+def test_cli_bad_inputs_give_clear_errors(tmp_path, capsys):
     bad_test = tmp_path / "other_tf.fa"
     bad_test.write_text(">r1\nACGTACGT\n")
     cases = [
@@ -110,22 +106,22 @@ def test_cli_bad_inputs_give_clear_errors(tmp_path):
         (["predict", "--model", str(tmp_path), "--input", str(bad_test), "--output", "x.tsv"], "no task.json"),
     ]
     for args, message in cases:
-        proc = run_cli(*args, "--output", str(tmp_path / "run")) if args[0] == "finetune" else run_cli(*args)
-        assert proc.returncode == 2, proc.stderr[-2000:]
-        assert message in proc.stderr and "Traceback" not in proc.stderr
+        argv = [*args, "--output", str(tmp_path / "run")] if args[0] == "finetune" else args
+        assert message in error_line(capsys, argv)
         assert not (tmp_path / "run" / "metrics.json").exists()
 
 
-def test_help_explains_options_and_print_config_resolves_yaml():
-    help_text = run_cli("finetune", "--help").stdout
+def test_help_explains_options_and_print_config_resolves_yaml(capsys):
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    help_text = capsys.readouterr().out
     options = ("--data.train", "--head.rc_conjoin", "--tuning.freeze_backbone", "--trainer.devices", "--print_config")
     for option in options:
         assert option in help_text
     assert "average the logits of each sequence and its reverse complement" in " ".join(help_text.split())
     recipe = str(REPO / "configs" / "demo_pretrain.yaml")
-    resolved = run_cli("pretrain", "--config", recipe, "--trainer.max_steps", "7", "--print_config")
-    assert resolved.returncode == 0, resolved.stderr
-    assert "max_steps: 7" in resolved.stdout and "path: data/lambda_virus.fa" in resolved.stdout
+    resolved = printed_config(capsys, ["pretrain", "--config", recipe, "--trainer.max_steps", "7"])
+    assert "max_steps: 7" in resolved and "path: data/lambda_virus.fa" in resolved
 
 
 @pytest.mark.slow
