@@ -107,9 +107,10 @@ gpu-pretrain:
 	PYTHONPATH=runs/gpu_site:. $(GPU_PYTHON) cli.py pretrain --config $(GPU_CONFIG) \
 		--trainer.max_steps $(PROBE_STEPS) --trainer.val_every_n_steps 0 --trainer.limit_val_batches 0 \
 		--output runs/gpu_probe --overwrite > runs/gpu_probe.json
-	steps=$$($(GPU_PYTHON) -c "import json, yaml; r = json.load(open('runs/gpu_probe.json')); \
+	steps=$$($(GPU_PYTHON) -c "import json, sys, yaml; r = json.load(open('runs/gpu_probe.json'))['throughput']; \
 		d = yaml.safe_load(open('$(GPU_CONFIG)'))['data']; \
-		print(max(10, int($(GPU_MINUTES) * 60 * r['throughput']['tokens_per_s'] / (d['batch_size'] * d['length']))))"); \
+		'tokens_per_s' in r or sys.exit('no rate in runs/gpu_probe.json: PROBE_STEPS must exceed the 3 steps it leaves out'); \
+		print(max(10, int($(GPU_MINUTES) * 60 * r['tokens_per_s'] / (d['batch_size'] * d['length']))))") || exit 1; \
 	echo "pretraining for $$steps steps"; \
 	PYTHONPATH=runs/gpu_site:. $(GPU_PYTHON) cli.py pretrain --config $(GPU_CONFIG) \
 		--trainer.max_steps $$steps --trainer.val_every_n_steps $$((steps / 4 > 0 ? steps / 4 : 1)) \
