@@ -42,15 +42,6 @@ def find_jemalloc() -> str | None:
     return ctypes.util.find_library("jemalloc")
 
 
-def jemalloc_loaded() -> bool:
-    """Whether jemalloc is mapped into this process (Linux; ``False`` elsewhere)."""
-    try:
-        with open("/proc/self/maps") as maps:
-            return any("jemalloc" in line for line in maps)
-    except OSError:
-        return False
-
-
 def allocator_environment(environ: dict[str, str] | None = None) -> dict[str, str] | None:
     """The environment to re-execute with so that jemalloc is the allocator, or ``None``
     when nothing should change: asked not to, already done, or no jemalloc installed."""

@@ -34,6 +34,7 @@ from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
 from hyenadna.training.plateau import plateau_decay
 from hyenadna.training.prepare import CNN_NAME, initial_model, labelled_data_module, new_task_model
+from hyenadna.training.runtime import runtime_facts
 from hyenadna.training.task_module import SequenceTaskModule, early_stopping, validation_monitor
 from hyenadna.training.throughput import StepTimer
 from hyenadna.training.trainer import build_trainer, start_run_folder, stopped_as_interrupt, timed_fit
@@ -126,7 +127,7 @@ def finetune(
                               "train_seconds": seconds, "steps": lightning_trainer.global_step,
                               "parameters": sum(p.numel() for p in task_model.parameters()),
                               "throughput": timer.summary(), "validation": best_validation(lightning_trainer, monitor),
-                              "split_sizes": splits}  # fmt: skip
+                              "split_sizes": splits, "runtime": runtime_facts(lightning_trainer)}  # fmt: skip
     if evaluate:
         restore_best(module, out, monitor)
         result |= test_model(recipe, out, seed, lightning_trainer, module, datamodule)

@@ -18,6 +18,7 @@ from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import ModelOptions, PretrainData, TrainerOptions
 from hyenadna.training.plateau import plateau_decay
 from hyenadna.training.prepare import initial_model, pretrain_data_module
+from hyenadna.training.runtime import runtime_facts
 from hyenadna.training.throughput import StepTimer
 from hyenadna.training.trainer import build_trainer, start_run_folder, timed_fit
 
@@ -73,6 +74,7 @@ def run_pretrain(
         "seconds": seconds,
         **{k: float(v) for k, v in lightning_trainer.callback_metrics.items() if k.startswith(("val/", "train/loss"))},
         "throughput": timer.summary(),
+        "runtime": runtime_facts(lightning_trainer),
     }
     if lightning_trainer.is_global_zero:
         backbone.save_pretrained(out / "model")

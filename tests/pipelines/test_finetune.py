@@ -50,6 +50,9 @@ def test_finetuning_beats_chance_on_real_tf_binding(finetuned):
     assert saved["test"] == result["test"]
     speed = saved["throughput"]  # steady-state steps: not the first three, none after a validation
     assert 100 < speed["timed_steps"] < 147 and speed["tokens_per_s"] > 0
+    runtime = saved["runtime"]  # what reproducing it needs: weights on a CPU depend on the thread count
+    assert runtime["threads"] == torch.get_num_threads() and runtime["torch"] == torch.__version__
+    assert (runtime["accelerator"], runtime["processes"]) == ("cpu", 1)
     task = json.loads((out / "model" / "task.json").read_text())
     assert task["labels"] == ["MafK", "Oct4"] and task["task"] == "multiclass" and task["train_length"] == 200
     with open(out / "test_predictions.tsv") as fh:  # every test sequence, as `predict` writes them

@@ -120,6 +120,7 @@ output: {tmp_path / "run"}
     assert "GLOBAL_RANK: 1" in proc.stderr or "Initializing distributed: GLOBAL_RANK: 1" in proc.stdout + proc.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["steps"] == 6 and "val/loss" in summary
+    assert (summary["runtime"]["accelerator"], summary["runtime"]["processes"]) == ("cpu", 2)
     assert load(tmp_path / "run" / "model").config.d_model == 64
 
 
