@@ -54,10 +54,10 @@ def run_calibrate(run: str, overwrite: bool = False, device: str = "auto") -> di
         raise HyenaDNAError(f"{run}: the data's labels {list(datamodule.vocab.names)} are not the model's "
                             f"{model.head_config.labels}; were the data files changed?")  # fmt: skip
     check_calibration(datamodule, "hyenadna calibrate")
-    report = calibration_report(model, datamodule, data.batch_size)
-    if "test" in datamodule.split_sizes():
+    report, test_values = calibration_report(model, datamodule, data.batch_size)
+    if test_values is not None:
         test = datamodule.records("test"), datamodule.targets("test")
-        metrics["report"] = write_test_report(folder, model.to("cpu"), *test, data.batch_size)
+        metrics["report"] = write_test_report(folder, model.to("cpu"), *test, data.batch_size, test_values)
     atomic_write_text(metrics_file, json.dumps(metrics | report, indent=2) + "\n")
     model.save_calibration(model_folder)  # last: a run stopped before it is calibrated again, not refused
     return {"run": str(run), **report}

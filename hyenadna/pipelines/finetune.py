@@ -132,9 +132,11 @@ def finetune(
         restore_best(module, out, monitor)
         result |= test_model(recipe, out, seed, lightning_trainer, module, datamodule)
         if lightning_trainer.is_global_zero:
+            test_values = None
             if tuning.calibrate:
-                result |= calibration_or_error(task_model, datamodule, data.batch_size)
-            save_run(out, task_model, datamodule, data.batch_size, result)
+                report, test_values = calibration_or_error(task_model, datamodule, data.batch_size)
+                result |= report
+            save_run(out, task_model, datamodule, data.batch_size, result, test_values)
     return result
 
 
@@ -171,38 +173,53 @@ def check_calibration(datamodule: LabelledDataModule, option: str = "--tuning.ca
         raise HyenaDNAError(f"{option}: {exc}") from None
 
 
-def calibration_or_error(model: TaskModel, datamodule: LabelledDataModule, batch_size: int) -> dict[str, Any]:
+def calibration_or_error(
+    model: TaskModel, datamodule: LabelledDataModule, batch_size: int
+) -> tuple[dict[str, Any], np.ndarray | None]:
     """:func:`calibration_report`, or, where the fit is refused (logits that rank a label the
-    wrong way round on validation), the reason under ``calibration.error``: the trained model is
-    saved uncalibrated rather than lost."""
+    wrong way round on validation), the reason under ``calibration.error`` (and no test
+    predictions): the trained model is saved uncalibrated rather than lost."""
     try:
         return calibration_report(model, datamodule, batch_size)
     except HyenaDNAError as exc:
         model.calibration = None
         warnings.warn(f"the model is saved uncalibrated: {exc}", stacklevel=2)
-        return {"calibration": {"error": str(exc)}}
+        return {"calibration": {"error": str(exc)}}, None
 
 
-def calibration_report(model: TaskModel, datamodule: LabelledDataModule, batch_size: int) -> dict[str, Any]:
-    """Calibrate ``model`` on the validation split (it keeps the calibration); the fit, and the
-    test metrics of the calibrated probabilities (``test_calibrated``) where there is a test split."""
+def calibration_report(
+    model: TaskModel, datamodule: LabelledDataModule, batch_size: int
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Calibrate ``model`` on the validation split (it keeps the calibration). Returns the fit
+    and the test metrics of the calibrated probabilities (``test_calibrated``), and those
+    probabilities, one row per test sequence (``None`` without a test split), for the test
+    report to write rather than predict again."""
     val = [r.sequence for r in datamodule.records("val")], datamodule.targets("val")
     fitted = asdict(calibrate_on(model, *val, batch_size))
     report: dict[str, Any] = {"calibration": {"method": model.calibration.method, **fitted}}
+    probs = None
     if "test" in datamodule.split_sizes():
         test = [r.sequence for r in datamodule.records("test")], datamodule.targets("test")
         probs = predict_sequences(model, test[0], batch_size)
         report["test_calibrated"] = task_metrics(datamodule.vocab.task, probs, test[1])
-    return report
+    return report, probs
 
 
-def save_run(out: Path, task_model: TaskModel, datamodule: LabelledDataModule, batch_size: int, result: dict) -> None:
-    """The fine-tuned model in ``out/model``, the test report (adding its paths to ``result``)
-    and ``out/metrics.json``."""
+def save_run(
+    out: Path,
+    task_model: TaskModel,
+    datamodule: LabelledDataModule,
+    batch_size: int,
+    result: dict,
+    test_values: np.ndarray | None = None,
+) -> None:
+    """The fine-tuned model in ``out/model``, the test report (adding its paths to ``result``;
+    ``test_values``: the model's test predictions where they were already made) and
+    ``out/metrics.json``."""
     task_model.save_pretrained(out / "model")
     if "test" in result:
         test = datamodule.records("test"), datamodule.targets("test")
-        result["report"] = write_test_report(out, task_model.to("cpu"), *test, batch_size)
+        result["report"] = write_test_report(out, task_model.to("cpu"), *test, batch_size, test_values)
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
 
 
@@ -250,14 +267,23 @@ def kmer_baseline_on(datamodule: LabelledDataModule, seed: int) -> dict:
 
 
 def write_test_report(
-    out: Path, model: TaskModel, records: list[LabelledRecord], targets: np.ndarray, batch_size: int
+    out: Path,
+    model: TaskModel,
+    records: list[LabelledRecord],
+    targets: np.ndarray,
+    batch_size: int,
+    values: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Beside ``metrics.json``: ``test_predictions.tsv`` (every test sequence's predictions) and,
-    with the plot extra installed, ``plots/`` (ROC, precision-recall, confusion matrix for
-    classifiers, and the training curves). Returns what was written."""
+    """Beside ``metrics.json``: ``test_predictions.tsv`` (every test sequence's predictions:
+    ``values`` where the caller has them, else predicted here) and, with the plot extra
+    installed, ``plots/`` (ROC, precision-recall, confusion matrix for classifiers, and the
+    training curves). Returns what was written."""
     from hyenadna.analysis import plotting
 
-    values = predict_sequences(model, [r.sequence for r in records], batch_size)
+    if values is None:
+        values = predict_sequences(model, [r.sequence for r in records], batch_size)
+    elif len(values) != len(records):
+        raise ValueError(f"{len(values)} test predictions for {len(records)} test sequences")
     config = model.head_config
     table = prediction_table(config, [r.name for r in records], values, [r.label for r in records])
     atomic_write_text(out / "test_predictions.tsv", table)
