@@ -104,7 +104,7 @@ def measure_one(impl: str, mode: str, length: int, repeat: int, warmup: bool = T
     first, times = times[0], times[skip:]
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     best = min(times)
-    from hyenadna.cli.runtime import jemalloc_loaded
+    from hyenadna.training.runtime import jemalloc_loaded
 
     return {"impl": impl, "mode": mode, "length": length, "seconds": best, "tokens_per_s": length / best,
             "first_seconds": first, "peak_rss_gb": peak_kb / 2**20,

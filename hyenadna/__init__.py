@@ -13,6 +13,6 @@ from hyenadna.data.tokenizer import CharacterTokenizer
 from hyenadna.errors import HyenaDNAError
 from hyenadna.inference.tiling import Tiling
 from hyenadna.model import HyenaDNA, load
+from hyenadna.version import __version__
 
-__version__ = "0.1.0"
-__all__ = ["PRESETS", "CharacterTokenizer", "HyenaConfig", "HyenaDNA", "HyenaDNAError", "Tiling", "load"]
+__all__ = ["PRESETS", "CharacterTokenizer", "HyenaConfig", "HyenaDNA", "HyenaDNAError", "Tiling", "__version__", "load"]

@@ -10,9 +10,10 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hyenadna"
 # The package's rooms, lowest first: a module imports from its own room or from rooms below it,
-# never above. The face (errors, config at the bottom; cli and the package itself at the top) is
+# never above. The face (version, errors, config at the bottom; cli and the package itself at the top) is
 # the only code outside a room.
 LAYERS = [
+    "version",
     "errors",
     "config",
     "checks",  # refusals of values, devices and dtypes before work starts
@@ -86,9 +87,9 @@ def test_no_import_circle():
 
 def test_every_module_lives_in_a_room_or_the_face():
     top = sorted(path.stem for path in PACKAGE.glob("*.py"))
-    assert top == ["__init__", "config", "errors"], top
+    assert top == ["__init__", "config", "errors", "version"], top
     rooms = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file())
-    assert sorted(rooms) == sorted(name for name in LAYERS if name not in ("", "errors", "config")), rooms
+    assert sorted(rooms) == sorted(name for name in LAYERS if name not in ("", "version", "errors", "config")), rooms
 
 
 def test_rooms_import_only_their_own_or_lower_ones():

@@ -4,8 +4,9 @@ Why: on a CPU, training with the same seed, data and versions gives the same wei
 only at the same thread count. The reductions in matrix products and convolutions are split
 across threads, and a different split rounds differently (checked: a 30-step fine-tune from
 ``tiny-1k-chr20`` gave identical weights twice on one thread and other weights on two). Those
-differences grow over a long run. So ``metrics.json`` (fine-tuning) and ``summary.json``
-(pretraining) say which versions and how many threads the numbers came from, and
+differences grow over a long run, and so do those of other vector kernels (AVX2 against
+AVX-512) or another card. So ``metrics.json`` (fine-tuning) and ``summary.json`` (pretraining)
+say which versions, CPU kernels, card and how many threads the numbers came from, and
 ``hyenadna info`` prints the same for the process it would run in.
 """
 
@@ -23,29 +24,38 @@ def jemalloc_loaded() -> bool:
         return False
 
 
-def runtime_facts(lightning_trainer: Any = None) -> dict[str, Any]:
-    """The versions, intra-op threads and allocator of this process, whether CUDA and Triton
-    are there, and, given the run's Lightning trainer, its accelerator and process count."""
+def distribution_version(name: str) -> str | None:
+    """The installed version of the distribution ``name`` (``None`` where it is not installed)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import lightning
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def runtime_facts(lightning_trainer: Any = None) -> dict[str, Any]:
+    """The versions, the CPU's vector kernels, intra-op threads and allocator of this process,
+    whether CUDA (its version and card) and Triton are there, and, given the run's Lightning
+    trainer, its accelerator and process count."""
     import torch
 
     from hyenadna.ops.triton import triton_available
+    from hyenadna.version import __version__
 
-    try:
-        installed = version("hyenadna")
-    except PackageNotFoundError:  # run from a source checkout that was never installed
-        installed = None
     facts: dict[str, Any] = {
-        "hyenadna": installed,
+        "hyenadna": __version__,  # the code that ran, not whatever metadata is on the path
         "torch": torch.__version__,
-        "lightning": lightning.__version__,
+        "lightning": distribution_version("lightning"),  # read, not imported: info never loads Lightning
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the vector kernels: AVX2, AVX-512...
+        "cuda_version": torch.version.cuda,
         "threads": torch.get_num_threads(),
         "allocator": "jemalloc" if jemalloc_loaded() else "system",
         "cuda": torch.cuda.is_available(),
         "triton": triton_available(),
     }
+    if torch.cuda.is_available():
+        facts["gpu"] = torch.cuda.get_device_name()
     if lightning_trainer is not None:
         facts["accelerator"] = type(lightning_trainer.accelerator).__name__.removesuffix("Accelerator").lower()
         facts["processes"] = lightning_trainer.world_size

@@ -7,9 +7,9 @@ issue 31). Here every specialisation the launchers can produce, for lengths 1 to
 2M-base limit, float32/bfloat16/float16, forward and backward, is compiled by Triton's own
 compiler for sm_89 and sm_90 and held to each one's shared-memory limit
 (:mod:`hyenadna.ops.triton.compile_check`; ``make compile-check`` prints the table, sm_80
-included). sm_80 is left to that command: Triton compiles it down the same path as sm_89 (the
-same 213 specialisations asked for the same shared memory, byte for byte, on 2026-12-05), and
-its limit is the larger, so what fits sm_89 fits sm_80; it would add two minutes to CI.
+included). sm_80 is left to that command: its 213 specialisations asked for the same shared
+memory as sm_89's, byte for byte (Triton 3.9, 2026-12-05), and its limit is the larger, so what
+fits sm_89 fits sm_80; it would add two minutes to CI. Run it again after a Triton upgrade.
 """
 
 from __future__ import annotations

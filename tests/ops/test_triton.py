@@ -124,19 +124,25 @@ def test_four_step_kernels_with_a_two_round_column_transform(fused_max, monkeypa
     assert_close(got, want, TOLERANCE[torch.float32])
 
 
+# (length, MAX_INNER): 2^19 points as planned, and with 1M bases' columns; on a card, 1M itself
+FULL_LENGTHS = [(131_073, 1024), (131_073, 256)] + [(1_000_000, 1024)] * torch.cuda.is_available()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("max_inner", [1024, 256])
-def test_four_step_kernels_at_full_length(monkeypatch, max_inner):
-    """The plans the model meets at long context, one row, forward and gradients, at 2^19
+@pytest.mark.parametrize(("length", "max_inner"), FULL_LENGTHS)
+def test_four_step_kernels_at_full_length(monkeypatch, length, max_inner):
+    """The plans the model meets at long context, one row, forward and gradients. At 2^19
     points (131,073 bases): as planned, 16 x 32 down the columns and rows of 32 x 32; and with
-    the rows held to 16 x 16, the columns of 1M bases' plan, 32 x 64 (1M itself, 2^21 points,
-    takes two minutes in the interpreter; its plan is checked in the test below)."""
+    the rows held to 16 x 16, the columns of 1M bases' plan, 32 x 64. 1M itself (2^21 points,
+    32 x 64 and 32 x 32) runs on a card, where it takes milliseconds; in the interpreter it
+    took two minutes, so there its plan is checked in the test below and its columns here."""
     from hyenadna.ops.triton import long_conv
 
     monkeypatch.setattr(long_conv, "MAX_INNER", max_inner)
-    plan = long_conv.plan_for(131_073)
-    assert (plan.p1, plan.p2, plan.q) == ((16, 32, 1024) if max_inner == 1024 else (32, 64, 256))
-    got, want = gated_case(1, 1, 131_073, torch.float32, seed=3)
+    plan = long_conv.plan_for(length)
+    expected = {(131_073, 1024): (16, 32, 1024), (131_073, 256): (32, 64, 256), (1_000_000, 1024): (32, 64, 1024)}
+    assert (plan.p1, plan.p2, plan.q) == expected[length, max_inner]
+    got, want = gated_case(1, 1, length, torch.float32, seed=3)
     assert_close(got, want, TOLERANCE[torch.float32])
 
 

@@ -109,7 +109,9 @@ def test_cli_bad_inputs_give_clear_errors(tmp_path, capsys):
         (["predict", "--model", str(tmp_path), "--input", str(bad_test), "--output", "x.tsv"], "no task.json"),
     ]
     for args, message in cases:
-        argv = [*args, "--output", str(tmp_path / "run")] if args[0] == "finetune" else args
+        # a refusal that regressed would train in this process: two steps, not the default thousand
+        finetune = ["--output", str(tmp_path / "run"), "--trainer.max_steps", "2"]
+        argv = [*args, *finetune] if args[0] == "finetune" else args
         assert message in error_line(capsys, argv)
         assert not (tmp_path / "run" / "metrics.json").exists()
 

@@ -15,8 +15,8 @@ closes that gap without a GPU:
   of seconds per kernel), only turns that PTX into machine code.
 
 ``tests/ops/test_compile_check.py`` compiles every specialisation for sm_89 and sm_90 (sm_80
-compiles down sm_89's path to the same shared memory, under a larger limit; ``make
-compile-check`` adds it) and holds each to :data:`SHARED_MEMORY_LIMITS`.
+asked for sm_89's shared memory byte for byte, under a larger limit; ``make compile-check``
+adds it) and holds each to :data:`SHARED_MEMORY_LIMITS`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ four-step kernels of :mod:`hyenadna.ops.triton.long_conv`, which reuse these til
 inner step (:func:`gated_fftconv_triton` picks). Accumulation is float32 throughout; float32
 inputs use three TF32 products per product ("tf32x3", float32 accuracy on tensor cores),
 half-precision inputs one (:func:`hyenadna.ops.triton.monarch.dot_precision`). Every kernel
-specialisation is compiled for sm_80/89/90 in CI (:mod:`hyenadna.ops.triton.compile_check`).
+specialisation is compiled for sm_89/90 in CI, sm_80 too by ``make compile-check``
+(:mod:`hyenadna.ops.triton.compile_check`).
 
 Backward (same decomposition): with g = dy * x0 and u = x1 * v,
 ``dx0 = dy * (h * u + D u)``, ``du = corr(h, g) + D g`` (an anti-causal correlation, the
