@@ -149,10 +149,12 @@ def classification_curves(probs: np.ndarray, targets: np.ndarray, labels: Sequen
     classes = range(len(labels)) if len(labels) > 2 else [1]
     for kind in ("roc", "pr"):
         fig, ax = plt.subplots(figsize=(4, 4))
+        drawn = 0
         for c in classes:
             positive = targets == c
             if positive.all() or not positive.any():
-                continue
+                continue  # no curve for a class the split has all or none of
+            drawn += 1
             if kind == "roc":
                 fpr, tpr, _ = roc_curve(positive, probs[:, c])
                 ax.plot(fpr, tpr, label=f"{labels[c]} (AUC {auc(fpr, tpr):.3f})")
@@ -165,7 +167,11 @@ def classification_curves(probs: np.ndarray, targets: np.ndarray, labels: Sequen
             ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
         else:
             ax.set(xlabel="recall", ylabel="precision", title="precision-recall (test)")
-        ax.legend(fontsize=7)
+        if drawn:
+            ax.legend(fontsize=7)
+        else:  # say why the axes are empty, rather than an empty legend and a warning
+            ax.text(0.5, 0.5, "no curve: the test split\nhas a single class", ha="center", va="center",
+                    transform=ax.transAxes)  # fmt: skip
         written.append(_save(fig, folder / f"{kind}.png"))
     matrix = confusion_matrix(targets, probs.argmax(1), labels=range(len(labels)))
     fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
