@@ -43,6 +43,7 @@ def runtime_facts(lightning_trainer: Any = None) -> dict[str, Any]:
     from hyenadna.ops.triton import triton_available
     from hyenadna.version import __version__
 
+    cuda = torch.cuda.is_available()
     facts: dict[str, Any] = {
         "hyenadna": __version__,  # the code that ran, not whatever metadata is on the path
         "torch": torch.__version__,
@@ -51,10 +52,10 @@ def runtime_facts(lightning_trainer: Any = None) -> dict[str, Any]:
         "cuda_version": torch.version.cuda,
         "threads": torch.get_num_threads(),
         "allocator": "jemalloc" if jemalloc_loaded() else "system",
-        "cuda": torch.cuda.is_available(),
+        "cuda": cuda,
         "triton": triton_available(),
     }
-    if torch.cuda.is_available():
+    if cuda:
         facts["gpu"] = torch.cuda.get_device_name()
     if lightning_trainer is not None:
         facts["accelerator"] = type(lightning_trainer.accelerator).__name__.removesuffix("Accelerator").lower()
