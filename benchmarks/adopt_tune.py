@@ -60,9 +60,14 @@ def tuned_recipe(search: Path, summary: dict, task: str, method: str, command: s
     trials = summary["study"]["trials"]
     rows = (line.split("\t") for line in (search / "trials.tsv").read_text().splitlines()[1:])
     value = next(float(row[2]) for row in rows if int(row[0]) == chosen)
+    judged = summary.get("judged_on", "validation split")
+    judged = (
+        "the validation split only"
+        if judged == "validation split"
+        else f"{judged} of the training and validation records"
+    )
     header = [
-        f"# The {task} recipe chosen by hyenadna tune on the validation split only "
-        f"(trial {chosen}, {summary['monitor']} {value:.4f}):",
+        f"# The {task} recipe chosen by hyenadna tune on {judged} (trial {chosen}, {summary['monitor']} {value:.4f}):",
         f"#   {command}",
         f"# {sum(trials.values())} trials ({', '.join(f'{n} {state}' for state, n in trials.items())}) of "
         f"{budget(search_options)} each, {search_options['pruner']} pruning, sampler seed {run['seed']}.",

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from hyenadna.data.corpus import Corpus, GenomeSource
 from hyenadna.data.datasets import LabelledDataset, PadCollator, Truncation
+from hyenadna.data.folds import check_fold, fold_split
 from hyenadna.data.labels import LabelledRecord, LabelVocab, Task, read_labelled, stratified_split
 from hyenadna.data.tokenizer import CharacterTokenizer, Side, length_batches
 from hyenadna.data.windows import LengthStage, RandomWindows, StridedWindows
@@ -215,7 +216,10 @@ class LabelledDataModule(L.LightningDataModule):
 
     Splits come from, in order: separate ``val`` / ``test`` files; a split column (or the
     Genomic Benchmarks train/test folders) in the ``train`` file; and, for a missing validation
-    set, a stratified ``val_fraction`` of the training records. The label vocabulary is fitted on
+    set, a stratified ``val_fraction`` of the training records. With ``fold = (k, K)`` (a
+    tuning trial's cross-validation) the training and validation records are pooled in the order
+    read and split into K blocks instead (:mod:`hyenadna.data.folds`): the k-th validates, the
+    rest train; the test split is left as it is. The label vocabulary is fitted on
     the training records unless one is given (a fine-tuned model's own), and labels of other
     splits that it lacks are an error naming the file and line.
     """
@@ -239,8 +243,10 @@ class LabelledDataModule(L.LightningDataModule):
         num_workers: int = 0,
         tokenizer: CharacterTokenizer | None = None,
         rc_prob: float = 0.0,
+        fold: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
+        self.fold = check_fold(fold) if fold is not None else None
         if not 0 <= rc_prob <= 1:
             raise HyenaDNAError(f"rc_prob must lie in [0, 1], got {rc_prob}")
         self.rc_prob = rc_prob
@@ -263,7 +269,8 @@ class LabelledDataModule(L.LightningDataModule):
     def read_splits(self) -> dict[str, list[LabelledRecord]]:
         """Records of each split, before any vocabulary (see the class docstring for the order)."""
         splits: dict[str, list[LabelledRecord]] = {"train": [], "val": [], "test": []}
-        for record in read_labelled(self.paths["train"], self.format, **self.reader):
+        order = read_labelled(self.paths["train"], self.format, **self.reader)
+        for record in order:
             splits[record.split or "train"].append(record)
         for split in ("val", "test"):
             if self.paths[split] is not None:
@@ -272,7 +279,10 @@ class LabelledDataModule(L.LightningDataModule):
                 splits[split] = read_labelled(self.paths[split], self.format, **self.reader)
         if not splits["train"]:
             raise HyenaDNAError(f"{self.paths['train']}: no training records")
-        if not splits["val"] and self.val_fraction > 0:
+        if self.fold is not None:
+            pooled = [r for r in order if r.split != "test"] + (splits["val"] if self.paths["val"] is not None else [])
+            splits["train"], splits["val"] = fold_split(pooled, self.fold, stratify=self.task == "multiclass")
+        elif not splits["val"] and self.val_fraction > 0:
             splits["train"], splits["val"] = stratified_split(
                 splits["train"], self.val_fraction, self.seed, stratify=self.task == "multiclass"
             )

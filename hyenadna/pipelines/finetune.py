@@ -98,17 +98,22 @@ def finetune(
     overwrite: bool = False,
     callbacks: tuple = (),
     evaluate: bool = True,
+    fold: tuple[int, int] | None = None,
     **trainer_extra: Any,
 ) -> dict:
     """One fine-tune of ``recipe`` into the run folder ``out`` (checked by the caller), with
     extra Lightning ``callbacks`` and Trainer arguments (``max_time``...). ``evaluate``: test the
     best checkpoint, fit the baselines, save the model and the test report; without it (a
-    tuning trial) the test split is never evaluated and only the validation result is returned."""
+    tuning trial) the test split is never evaluated and only the validation result is returned.
+    ``fold = (k, K)`` trains and validates on the k-th cross-validation fold of the training and
+    validation records (a tuning trial's; never with ``evaluate``)."""
+    if fold is not None and evaluate:
+        raise HyenaDNAError("a cross-validation fold is for tuning trials, which are not tested")
     data, head, tuning, optim = recipe.data, recipe.head, recipe.tuning, recipe.optim
     L.seed_everything(seed, workers=True, verbose=False)
     is_cnn = recipe.model.name_or_path == CNN_NAME
     backbone = None if is_cnn else initial_model(recipe.model, seed)
-    datamodule = labelled_data_module(data, seed, backbone.config.l_max if backbone else None)
+    datamodule = labelled_data_module(data, seed, backbone.config.l_max if backbone else None, fold)
     task_model = new_task_model(backbone, head, datamodule, data.max_length, cnn_shape=recipe.model.overrides)
     task_model.start_from_targets(datamodule.targets("train"))  # e.g. the likelihood head's class priors
     lr_scale = 1.0 if is_cnn else tuning.backbone_lr_scale  # the CNN has one learning rate

@@ -1,9 +1,11 @@
 """The ``tune`` command: a hyper-parameter search over a fine-tuning recipe, on Optuna.
 
 Each trial is a fine-tune of the recipe with sampled options, trained for a fixed budget of
-training bases (and/or minutes) and judged by its best validation metric; hopeless trials are
-pruned from their validation curves. The study lives in ``OUTPUT/study.db`` (or any Optuna
-storage URL), so a stopped search resumes with ``--resume`` and several processes can share it.
+training bases (and/or minutes) and judged by its best validation metric (or, for small data,
+its mean over cross-validation folds of the training and validation records,
+:mod:`hyenadna.pipelines.trials`); hopeless trials are pruned from their validation curves.
+The study lives in ``OUTPUT/study.db`` (or any Optuna storage URL), so a stopped search resumes
+with ``--resume`` and several processes can share it.
 When the study holds its trials, the best options are written as a recipe
 (``best_recipe.yaml``, a plain ``hyenadna finetune`` config), retrained on several seeds and
 tested once per seed: no trial evaluates the test split.
@@ -12,12 +14,9 @@ tested once per seed: no trial evaluates the test split.
 from __future__ import annotations
 
 import json
-import math
-import shutil
 import statistics
 import sys
 from dataclasses import replace
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -34,11 +33,12 @@ from hyenadna.pipelines.finetune import (
     finetune,
     refuse_bad_inputs,
 )
+from hyenadna.pipelines.trials import TrialObjective, budgeted
 from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, SearchOptions, TrainerOptions
 from hyenadna.training.prepare import CNN_NAME, initial_model, labelled_data_module
 from hyenadna.training.search_space import Dimension, check_space, read_search_space, with_params
-from hyenadna.training.study import check_storage, default_storage, hide_password, open_study, short
+from hyenadna.training.study import check_storage, default_storage, hide_password, open_study
 from hyenadna.training.task_module import validation_monitor
 from hyenadna.training.trainer import start_run_folder
 
@@ -83,7 +83,7 @@ def run_tune(
     dimensions = read_search_space(search.space)
     enqueue = check_space(base, dimensions, search.enqueue)
     check_models(base, dimensions, seed)
-    sizes, monitor = probe_data(base, seed)
+    sizes, monitor = probe_data(base, seed, search.folds)
     storage = search.storage or default_storage(out)
     check_storage(storage)
     search = replace(search, enqueue=enqueue)
@@ -108,7 +108,7 @@ def run_tune(
         best = with_params(base, chosen.params)
         if search.final_tokens:
             best = budgeted(best, search.final_tokens, search.val_checks, sizes)
-        summary["final"] = retrain(best, chosen, search.seeds, out, monitor[0])
+        summary["final"] = retrain(best, chosen, search.seeds, out, monitor[0], summary["judged_on"])
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -142,99 +142,26 @@ def check_models(recipe: FinetuneRecipe, dimensions: list[Dimension], seed: int)
                     raise HyenaDNAError(f"search space {dim.name}: {exc} (value {value!r})") from None
 
 
-def probe_data(recipe: FinetuneRecipe, seed: int) -> tuple[dict[str, float], tuple[str, str]]:
-    """The training split's size and mean length (the trial budget's unit), and the validation
-    metric trials are judged by with its direction; refused without a validation split."""
+def probe_data(recipe: FinetuneRecipe, seed: int, folds: int = 0) -> tuple[dict[str, float], tuple[str, str]]:
+    """The training split's size and mean length (the trial budget's unit; with ``folds``, the
+    first fold's), and the validation metric trials are judged by with its direction; refused
+    without a validation split, or with folds some class cannot fill."""
     l_max = None if recipe.model.name_or_path == CNN_NAME else initial_model(recipe.model, seed).config.l_max
     datamodule = labelled_data_module(recipe.data, seed, l_max)
     if "val" not in datamodule.split_sizes():
         raise HyenaDNAError("tuning judges trials on a validation split, and the data has none")
     if recipe.tuning.calibrate:  # the final runs calibrate: refused now, not after the search
         check_calibration(datamodule)
+    if folds:
+        try:
+            datamodule = labelled_data_module(recipe.data, seed, l_max, fold=(0, folds))
+        except HyenaDNAError as exc:
+            raise HyenaDNAError(f"--search.folds: {exc}") from None
     train = datamodule.records("train")
     sizes = {"train": len(train), "mean_length": sum(len(r.sequence) for r in train) / len(train)}
     monitor = validation_monitor(recipe.tuning, datamodule.vocab.task, True)
     assert monitor is not None
     return sizes, monitor
-
-
-def budgeted(recipe: FinetuneRecipe, tokens: int | None, val_checks: int, sizes: dict[str, float]) -> FinetuneRecipe:
-    """``recipe`` trained for ``tokens`` training bases (its schedule, warm-up included,
-    spanning them) and validated ``val_checks`` times; without tokens, its own step limits and
-    ``val_checks`` validations an epoch (a trial's ``max_time`` then caps it). Steps are optimiser steps
-    (``accumulate_grad_batches`` batches each); validation intervals count batches."""
-    batch, accumulate = recipe.data.batch_size, recipe.trainer.accumulate_grad_batches
-    epoch_batches = max(1, math.ceil(sizes["train"] / batch))
-    trainer = recipe.trainer
-    if tokens:
-        steps = max(1, math.ceil(tokens / (batch * accumulate * sizes["mean_length"])))
-        every = max(1, steps * accumulate // val_checks)
-        trainer = replace(trainer, max_steps=steps, max_epochs=-1, val_every_n_steps=every)
-    elif not trainer.val_every_n_steps:
-        trainer = replace(trainer, val_every_n_steps=max(1, epoch_batches // val_checks))
-    trainer = replace(trainer, checkpoint_every_n_steps=0,
-                      log_every_n_steps=min(trainer.log_every_n_steps, trainer.val_every_n_steps))  # fmt: skip
-    return replace(recipe, trainer=trainer)
-
-
-class TrialObjective:
-    """One trial: the recipe with the trial's options, fine-tuned for the trial budget into
-    ``trials/NNNN`` (its checkpoints deleted after), judged by its best validation metric."""
-
-    def __init__(self, base: FinetuneRecipe, dimensions: list[Dimension], search: SearchOptions,
-                 sizes: dict[str, float], monitor: str, out: Path, seed: int) -> None:  # fmt: skip
-        self.base, self.dimensions, self.search, self.sizes = base, dimensions, search, sizes
-        self.monitor, self.out, self.seed = monitor, out, seed
-
-    def __call__(self, trial) -> float:
-        from hyenadna.training.pruning import CheckPruning
-
-        params = {dim.name: dim.suggest(trial) for dim in self.dimensions}
-        folder = self.out / "trials" / f"{trial.number:04d}"
-        try:
-            result = self.train(params, folder, self.seed, callbacks=(CheckPruning(trial, self.monitor),))
-        except HyenaDNAError as exc:
-            trial.set_user_attr("error", str(exc))
-            raise
-        except torch.OutOfMemoryError as exc:  # a shape or batch too large for the device: this trial fails
-            trial.set_user_attr("error", f"out of memory: {short(exc)}")
-            raise
-        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the study records the trial as failed
-            trial.set_user_attr("error", f"stopped{f' by {exc}' if str(exc) else ''}")
-            raise
-        trial.set_user_attr("steps", result["steps"])
-        trial.set_user_attr("train_seconds", round(result["train_seconds"], 1))
-        value = result["validation"].get(self.monitor)
-        if value is None:  # the budget ended before the first validation check
-            trial.set_user_attr("error", f"no validation check within the budget ({result['steps']} steps)")
-            return math.nan  # Optuna records the trial as failed
-        return value
-
-    def train(self, params: dict[str, Any], folder: Path, seed: int, callbacks: tuple = ()) -> dict[str, Any]:
-        """The recipe with ``params``, fine-tuned for the trial budget into ``folder`` (its
-        checkpoints deleted after); validation only."""
-        recipe = with_params(self.base, params)
-        tuning = replace(recipe.tuning, baseline=False, cnn_baseline=False)
-        recipe = replace(recipe, tuning=tuning, trainer=replace(recipe.trainer, progress_bar=False))
-        recipe = budgeted(recipe, self.search.trial_tokens, self.search.val_checks, self.sizes)
-        extra = {"max_time": timedelta(minutes=self.search.trial_minutes)} if self.search.trial_minutes else {}
-        try:
-            return finetune(recipe, folder, seed, overwrite=True, evaluate=False, callbacks=callbacks, **extra)
-        finally:
-            shutil.rmtree(folder / "checkpoints", ignore_errors=True)
-
-    def rerun(self, trial, seed: int) -> float:
-        """Trial ``trial``'s options trained again with ``seed`` at the same budget, into
-        ``confirm/NNNN/seedK``; its best validation metric (a finished rerun is read back)."""
-        folder = self.out / "confirm" / f"{trial.number:04d}" / f"seed{seed}"
-        done = folder / "validation.json"
-        if done.is_file():
-            return json.loads(done.read_text())[self.monitor]
-        value = self.train(trial.params, folder, seed)["validation"].get(self.monitor)
-        if value is None:
-            raise HyenaDNAError(f"trial {trial.number} with seed {seed}: no validation check within the budget")
-        atomic_write_text(done, json.dumps({self.monitor: value}) + "\n")
-        return value
 
 
 def confirmed_scores(study, objective: TrialObjective, search: SearchOptions) -> dict[int, dict[str, Any]]:
@@ -296,10 +223,13 @@ def chosen_trial(study, min_gain: float, scores: dict[int, float] | None = None)
 def write_trials_table(study, path: Path) -> None:
     """Every trial as a TSV row: number, state, validation value, steps, seconds, options."""
     names = sorted({name for t in study.trials for name in t.params})
-    lines = ["\t".join(["trial", "state", "value", "steps", "train_seconds", *names, "error"])]
+    folded = any("fold_values" in t.user_attrs for t in study.trials)
+    header = ["trial", "state", "value", *(["fold_values"] if folded else []), "steps", "train_seconds"]
+    lines = ["\t".join([*header, *names, "error"])]
     for t in study.trials:
         value = "" if t.value is None else f"{t.value:.6g}"
-        row = [str(t.number), t.state.name, value, str(t.user_attrs.get("steps", "")),
+        folds = [",".join(f"{v:.6g}" for v in t.user_attrs.get("fold_values", []) if v is not None)] if folded else []
+        row = [str(t.number), t.state.name, value, *folds, str(t.user_attrs.get("steps", "")),
                str(t.user_attrs.get("train_seconds", "")), *(str(t.params.get(n, "")) for n in names),
                " ".join(str(t.user_attrs.get("error", "")).split())]  # fmt: skip
         lines.append("\t".join(row))
@@ -319,6 +249,7 @@ def study_summary(study, search: SearchOptions, storage: str, monitor: str) -> d
     return {
         "study": {"name": search.study_name, "storage": hide_password(storage), "trials": counts},
         "monitor": monitor,
+        "judged_on": f"{search.folds}-fold cross-validation" if search.folds else "validation split",
         "best_trial": {
             "number": best.number,
             "value": best.value,
@@ -328,14 +259,15 @@ def study_summary(study, search: SearchOptions, storage: str, monitor: str) -> d
     }
 
 
-def retrain(recipe: FinetuneRecipe, trial, seeds: list[int], out: Path, monitor: str) -> dict[str, Any]:
+def retrain(recipe: FinetuneRecipe, trial, seeds: list[int], out: Path, monitor: str,
+            judged_on: str = "validation split") -> dict[str, Any]:  # fmt: skip
     """The best recipe written to ``best_recipe.yaml`` (its own run folder ``OUTPUT/best``) and
     fine-tuned once per seed into ``final/trialNNNN/seedK`` (a finished run is reused when
     resuming), each tested once: the test metrics as mean and sd over seeds, the k-mer baseline
     of the first seed beside them, and the CNN baseline's mean and sd where the recipe asks."""
     folder = out / "final" / f"trial{trial.number:04d}"
     header = (f"# The recipe hyenadna tune chose: trial {trial.number}, {monitor} {trial.value:.4f} on the "
-              f"validation split.\n# hyenadna finetune --config {out / 'best_recipe.yaml'}\n")  # fmt: skip
+              f"{judged_on}.\n# hyenadna finetune --config {out / 'best_recipe.yaml'}\n")  # fmt: skip
     write_run_config(out, vars(recipe) | {"output": str(out / "best"), "seed": seeds[0]}, name="best_recipe.yaml",
                      header=header)  # fmt: skip
     runs: list[dict[str, Any]] = []
@@ -372,7 +304,8 @@ def mean_sd(results: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
 def tune_table(summary: dict[str, Any]) -> str:
     """The final runs' test metrics (mean ± sd over seeds) beside the baselines, as text."""
     best = summary["best_trial"]
-    lines = [f"best trial {best['number']}: {summary['monitor']} {best['value']:.4f} (validation)"]
+    judged = summary.get("judged_on", "validation split")
+    lines = [f"best trial {best['number']}: {summary['monitor']} {best['value']:.4f} ({judged})"]
     confirmation = summary.get("confirmation")
     if confirmation:
         lines.append(f"confirmed on seeds {', '.join(map(str, confirmation['seeds']))} (validation mean ± sd):")

@@ -277,6 +277,12 @@ class SearchOptions:
             only, into ``OUTPUT/confirm/``); the trial retrained is then the one with the best
             mean over its seeds, ``min_gain`` comparing means. 0: one run per trial decides.
         confirm_seeds: the seeds of those reruns (the search's own ``--seed`` is the first run).
+        folds: 0 judges each trial on the validation split; K >= 2 pools the training and
+            validation records, cuts them into K contiguous blocks in file order (within each
+            class; see :mod:`hyenadna.data.folds`) and judges a trial by its mean best
+            validation metric over the K folds, each trained at the full trial budget (K times
+            the cost). For small data, whose validation split ranks recipes by noise; the
+            pruner reads the first fold's curve. The final runs use the data's own splits.
     """
 
     space: str | dict[str, Any] | None = None
@@ -297,6 +303,7 @@ class SearchOptions:
     min_gain: float = 0.0
     confirm: int = 0
     confirm_seeds: list[int] = field(default_factory=lambda: [1, 2])
+    folds: int = 0
 
     def __post_init__(self) -> None:
         positive("--search.trials", self.trials)
@@ -325,6 +332,9 @@ class SearchOptions:
         integer("--search.confirm", self.confirm, low=0)
         for seed in self.confirm_seeds:
             integer("--search.confirm_seeds", seed, 0, 2**32 - 1)
+        integer("--search.folds", self.folds, low=0)
+        if self.folds == 1:
+            raise HyenaDNAError("--search.folds is 0 (the validation split judges) or at least 2, got 1")
         if self.confirm and (not self.confirm_seeds or len(set(self.confirm_seeds)) != len(self.confirm_seeds)):
             raise HyenaDNAError(f"--search.confirm needs distinct --search.confirm_seeds, got {self.confirm_seeds}")
 

@@ -35,11 +35,15 @@ def pretrain_data_module(data: PretrainData, seed: int) -> PretrainDataModule:
     return datamodule
 
 
-def labelled_data_module(data: LabelledData, seed: int, l_max: int | None) -> LabelledDataModule:
+def labelled_data_module(
+    data: LabelledData, seed: int, l_max: int | None, fold: tuple[int, int] | None = None
+) -> LabelledDataModule:
     """The labelled splits, read and checked (unknown labels, over-long sequences), sequences
-    cut at ``data.max_length`` or else the model's ``l_max``. The option group's fields are the
+    cut at ``data.max_length`` or else the model's ``l_max``; with ``fold = (k, K)``, training
+    and validation are the k-th of K cross-validation folds. The option group's fields are the
     data module's arguments, by name."""
-    datamodule = LabelledDataModule(**(vars(data) | {"max_length": data.max_length or l_max}), seed=seed)
+    options = vars(data) | {"max_length": data.max_length or l_max}
+    datamodule = LabelledDataModule(**options, seed=seed, fold=fold)
     datamodule.setup("fit")
     return datamodule
 

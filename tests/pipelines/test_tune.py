@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from hyenadna.errors import HyenaDNAError
-from hyenadna.pipelines import tune as tune_module
+from hyenadna.pipelines import trials as trials_module
 from hyenadna.pipelines.tune import chosen_trial, confirmed_scores, run_tune
 from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, SearchOptions, TrainerOptions
@@ -34,7 +34,7 @@ SEARCH = dict(space={"optim.lr": [GOOD, HOPELESS]}, trial_tokens=76_800, val_che
 
 
 def tune(out: Path, trials: int, search: dict | None = None, **kwargs) -> dict:
-    options = SearchOptions(trials=trials, **SEARCH, **(search or {}))
+    options = SearchOptions(trials=trials, **(SEARCH | (search or {})))
     return run_tune(DATA, options, MODEL, tuning=FinetuneOptions(monitor="loss"),
                     optim=OptimOptions(lr=1e-3, warmup_steps=0),
                     trainer=TrainerOptions(accelerator="cpu", devices=1, progress_bar=False),
@@ -161,6 +161,12 @@ def test_refusals_come_before_anything_is_written(tmp_path):
         run_tune(DATA, SearchOptions(space={"model.overrides.d_model": [16, -8]}), MODEL, output=str(out))
     with pytest.raises(HyenaDNAError, match=r"holds \?, which an SQLite URL cannot carry"):
         run_tune(DATA, SearchOptions(), MODEL, output=str(tmp_path / "what?"))
+    with pytest.raises(HyenaDNAError, match="--search.folds is 0 .* or at least 2, got 1"):
+        SearchOptions(folds=1)
+    tiny = tmp_path / "tiny.csv"  # 3 records of class b: 4 folds cannot each validate on it
+    tiny.write_text("sequence,label\n" + "".join(f"ACGTACGTAC,{'a' if i > 2 else 'b'}\n" for i in range(12)))
+    with pytest.raises(HyenaDNAError, match="--search.folds: 4 folds: class 'b' has only 3 training and validation"):
+        run_tune(LabelledData(train=str(tiny)), SearchOptions(folds=4), MODEL, output=str(out))
     shared = f"sqlite:///{tmp_path / 'shared.db'}"  # a study another run made: joined only when asked
     optuna.create_study(storage=shared, study_name="hyenadna-tune", direction="maximize")
     with pytest.raises(HyenaDNAError, match="the study hyenadna-tune already exists in .*shared.db; pass --resume"):
@@ -175,7 +181,7 @@ def test_a_search_whose_trials_all_fail_says_why_and_keeps_its_table(tmp_path, m
     def refused(*args, **kwargs):
         raise HyenaDNAError("a recipe the data refuses")
 
-    monkeypatch.setattr(tune_module, "finetune", refused)
+    monkeypatch.setattr(trials_module, "finetune", refused)
     out = tmp_path / "tune"
     with pytest.raises(HyenaDNAError, match="no trial of the study hyenadna-tune finished: a recipe the data refuses"):
         run_tune(DATA, SearchOptions(space={"optim.lr": [1e-3, 1e-4]}, trials=2), MODEL, output=str(out))
@@ -232,3 +238,35 @@ def test_confirmation_reruns_the_leaders_and_the_enqueued_recipe_and_chooses_by_
         SearchOptions(confirm=2, confirm_seeds=[1, 1])
     with pytest.raises(HyenaDNAError, match=r"confirm_seeds \[0, 1\] holds the search's own --seed 0"):
         run_tune(DATA, SearchOptions(confirm=1, confirm_seeds=[0, 1]), MODEL, output="unused")
+
+
+@pytest.mark.slow
+def test_a_cross_validated_search_scores_every_fold_and_prunes_on_the_first(tmp_path):
+    """With search.folds, a trial trains once per fold of the pooled training records (the TF
+    files are written class by class: each fold still holds both) and scores their mean; the
+    hopeless trial is pruned on its first fold's curve and never trains the second."""
+    out = tmp_path / "tune"
+    summary = tune(out, trials=2, search={"folds": 2, "seeds": [0], "final_tokens": 12_800})
+    assert summary["judged_on"] == "2-fold cross-validation"
+    assert summary["study"]["trials"] == {"complete": 1, "pruned": 1}
+    table = rows(out / "trials.tsv")
+    folds = [float(v) for v in table[0]["fold_values"].split(",")]
+    assert len(folds) == 2 and folds[0] != folds[1]
+    assert float(table[0]["value"]) == pytest.approx(sum(folds) / 2, rel=1e-5)
+    assert table[0]["steps"] == "24"  # 12 a fold
+    assert sorted(p.name for p in (out / "trials" / "0000").iterdir()) == ["fold0", "fold1"]
+    assert sorted(p.name for p in (out / "trials" / "0001").iterdir()) == ["fold0"]
+    header = (out / "best_recipe.yaml").read_text().splitlines()[0]
+    assert "on the 2-fold cross-validation" in header
+    final = summary["final"]  # the final run trains and tests on the data's own splits
+    assert final["seeds"] == [0] and "mcc" in final["test"]
+    metrics = json.loads((Path(final["runs"]) / "seed0" / "metrics.json").read_text())
+    plain = sum((TF / f"{name}_train.fa").read_text().count(">") for name in ("oct4", "mafk"))
+    assert metrics["split_sizes"]["train"] + metrics["split_sizes"]["val"] == plain
+    adopted = subprocess.run([sys.executable, str(REPO / "benchmarks" / "adopt_tune.py"), str(out), "--task",
+                              "tf_oct4_mafk", "--method", "hyena-tuned", "--command", "x", "--runs",
+                              str(tmp_path / "suite"), "--recipes", str(tmp_path / "tuned")],
+                             capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    assert adopted.returncode == 0, adopted.stderr[-2000:]
+    first = (tmp_path / "tuned" / "tf_oct4_mafk.yaml").read_text().splitlines()[0]
+    assert "on 2-fold cross-validation of the training and validation records (trial 0, val/loss" in first
