@@ -60,6 +60,7 @@ def tuned_recipe(search: Path, summary: dict, task: str, method: str, command: s
     trials = summary["study"]["trials"]
     rows = (line.split("\t") for line in (search / "trials.tsv").read_text().splitlines()[1:])
     value = next(float(row[2]) for row in rows if int(row[0]) == chosen)
+    each = f" a fold, {search_options['folds']} folds a trial" if search_options.get("folds") else " each"
     judged = summary.get("judged_on", "validation split")
     judged = (
         "the validation split only"
@@ -70,7 +71,7 @@ def tuned_recipe(search: Path, summary: dict, task: str, method: str, command: s
         f"# The {task} recipe chosen by hyenadna tune on {judged} (trial {chosen}, {summary['monitor']} {value:.4f}):",
         f"#   {command}",
         f"# {sum(trials.values())} trials ({', '.join(f'{n} {state}' for state, n in trials.items())}) of "
-        f"{budget(search_options)} each, {search_options['pruner']} pruning, sampler seed {run['seed']}.",
+        f"{budget(search_options)}{each}, {search_options['pruner']} pruning, sampler seed {run['seed']}.",
     ]
     confirmation = summary.get("confirmation")
     if confirmation:

@@ -4,9 +4,12 @@ A validation split of a few hundred sequences ranks recipes by noise: the sd of 
 windows is several hundredths, as large as the differences a search looks for. Pooling the
 training and validation records and validating on each of K folds in turn scores a recipe on
 every one of them. The folds are contiguous blocks in the order the records were read (within
-each class, for a single-label classifier): genomic tables in position order give blocks of
-neighbouring sequence, so a fold validates on a stretch its training never saw, as a split by
-chromosome region does; and a file written class by class still gives every fold every class.
+each class, for a single-label classifier; in plain record order for multi-label and regression
+data): genomic tables in position order give blocks of neighbouring sequence, so a fold
+validates on a stretch its training did not see, as a split by chromosome region does (but for
+windows that overlap across a block's edge: there is no gap between blocks); and a file written
+class by class still gives every fold every class. A regression table sorted by its target
+gives folds that extrapolate: shuffle it first if that is not what you want.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from hyenadna.errors import HyenaDNAError
 
 def check_fold(fold: tuple[int, int]) -> tuple[int, int]:
     """``(k, K)`` as integers with ``K >= 2`` and ``0 <= k < K``, else an error naming both."""
-    k, folds = fold
+    try:
+        k, folds = fold
+    except (TypeError, ValueError):
+        raise HyenaDNAError(f"a fold is (index, count), got {fold!r}") from None
     if isinstance(k, bool) or isinstance(folds, bool) or not isinstance(k, int) or not isinstance(folds, int):
         raise HyenaDNAError(f"a fold is (index, count) in integers, got {fold!r}")
     if folds < 2 or not 0 <= k < folds:

@@ -73,7 +73,8 @@ class TrialObjective:
             trial.set_user_attr("fold_values", values)
         if any(v is None for v in values):  # the budget ended before the first validation check
             steps = results[values.index(None)]["steps"]
-            trial.set_user_attr("error", f"no validation check within the budget ({steps} steps)")
+            where = f" of fold {values.index(None)}" if self.search.folds else ""
+            trial.set_user_attr("error", f"no validation check within the budget{where} ({steps} steps)")
             return math.nan  # Optuna records the trial as failed
         return statistics.fmean(values)
 
@@ -87,8 +88,12 @@ class TrialObjective:
             return [result["validation"].get(self.monitor)], [result]
         values: list[float | None] = []
         results: list[dict[str, Any]] = []
-        for k in range(self.search.folds):
-            result = self.train(params, folder / f"fold{k}", seed, callbacks if k == 0 else (), (k, self.search.folds))
+        folds = self.search.folds
+        for k in range(folds):
+            try:
+                result = self.train(params, folder / f"fold{k}", seed, callbacks if k == 0 else (), (k, folds))
+            except HyenaDNAError as exc:
+                raise HyenaDNAError(f"fold {k}: {exc}") from None
             results.append(result)
             values.append(result["validation"].get(self.monitor))
             if values[-1] is None:

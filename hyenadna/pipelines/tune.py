@@ -83,16 +83,17 @@ def run_tune(
     dimensions = read_search_space(search.space)
     enqueue = check_space(base, dimensions, search.enqueue)
     check_models(base, dimensions, seed)
-    sizes, monitor = probe_data(base, seed, search.folds)
+    sizes, trial_sizes, monitor = probe_data(base, seed, search.folds)
     storage = search.storage or default_storage(out)
     check_storage(storage)
     search = replace(search, enqueue=enqueue)
     study_of = partial(open_study, search, storage, monitor[1], seed, resume, overwrite)
-    external = study_of() if search.storage else None  # refused before anything is written
+    resumed = resume and not search.storage and (out / "study.db").is_file()
+    external = study_of() if search.storage or resumed else None  # refused before anything is written
     start_run_folder(out, resume, overwrite, vars(base) | {"search": search, "output": output, "seed": seed})
     study = external or study_of()
     try:
-        objective = TrialObjective(base, dimensions, search, sizes, monitor[0], out, seed)
+        objective = TrialObjective(base, dimensions, search, trial_sizes, monitor[0], out, seed)
         search_until_done(study, objective, search)
     finally:  # also for a stopped or failed search: the trials so far
         write_trials_table(study, out / "trials.tsv")
@@ -142,26 +143,37 @@ def check_models(recipe: FinetuneRecipe, dimensions: list[Dimension], seed: int)
                     raise HyenaDNAError(f"search space {dim.name}: {exc} (value {value!r})") from None
 
 
-def probe_data(recipe: FinetuneRecipe, seed: int, folds: int = 0) -> tuple[dict[str, float], tuple[str, str]]:
-    """The training split's size and mean length (the trial budget's unit; with ``folds``, the
-    first fold's), and the validation metric trials are judged by with its direction; refused
-    without a validation split, or with folds some class cannot fill."""
+def probe_data(
+    recipe: FinetuneRecipe, seed: int, folds: int = 0
+) -> tuple[dict[str, float], dict[str, float], tuple[str, str]]:
+    """The training split's size and mean length (the final runs' budget unit), the same for the
+    trials (with ``folds``, the first fold's training records), and the validation metric trials
+    are judged by with its direction. Refused without a validation split (the final runs stop
+    on it), or with a fold some label of validation or test is missing from, naming the fold."""
     l_max = None if recipe.model.name_or_path == CNN_NAME else initial_model(recipe.model, seed).config.l_max
     datamodule = labelled_data_module(recipe.data, seed, l_max)
     if "val" not in datamodule.split_sizes():
         raise HyenaDNAError("tuning judges trials on a validation split, and the data has none")
     if recipe.tuning.calibrate:  # the final runs calibrate: refused now, not after the search
         check_calibration(datamodule)
-    if folds:
-        try:
-            datamodule = labelled_data_module(recipe.data, seed, l_max, fold=(0, folds))
-        except HyenaDNAError as exc:
-            raise HyenaDNAError(f"--search.folds: {exc}") from None
-    train = datamodule.records("train")
-    sizes = {"train": len(train), "mean_length": sum(len(r.sequence) for r in train) / len(train)}
     monitor = validation_monitor(recipe.tuning, datamodule.vocab.task, True)
     assert monitor is not None
-    return sizes, monitor
+    sizes = train_sizes(datamodule)
+    trial_sizes = sizes
+    for k in range(folds):  # every fold builds (its label vocabulary holds every label it meets)
+        try:
+            fold = labelled_data_module(recipe.data, seed, l_max, fold=(k, folds))
+        except HyenaDNAError as exc:
+            raise HyenaDNAError(f"--search.folds {folds}, fold {k}: {exc}") from None
+        if k == 0:
+            trial_sizes = train_sizes(fold)
+    return sizes, trial_sizes, monitor
+
+
+def train_sizes(datamodule) -> dict[str, float]:
+    """The training split's record count and mean length in bases."""
+    train = datamodule.records("train")
+    return {"train": len(train), "mean_length": sum(len(r.sequence) for r in train) / len(train)}
 
 
 def confirmed_scores(study, objective: TrialObjective, search: SearchOptions) -> dict[int, dict[str, Any]]:

@@ -279,10 +279,11 @@ class SearchOptions:
         confirm_seeds: the seeds of those reruns (the search's own ``--seed`` is the first run).
         folds: 0 judges each trial on the validation split; K >= 2 pools the training and
             validation records, cuts them into K contiguous blocks in file order (within each
-            class; see :mod:`hyenadna.data.folds`) and judges a trial by its mean best
-            validation metric over the K folds, each trained at the full trial budget (K times
-            the cost). For small data, whose validation split ranks recipes by noise; the
-            pruner reads the first fold's curve. The final runs use the data's own splits.
+            class of a single-label classifier; see :mod:`hyenadna.data.folds`) and judges a
+            trial by its mean best validation metric over the K folds, each trained at the
+            full trial budget (K times the cost). For small data, whose validation split ranks
+            recipes by noise; the pruner reads the first fold's curve. The final runs use the
+            data's own splits. A study keeps the fold count it was made with.
     """
 
     space: str | dict[str, Any] | None = None

@@ -59,8 +59,9 @@ def check_storage(url: str) -> None:
 def open_study(search: SearchOptions, url: str, direction: str, seed: int, resume: bool, overwrite: bool):
     """The study ``search.study_name`` in ``url``: created; continued with ``resume`` (or
     joined, as another process's); replaced with ``overwrite``; else refused if it exists, so
-    that no run adds its trials to another's unasked. Trials of a process that died are failed
-    after a missed heartbeat and tried once more with the same options."""
+    that no run adds its trials to another's unasked, or resumed with another ``search.folds``
+    (whose scores would not compare). Trials of a process that died are failed after a missed
+    heartbeat and tried once more with the same options."""
     import optuna
 
     storage = rdb_storage(url)
@@ -78,6 +79,14 @@ def open_study(search: SearchOptions, url: str, direction: str, seed: int, resum
     if study.direction.name.lower() != goal:
         made = study.direction.name.lower()
         raise HyenaDNAError(f"the study {search.study_name} in {hide_password(url)} was made to {made}, not to {goal}")
+    judged = study.user_attrs.get("folds", 0 if study.trials else None)  # older studies: the validation split
+    if judged is None:
+        study.set_user_attr("folds", search.folds)
+    elif judged != search.folds:  # scores of different data would be ranked together
+        raise HyenaDNAError(
+            f"the study {search.study_name} in {hide_password(url)} judges its trials with --search.folds {judged}, "
+            f"not {search.folds}; continue it with {judged}, or start another (--overwrite, --search.study_name)"
+        )
     running = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])
     study.sampler = sampler_for(search, seed, joined=bool(running), drawn=len(study.trials))
     if not study.trials:  # a new study: the trials asked for first

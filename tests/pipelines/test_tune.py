@@ -165,8 +165,13 @@ def test_refusals_come_before_anything_is_written(tmp_path):
         SearchOptions(folds=1)
     tiny = tmp_path / "tiny.csv"  # 3 records of class b: 4 folds cannot each validate on it
     tiny.write_text("sequence,label\n" + "".join(f"ACGTACGTAC,{'a' if i > 2 else 'b'}\n" for i in range(12)))
-    with pytest.raises(HyenaDNAError, match="--search.folds: 4 folds: class 'b' has only 3 training and validation"):
+    with pytest.raises(HyenaDNAError, match="--search.folds 4, fold 0: 4 folds: class 'b' has only 3 training and"):
         run_tune(LabelledData(train=str(tiny)), SearchOptions(folds=4), MODEL, output=str(out))
+    late = tmp_path / "late.csv"  # multi-label rows fold in file order: label b only in the last block
+    late.write_text("sequence,label\n" + "".join(f"ACGTACGTAC,{'a;b' if i >= 15 else 'a'}\n" for i in range(20)))
+    multilabel = LabelledData(train=str(late), task="multilabel", reader={"label_separator": ";"})
+    with pytest.raises(HyenaDNAError, match="--search.folds 4, fold 3: .*unknown label 'b'"):
+        run_tune(multilabel, SearchOptions(folds=4), MODEL, output=str(out))
     shared = f"sqlite:///{tmp_path / 'shared.db'}"  # a study another run made: joined only when asked
     optuna.create_study(storage=shared, study_name="hyenadna-tune", direction="maximize")
     with pytest.raises(HyenaDNAError, match="the study hyenadna-tune already exists in .*shared.db; pass --resume"):
@@ -258,6 +263,10 @@ def test_a_cross_validated_search_scores_every_fold_and_prunes_on_the_first(tmp_
     assert sorted(p.name for p in (out / "trials" / "0001").iterdir()) == ["fold0"]
     header = (out / "best_recipe.yaml").read_text().splitlines()[0]
     assert "on the 2-fold cross-validation" in header
+    config = (out / "config.yaml").read_text()  # a study keeps its folds: scores of other data would not compare
+    with pytest.raises(HyenaDNAError, match="judges its trials with --search.folds 2, not 3; continue it with 2"):
+        tune(out, trials=3, search={"folds": 3}, resume=True)
+    assert (out / "config.yaml").read_text() == config
     final = summary["final"]  # the final run trains and tests on the data's own splits
     assert final["seeds"] == [0] and "mcc" in final["test"]
     metrics = json.loads((Path(final["runs"]) / "seed0" / "metrics.json").read_text())
