@@ -110,10 +110,13 @@ class TrialObjective:
         recipe = budgeted(recipe, self.search.trial_tokens, self.search.val_checks, self.sizes)
         extra = {"max_time": timedelta(minutes=self.search.trial_minutes)} if self.search.trial_minutes else {}
         try:
-            return finetune(recipe, folder, seed, overwrite=True, evaluate=False, callbacks=callbacks, fold=fold,
-                            **extra)  # fmt: skip
+            result = finetune(recipe, folder, seed, overwrite=True, evaluate=False, callbacks=callbacks, fold=fold,
+                              **extra)  # fmt: skip
         finally:
             shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+        if fold is not None:  # config.yaml is the recipe, which alone would train on the data's own splits
+            atomic_write_text(folder / "fold.json", json.dumps({"fold": fold[0], "folds": fold[1]}) + "\n")
+        return result
 
     def rerun(self, trial, seed: int) -> float:
         """Trial ``trial``'s options trained again with ``seed`` at the same budget (on every

@@ -261,6 +261,7 @@ def test_a_cross_validated_search_scores_every_fold_and_prunes_on_the_first(tmp_
     assert table[0]["steps"] == "24"  # 12 a fold
     assert sorted(p.name for p in (out / "trials" / "0000").iterdir()) == ["fold0", "fold1"]
     assert sorted(p.name for p in (out / "trials" / "0001").iterdir()) == ["fold0"]
+    assert json.loads((out / "trials" / "0000" / "fold1" / "fold.json").read_text()) == {"fold": 1, "folds": 2}
     header = (out / "best_recipe.yaml").read_text().splitlines()[0]
     assert "on the 2-fold cross-validation" in header
     config = (out / "config.yaml").read_text()  # a study keeps its folds: scores of other data would not compare
