@@ -39,7 +39,8 @@ def split_windows(task: str, tokenizer: CharacterTokenizer) -> dict[str, list]:
     with gzip.open(ROOT / "data" / "tasks" / f"{task}.csv.gz", "rt") as fh:
         for row in csv.DictReader(fh):
             splits.setdefault(row["split"], []).append(tokenizer.encode_bases(row["sequence"].upper()))
-    return {split: [w[: min(map(len, ws))] for w in ws] for split, ws in splits.items()}
+    shortest = {split: min(map(len, ws)) for split, ws in splits.items()}
+    return {split: [w[: shortest[split]] for w in ws] for split, ws in splits.items()}
 
 
 def main() -> None:

@@ -71,9 +71,10 @@ class TrialObjective:
         trial.set_user_attr("train_seconds", round(sum(r["train_seconds"] for r in results), 1))
         if self.search.folds:
             trial.set_user_attr("fold_values", values)
-        if any(v is None for v in values):  # the budget ended before the first validation check
-            steps = results[values.index(None)]["steps"]
-            where = f" of fold {values.index(None)}" if self.search.folds else ""
+        if None in values:  # the budget ended before the first validation check
+            missing = values.index(None)
+            where = f" of fold {missing}" if self.search.folds else ""
+            steps = results[missing]["steps"]
             trial.set_user_attr("error", f"no validation check within the budget{where} ({steps} steps)")
             return math.nan  # Optuna records the trial as failed
         return statistics.fmean(values)
