@@ -36,7 +36,9 @@ class HeadOptions:
             log-likelihood, trained generatively; see hyenadna.heads.likelihood.ClassLikelihoodHead) or
             ``positional`` (a linear layer on every position's state, inputs up to the longest
             training sequence: for labels at a fixed place in the window).
-        pooling: ``mean`` (over real tokens), ``last``, ``first`` or ``max`` (``linear`` only).
+        pooling: ``mean`` (over real tokens), ``last``, ``first``, ``max`` or ``center`` (the
+            middle real token's state; with ``bidirectional``, one that has read both sides)
+            (``linear`` only).
         layer: hidden state to pool (-1: the final one).
         rc_conjoin: average the logits of each sequence and its reverse complement, in
             training and at test time.

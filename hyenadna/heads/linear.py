@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 class LinearHead(Head):
     """``weight @ dropout(features) + bias``, the features being the pooled hidden states
-    (``pooling``: mean over real tokens, first, last or max), or with ``hidden`` units
+    (``pooling``: mean over real tokens, first, last, max or the middle base), or with ``hidden`` units
     ``weight @ dropout(gelu(hidden_layer(dropout(features)))) + bias`` (the hidden layer of
     Hugging Face's sequence-classification heads). Subclasses change the features."""
 

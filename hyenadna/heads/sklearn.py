@@ -23,7 +23,7 @@ class HyenaDNAEmbedder(TransformerMixin, BaseEstimator):
 
     Args:
         model: a preset (random weights, seeded by ``seed``) or a model folder.
-        pooling: ``mean``, ``last``, ``first`` or ``max``.
+        pooling: ``mean``, ``last``, ``first``, ``max`` or ``center``.
         layer: hidden state to pool (-1: the final one).
         rc_average: average in the reverse complement.
         batch_size: sequences per forward pass.

@@ -109,12 +109,9 @@ def embed_sequences(
 
 
 def pool_states(states: np.ndarray, pooling: str) -> np.ndarray:
-    """(L, D) per-base states of one sequence pooled to (D,), as :func:`pool` pools a batch."""
-    if pooling == "mean":
-        return states.mean(0)
-    if pooling == "max":
-        return states.max(0)
-    return states[0] if pooling == "first" else states[-1]
+    """(L, D) per-base states of one sequence pooled to (D,) by :func:`pool` itself, so that a
+    stitched sequence is pooled as a batch is."""
+    return pool(torch.from_numpy(np.ascontiguousarray(states))[None], how=pooling)[0].numpy()
 
 
 def _tiled_embeddings(model, seqs, pooling, layer, batch_size, rc_average, tokenizer, tiling):

@@ -11,7 +11,7 @@ pass whose context is truncated to that many bases, not those of one pass over t
 sequence (which no model with a finite ``l_max`` can make); they equal, base for base, what the
 window they come from gives (tested).
 
-Pooled embeddings of a tiled sequence pool the stitched per-base states (mean, max, first,
+Pooled embeddings of a tiled sequence pool the stitched per-base states (mean, max, first, center,
 last over the whole sequence, each base once). Predictions of a fine-tuned model, whose head
 reads a whole window, are combined over the windows (:func:`tiled_per_window`):
 

@@ -243,7 +243,7 @@ class HyenaDNA(nn.Module):
     ) -> np.ndarray | list[np.ndarray]:
         """Embeddings of DNA strings as a float32 numpy array (N, d_model), in input order.
 
-        ``pooling`` is ``mean``, ``last``, ``first`` or ``max`` over each sequence's own bases,
+        ``pooling`` is ``mean``, ``last``, ``first``, ``max`` or ``center`` over each sequence's own bases,
         or ``none`` for a list of per-base arrays (L_i, d_model). ``layer`` picks the hidden
         state (-1: the final normalised one; 0: the embedding). ``rc_average`` averages in the
         reverse complement. Results do not depend on ``batch_size`` (see hyenadna.inference.embedding).

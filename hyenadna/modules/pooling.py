@@ -14,8 +14,8 @@ import torch
 
 from hyenadna.errors import HyenaDNAError
 
-Pooling = Literal["mean", "last", "first", "max"]
-POOLINGS = ("mean", "last", "first", "max")
+Pooling = Literal["mean", "last", "first", "max", "center"]
+POOLINGS = ("mean", "last", "first", "max", "center")
 
 
 def real_token_bounds(attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,16 +30,22 @@ def real_token_bounds(attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None, how: Pooling = "mean") -> torch.Tensor:
-    """(B, L, D) hidden states to (B, D), ignoring padded positions."""
+    """(B, L, D) hidden states to (B, D), ignoring padded positions.
+
+    ``center`` reads the middle real token of each row (of an even count, the left of the two
+    middle ones): the state at the site of a label that sits at the centre of its window (a
+    splice boundary, a variant). A causal backbone's state there has read only the left half,
+    so it is meant for states that see both sides (``bidirectional`` heads).
+    """
     if how not in POOLINGS:
         raise HyenaDNAError(f"pooling must be one of {POOLINGS}, got {how!r}")
     if attention_mask is None:
         attention_mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
     mask = attention_mask.bool()
     rows = torch.arange(hidden.shape[0], device=hidden.device)
-    if how in ("first", "last"):
+    if how in ("first", "last", "center"):
         first, last = real_token_bounds(mask)
-        return hidden[rows, first if how == "first" else last]
+        return hidden[rows, {"first": first, "last": last, "center": (first + last) // 2}[how]]
     if how == "mean":
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)

@@ -66,7 +66,7 @@ def run_embed(
         model: a preset, a model folder (ours, fine-tuned or released).
         output: the .h5 file; written as OUTPUT.partial and renamed when complete.
         input: a FASTA, a BED with its genome, or a BAM/CRAM.
-        pooling: mean, last, first or max over each sequence's bases.
+        pooling: mean, last, first, max or center (the middle base) over each sequence's bases.
         layer: hidden state to use (-1: the final one; 0: the token embedding).
         rc_average: average in the reverse complement.
         per_token: also store every base's embedding (chunked, gzip-compressed).

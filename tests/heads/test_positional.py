@@ -119,3 +119,30 @@ def test_bidirectional_round_trips_and_the_cnn_refuses_it(tmp_path):
         ConvClassifier(ConvConfig(length=LENGTH), HeadConfig("multiclass", ["a", "b"], bidirectional=True))
     with pytest.raises(HyenaDNAError, match="model.overrides.hidden"):
         ConvClassifier(ConvConfig(length=LENGTH), HeadConfig("multiclass", ["a", "b"], hidden=8))
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_center_pooling_reads_the_middle_base_and_sees_both_sides_only_when_bidirectional(side):
+    """The linear head with ``pooling: center`` reads the middle real base's state (of an even
+    count, the left of the two middle ones), whatever the padding; a base changed after the
+    middle moves its logits only when the reverse strand's state is joined."""
+    seqs = ["ACGTTGCAAGGTCA", "ACGTTGCAAGGTCT", "GCGCATG", "TTGACCANGTACGATCGA"]
+    for bidirectional in (False, True):
+        torch.manual_seed(1)
+        backbone = HyenaDNA(HyenaConfig(d_model=8, n_layer=2, l_max=32, residual_in_fp32=False))
+        head = HeadConfig("multiclass", ["a", "b", "c"], pooling="center", bidirectional=bidirectional)
+        model = SequenceModel(backbone, head)
+        torch.nn.init.normal_(model.head.weight, std=0.5)
+        model = model.double().eval()
+        weight, bias = model.head.weight.detach().numpy(), model.head.bias.detach().numpy()
+        expected = []
+        for seq in seqs:
+            states = unpadded_states(model, seq)
+            if bidirectional:
+                states = np.concatenate([states, unpadded_states(model, reverse_complement(seq))[::-1]], axis=1)
+            expected.append(weight @ states[(len(seq) - 1) // 2] + bias)
+        batch = CharacterTokenizer()(seqs, padding_side=side)
+        with torch.no_grad():
+            logits = model(batch["input_ids"], batch["attention_mask"]).numpy()
+        np.testing.assert_allclose(logits, np.stack(expected), rtol=1e-10, atol=1e-12)
+        assert (np.abs(logits[0] - logits[1]).max() > 1e-6) == bidirectional  # the last base differs
