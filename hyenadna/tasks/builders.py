@@ -106,6 +106,25 @@ def splice_sites(
     return rows
 
 
+def splice_decoy_pool(
+    genome: Genome,
+    genes: list[Gene],
+    regions: RegionSplit,
+    split: str,
+    count: int,
+    half: int = 100,
+    seed: int = 0,
+    decoy_exclusion: int = 20,
+) -> list[TaskRow]:
+    """``count`` "neither" windows of one split, half GT and half AG, drawn as :func:`splice_sites`
+    draws its decoys (inside the split's genes, ``decoy_exclusion`` bases or more from every real
+    site): a pool to choose other decoys from, say GC-matched ones
+    (:func:`hyenadna.data.composition.gc_matched`)."""
+    split_genes = _gene_splits(genes, regions, half)[split]
+    sites = sorted({b for gene in split_genes for b in (*gene.donors(), *gene.acceptors())})
+    return _splice_decoys(genome, split_genes, sites, split, count, half, np.random.default_rng(seed), decoy_exclusion)
+
+
 def _splice_decoys(genome, genes, sites, split, count, half, rng, exclusion) -> list[TaskRow]:
     """GT (donor-like) and AG (acceptor-like) boundaries inside genes, away from real sites."""
     rows: list[TaskRow] = []

@@ -97,6 +97,28 @@ def test_splice_windows_sit_on_the_consensus_and_genes_never_cross_splits():
         assert (position >= regions.test_start) == (r["split"] == "test")
 
 
+def test_a_decoy_pool_draws_as_the_task_does_and_gc_matches_the_sites():
+    from hyenadna.data.composition import gc_content, gc_matched
+    from hyenadna.tasks.builders import splice_decoy_pool
+
+    genome, genes = Genome(CHR20), read_spliceai_annotation(spliceai_wheel(), chrom="20")
+    regions = RegionSplit.by_fraction(genome.length("20"), 0.2, 0.1)
+    pool = splice_decoy_pool(genome, genes, regions, "test", 1000, seed=5)
+    assert pool == splice_decoy_pool(genome, genes, regions, "test", 1000, seed=5)
+    assert len({r.name for r in pool}) == 1000 and {r.label for r in pool} == {"neither"}
+    assert sum(r.name.endswith(":GT") and r.sequence[100:102] == "GT" for r in pool) == 500
+    assert sum(r.name.endswith(":AG") and r.sequence[98:100] == "AG" for r in pool) == 500
+    sites = sorted(b for g in genes for b in (*g.donors(), *g.acceptors()))
+    for r in pool:
+        _, position = _region_of(r.name)
+        assert position >= regions.test_start and r.split == "test"
+        assert min(abs(position - b) for b in sites) > 20
+    donors = [r["sequence"] for r in read_rows(TASK_DIR / "splice_chr20.csv.gz")
+              if r["split"] == "test" and r["label"] == "donor"][:60]  # fmt: skip
+    picked = [pool[i].sequence for i in gc_matched([r.sequence for r in pool], donors, bins=4)]
+    assert sorted(int(gc_content(s) * 4) for s in picked) == sorted(int(gc_content(s) * 4) for s in donors)
+
+
 def test_promoter_windows_start_where_the_annotation_says():
     rows = read_rows(TASK_DIR / "promoters_chr20.csv.gz")
     genes = {g.name: g for g in read_spliceai_annotation(spliceai_wheel(), chrom="20")}

@@ -1,0 +1,71 @@
+"""GC content and GC-matched draws, on random sequences of known composition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hyenadna.data.composition import gc_content, gc_matched
+from hyenadna.errors import HyenaDNAError
+
+
+def random_seqs(rng: np.random.Generator, count: int, gc_low: float, gc_high: float, length: int = 200) -> list[str]:
+    """Sequences whose chance of G or C at each base is drawn per sequence in [gc_low, gc_high)."""
+    out = []
+    for p in rng.uniform(gc_low, gc_high, size=count):
+        strong = rng.random(length) < p
+        out.append("".join(np.where(strong, rng.choice(list("GC"), length), rng.choice(list("AT"), length))))
+    return out
+
+
+def histogram(seqs: list[str], bins: int) -> np.ndarray:
+    gc = np.array([gc_content(s) for s in seqs])
+    return np.bincount(np.minimum((gc * bins).astype(int), bins - 1), minlength=bins)
+
+
+def test_gc_content_counts_strong_bases_among_known_ones():
+    assert gc_content("ACGT") == 0.5
+    assert gc_content("ggcA") == 0.75
+    assert gc_content("GCNNNNNNAT") == 0.5  # N counts for neither
+    assert gc_content("GGGG") == 1.0
+    with pytest.raises(HyenaDNAError, match="4 characters has no A, C, G or T"):
+        gc_content("NNNN")
+
+
+def test_matched_draws_have_the_references_histogram():
+    rng = np.random.default_rng()
+    reference = random_seqs(rng, 300, 0.45, 0.75)  # GC-rich positives
+    candidates = random_seqs(rng, 4000, 0.2, 0.8)  # mostly other composition
+    for bins in (10, 20):
+        picked = gc_matched(candidates, reference, bins=bins, seed=3)
+        assert len(picked) == len(set(picked.tolist())) == len(reference)
+        assert np.array_equal(histogram([candidates[i] for i in picked], bins), histogram(reference, bins))
+    assert np.array_equal(gc_matched(candidates, reference, seed=3), gc_matched(candidates, reference, seed=3))
+    assert not np.array_equal(gc_matched(candidates, reference, seed=3), gc_matched(candidates, reference, seed=4))
+    mean_gc = np.mean([gc_content(candidates[i]) for i in gc_matched(candidates, reference)])
+    assert abs(mean_gc - np.mean([gc_content(s) for s in reference])) < 0.01
+
+
+def test_a_scaled_histogram_rounds_by_largest_remainders():
+    reference = ["AAAT", "AAGT", "AGGC", "GGGC"]  # GC 0, 0.25, 0.75, 1: bins 0, 0, 1, 1 of 2
+    candidates = ["ATAT"] * 5 + ["GCGC"] * 5
+    for n, low in ((6, 3), (2, 1), (0, 0)):
+        picked = gc_matched(candidates, reference, n=n, bins=2)
+        assert len(picked) == n and int(np.sum(picked < 5)) == low
+    odd = gc_matched(candidates, ["AAAA", "AAAA", "GGGG"], n=4, bins=2)
+    assert int(np.sum(odd < 5)) == 3  # 8/3 and 4/3 round to 3 and 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"candidates": ["ATAT"] * 5}, r"GC bin \[0.50, 1.00\) needs 1 candidates and has 0"),
+        ({"reference": []}, "at least one reference"),
+        ({"bins": 0}, "bins must be at least 1"),
+        ({"n": -1}, "n must be at least 0"),
+    ],
+)
+def test_refusals_name_what_is_wrong(kwargs, message):
+    args = {"candidates": ["ATAT", "GCGC"], "reference": ["ATAT", "GCGC"], "bins": 2} | kwargs
+    with pytest.raises(HyenaDNAError, match=message):
+        gc_matched(**args)
