@@ -37,11 +37,12 @@ def gc_matched(
     round it), drawn at random without replacement within each bin; sorted.
 
     A bin with fewer candidates than it needs is an error naming the bin and both counts: a
-    histogram filled where it can be would no longer match, which is the point.
+    histogram filled where it can be would no longer match, which is the point. So is a
+    candidate or reference without a single A, C, G or T (:func:`gc_content`): filter them first.
     """
     if bins < 1:
         raise HyenaDNAError(f"bins must be at least 1, got {bins}")
-    if not reference:
+    if len(reference) == 0:
         raise HyenaDNAError("GC matching needs at least one reference sequence")
     n = len(reference) if n is None else n
     if n < 0:
@@ -62,7 +63,8 @@ def gc_matched(
         pool = np.flatnonzero(cand_bins == b)
         if len(pool) < wanted[b]:
             raise HyenaDNAError(
-                f"GC bin [{b / bins:.2f}, {(b + 1) / bins:.2f}) needs {wanted[b]} candidates and has {len(pool)}: "
+                f"GC bin [{b / bins:.2f}, {(b + 1) / bins:.2f}{']' if b == bins - 1 else ')'} needs {wanted[b]} "
+                f"candidates and has {len(pool)}: "
                 "draw more candidates or use fewer bins"
             )
         chosen.append(rng.choice(pool, size=wanted[b], replace=False))

@@ -32,10 +32,11 @@ def real_token_bounds(attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None, how: Pooling = "mean") -> torch.Tensor:
     """(B, L, D) hidden states to (B, D), ignoring padded positions.
 
-    ``center`` reads the middle real token of each row (of an even count, the left of the two
-    middle ones): the state at the site of a label that sits at the centre of its window (a
-    splice boundary, a variant). A causal backbone's state there has read only the left half,
-    so it is meant for states that see both sides (``bidirectional`` heads).
+    ``center`` reads the middle real token of each row (of an even count, the right of the two
+    middle ones: index ``L // 2`` of ``L`` real tokens, where a variant's reference base and a
+    resized summit sit): the state at the site of a label at the centre of its window (a splice
+    boundary, a variant). A causal backbone's state there has read the left half and the centre
+    base only; ``bidirectional`` heads join a state that has read the right half too.
     """
     if how not in POOLINGS:
         raise HyenaDNAError(f"pooling must be one of {POOLINGS}, got {how!r}")
@@ -45,7 +46,7 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None, how: 
     rows = torch.arange(hidden.shape[0], device=hidden.device)
     if how in ("first", "last", "center"):
         first, last = real_token_bounds(mask)
-        return hidden[rows, {"first": first, "last": last, "center": (first + last) // 2}[how]]
+        return hidden[rows, {"first": first, "last": last, "center": (first + last + 1) // 2}[how]]
     if how == "mean":
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)

@@ -33,7 +33,7 @@ def test_gc_content_counts_strong_bases_among_known_ones():
 
 
 def test_matched_draws_have_the_references_histogram():
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(20261205)
     reference = random_seqs(rng, 300, 0.45, 0.75)  # GC-rich positives
     candidates = random_seqs(rng, 4000, 0.2, 0.8)  # mostly other composition
     for bins in (10, 20):
@@ -52,6 +52,7 @@ def test_a_scaled_histogram_rounds_by_largest_remainders():
     for n, low in ((6, 3), (2, 1), (0, 0)):
         picked = gc_matched(candidates, reference, n=n, bins=2)
         assert len(picked) == n and int(np.sum(picked < 5)) == low
+    assert len(gc_matched(np.array(candidates), np.array(reference), bins=2)) == 4  # arrays as well as lists
     odd = gc_matched(candidates, ["AAAA", "AAAA", "GGGG"], n=4, bins=2)
     assert int(np.sum(odd < 5)) == 3  # 8/3 and 4/3 round to 3 and 1
 
@@ -59,7 +60,7 @@ def test_a_scaled_histogram_rounds_by_largest_remainders():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"candidates": ["ATAT"] * 5}, r"GC bin \[0.50, 1.00\) needs 1 candidates and has 0"),
+        ({"candidates": ["ATAT"] * 5}, r"GC bin \[0.50, 1.00\] needs 1 candidates and has 0"),
         ({"reference": []}, "at least one reference"),
         ({"bins": 0}, "bins must be at least 1"),
         ({"n": -1}, "n must be at least 0"),

@@ -124,8 +124,9 @@ def test_bidirectional_round_trips_and_the_cnn_refuses_it(tmp_path):
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_center_pooling_reads_the_middle_base_and_sees_both_sides_only_when_bidirectional(side):
     """The linear head with ``pooling: center`` reads the middle real base's state (of an even
-    count, the left of the two middle ones), whatever the padding; a base changed after the
-    middle moves its logits only when the reverse strand's state is joined."""
+    count, the right of the two middle ones: index L // 2), whatever the padding; a base changed
+    after the middle moves its logits only when the reverse strand's state is joined, and the
+    middle base itself moves them either way (a causal state has read its own base)."""
     seqs = ["ACGTTGCAAGGTCA", "ACGTTGCAAGGTCT", "GCGCATG", "TTGACCANGTACGATCGA"]
     for bidirectional in (False, True):
         torch.manual_seed(1)
@@ -140,9 +141,14 @@ def test_center_pooling_reads_the_middle_base_and_sees_both_sides_only_when_bidi
             states = unpadded_states(model, seq)
             if bidirectional:
                 states = np.concatenate([states, unpadded_states(model, reverse_complement(seq))[::-1]], axis=1)
-            expected.append(weight @ states[(len(seq) - 1) // 2] + bias)
+            expected.append(weight @ states[len(seq) // 2] + bias)
         batch = CharacterTokenizer()(seqs, padding_side=side)
         with torch.no_grad():
             logits = model(batch["input_ids"], batch["attention_mask"]).numpy()
         np.testing.assert_allclose(logits, np.stack(expected), rtol=1e-10, atol=1e-12)
         assert (np.abs(logits[0] - logits[1]).max() > 1e-6) == bidirectional  # the last base differs
+        middle = "ACGTTGC" + "T" + "AGGTCA"  # seqs[0] with its base at index 14 // 2 = 7 changed
+        batch = CharacterTokenizer()([seqs[0], middle], padding_side=side)
+        with torch.no_grad():
+            moved = model(batch["input_ids"], batch["attention_mask"]).numpy()
+        assert np.abs(moved[0] - moved[1]).max() > 1e-6

@@ -43,8 +43,8 @@ def test_pooling_ignores_padding_on_either_side():
         assert torch.allclose(pool(hidden, mask, "max"), torch.stack([h.max(0).values for h in hidden_by_row]))
         assert torch.equal(pool(hidden, mask, "first"), torch.stack([h[0] for h in hidden_by_row]))
         assert torch.equal(pool(hidden, mask, "last"), torch.stack([h[-1] for h in hidden_by_row]))
-        # the middle real token; of an even count (the row of 2), the left of the two
-        assert torch.equal(pool(hidden, mask, "center"), torch.stack([h[(len(h) - 1) // 2] for h in hidden_by_row]))
+        # the middle real token; of an even count (the row of 2), the right of the two: index L // 2
+        assert torch.equal(pool(hidden, mask, "center"), torch.stack([h[len(h) // 2] for h in hidden_by_row]))
     with pytest.raises(HyenaDNAError, match="pooling must be one of"):
         pool(hidden, mask, "median")
 

@@ -70,7 +70,7 @@ def test_tiled_embeddings_pool_the_stitched_states(chr20_5000):
                                    rtol=0, atol=1e-5)  # fmt: skip
     short = "ACGTTGCAAGGT"
     for pooling, expected in (("mean", states.mean(0)), ("max", states.max(0)), ("last", states[-1]),
-                              ("first", states[0]), ("center", states[2499])):  # fmt: skip
+                              ("first", states[0]), ("center", states[2500])):  # fmt: skip
         vectors = model.embed([chr20_5000, short], pooling=pooling, tiling=tiling)
         np.testing.assert_allclose(vectors[0], expected, rtol=0, atol=1e-5)
         np.testing.assert_allclose(vectors[1], model.embed([short], pooling=pooling)[0], atol=1e-5)  # never tiled
