@@ -42,12 +42,9 @@ POOL_PER_SITE = 25
 MATCH_BINS = 10
 
 
-TABLES: dict[str, Path] = {}
-"""Task tables read in place of ``data/tasks/<task>.csv.gz`` (``--splice-table``)."""
-
-
-def read_task(task: str) -> list[dict]:
-    with gzip.open(TABLES.get(task, ROOT / "data" / "tasks" / f"{task}.csv.gz"), "rt") as fh:
+def read_task(task: str, tables: dict[str, Path]) -> list[dict]:
+    """The task's rows, from ``tables[task]`` where given (``--splice-table``), else the bundled table."""
+    with gzip.open(tables.get(task, ROOT / "data" / "tasks" / f"{task}.csv.gz"), "rt") as fh:
         return list(csv.DictReader(fh))
 
 
@@ -55,10 +52,10 @@ def gc_bin(seq: str) -> int:
     return min(int(np.searchsorted(EDGES, gc_content(seq), side="right")) - 1, len(BIN_NAMES) - 1)
 
 
-def composition_table(tasks: list[str]) -> str:
+def composition_table(tasks: list[str], tables: dict[str, Path]) -> str:
     lines = ["| task | split | class | windows | mean GC | GC >= 0.60 |", "|---|---|---|---:|---:|---:|"]
     for task in tasks:
-        rows = read_task(task)
+        rows = read_task(task, tables)
         for split in ("train", "val", "test"):
             for label in sorted({r["label"] for r in rows}):
                 gc = [gc_content(r["sequence"]) for r in rows if r["split"] == split and r["label"] == label]
@@ -74,12 +71,12 @@ def mean_sd(values: list[float], fmt: str) -> str:
     return f"{format(statistics.fmean(values), fmt)} ± {format(sd, fmt)}"
 
 
-def method_table(task: str, runs: Path, methods: list[str]) -> str:
+def method_table(task: str, runs: Path, methods: list[str], tables: dict[str, Path]) -> str:
     """Per method: the negatives called positive in each GC bin, and the MCC within each bin,
     mean ± sd over the seeds found."""
     from sklearn.metrics import matthews_corrcoef
 
-    test = {r["name"]: r for r in read_task(task) if r["split"] == "test"}
+    test = {r["name"]: r for r in read_task(task, tables) if r["split"] == "test"}
     bins = {name: gc_bin(r["sequence"]) for name, r in test.items()}
     negative = NEGATIVE[task]
     lines = [f"**{task}**, test split: {negative} windows called another class, and MCC, by window GC", "",
@@ -121,7 +118,7 @@ def write_matched_splice(path: Path, seed: int = 1) -> dict[str, int]:
     from hyenadna.tasks.annotation import RegionSplit, read_spliceai_annotation
     from hyenadna.tasks.builders import splice_decoy_pool
 
-    rows = read_task("splice_chr20")  # the task as built, whatever --splice-table says
+    rows = read_task("splice_chr20", {})  # the task as built
     train = [r for r in rows if r["split"] == "train" and r["label"] != "neither"]
     genome = Genome(CHR20)
     genes = read_spliceai_annotation(spliceai_wheel(), chrom="20")
@@ -156,12 +153,13 @@ def main() -> None:
     parser.add_argument("--write-matched", help="only write splice_chr20 with GC-matched training decoys here")
     args = parser.parse_args()
     if args.write_matched:
+        if Path(args.write_matched).resolve() == (ROOT / "data" / "tasks" / "splice_chr20.csv.gz").resolve():
+            parser.error(f"--write-matched {args.write_matched} is the task table it reads; write elsewhere")
         print(json.dumps(write_matched_splice(Path(args.write_matched)), indent=2))
         return
-    if args.splice_table:
-        TABLES["splice_chr20"] = Path(args.splice_table)
-    parts = [composition_table([*NEGATIVE, "elements_chr20"])]
-    parts += [method_table(task, Path(args.runs), args.methods) for task in NEGATIVE]
+    tables = {"splice_chr20": Path(args.splice_table)} if args.splice_table else {}
+    parts = [composition_table([*NEGATIVE, "elements_chr20"], tables)]
+    parts += [method_table(task, Path(args.runs), args.methods, tables) for task in NEGATIVE]
     text = "\n\n".join(part for part in parts if part) + "\n"
     print(text)
     Path(args.table).write_text(text)

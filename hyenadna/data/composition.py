@@ -56,7 +56,7 @@ def gc_matched(
     exact = ref_counts * n / ref_counts.sum()
     wanted = np.floor(exact).astype(int)
     wanted[np.argsort(-(exact - wanted), kind="stable")[: n - wanted.sum()]] += 1
-    cand_bins = bin_of(candidates) if len(candidates) else np.zeros(0, dtype=int)
+    cand_bins = bin_of(candidates)
     rng = np.random.default_rng(seed)
     chosen: list[np.ndarray] = []
     for b in np.flatnonzero(wanted):

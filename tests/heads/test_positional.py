@@ -1,5 +1,6 @@
 """The positional head: a linear layer on every position's state, against a plain reference
-(padding on either side, shorter inputs), its length limit, saving, and refusals."""
+(padding on either side, shorter inputs), its length limit, saving, and refusals; and its
+one-position kin, the linear head with ``center`` pooling, against the same reference."""
 
 from __future__ import annotations
 
