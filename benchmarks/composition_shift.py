@@ -2,6 +2,8 @@
 
     python benchmarks/composition_shift.py                  # the tables (seconds), from data/tasks and runs/tasks
     python benchmarks/composition_shift.py --write-matched runs/exp/splice_chr20_gc_matched.csv.gz   # that file only
+    python benchmarks/composition_shift.py --write-matched runs/exp/splice_chr20_gc_sides.csv.gz \
+        --match-parts 2 --match-bins 5                                    # each half matched
     python benchmarks/composition_shift.py --runs runs/gcm --splice-table runs/exp/splice_chr20_gc_matched.csv.gz \
         --table benchmarks/results/tasks/composition_shift_gc_matched.md     # runs trained on it
 
@@ -11,13 +13,16 @@ how GC-rich the windows are, and for each fine-tuned method found in ``RUNS/<tas
 how often it calls a negative window (a splice decoy, a background window) positive in each GC
 bin of the test split, and its test MCC within each bin. The predictions are the runs'
 ``test_predictions.tsv``: calibrated on the validation split where the run was (``hyenadna
-calibrate`` rewrites them), so a shift that validation cannot see shows in them.
+calibrate`` rewrites them), so a shift that validation cannot see shows in them. A last table
+splits splice windows in halves (a site's exon and intron sides): does a model read composition
+by position, or the window's as a whole?
 
 ``--write-matched PATH`` writes ``splice_chr20`` with its training decoys replaced by decoys of
 the training sites' GC histogram (GT decoys matched to donors, AG decoys to acceptors, 10 bins,
 from a pool drawn as the task draws its decoys); validation and test stay as they are. Training
 on it asks whether a model's decoy calls come from composition it learned where the training
-mix allowed it.
+mix allowed it. ``--match-parts 2`` matches each half's GC jointly (a site's exon and intron
+sides) instead of the window's.
 """
 
 from __future__ import annotations
@@ -111,8 +116,67 @@ def method_table(task: str, runs: Path, methods: list[str], tables: dict[str, Pa
     return "\n".join(lines)
 
 
-def write_matched_splice(path: Path, seed: int = 1) -> dict[str, int]:
-    """splice_chr20 with GC-matched training decoys (see the module docstring); returns counts."""
+SIDES = ("neither", "left only", "right only", "both")
+
+
+def side_of(seq: str) -> str:
+    """Which halves of a window are GC-rich (GC >= 0.60): the left (a donor's exon side, an
+    acceptor's intron side), the right, both or neither."""
+    half = len(seq) // 2
+    return SIDES[int(gc_content(seq[:half]) >= 0.6) + 2 * int(gc_content(seq[half:]) >= 0.6)]
+
+
+def side_table(task: str, runs: Path, methods: list[str], tables: dict[str, Path]) -> str:
+    """Composition by position: each class's GC on the window's left and right halves per split,
+    and for each method the test decoys called donor or acceptor by which half is GC-rich. A model
+    that read the exon side's composition would call left-rich decoys donors and right-rich ones
+    acceptors; one that read the window's composition calls both alike."""
+    rows = read_task(task, tables)
+    lines = [f"**{task}**, GC of the window's halves (left: bases before the centre)", "",
+             "| split | class | left GC | right GC | left - right |", "|---|---|---:|---:|---:|"]  # fmt: skip
+    for split in ("train", "val", "test"):
+        for label in sorted({r["label"] for r in rows}):
+            seqs = [r["sequence"] for r in rows if r["split"] == split and r["label"] == label]
+            if not seqs:
+                continue
+            left = statistics.fmean(gc_content(s[: len(s) // 2]) for s in seqs)
+            right = statistics.fmean(gc_content(s[len(s) // 2 :]) for s in seqs)
+            lines.append(f"| {split} | {label} | {left:.3f} | {right:.3f} | {left - right:+.3f} |")
+    negative = NEGATIVE[task]
+    test = {r["name"]: side_of(r["sequence"]) for r in rows if r["split"] == "test" and r["label"] == negative}
+    title = (f"Test {negative} windows called donor / acceptor, by which half is GC-rich (>= 0.60), mean over "
+             "seeds; in brackets donor and acceptor together, mean ± sd")  # fmt: skip
+    header = ["", title, "",
+              "| method | " + " | ".join(f"{s} ({sum(v == s for v in test.values()):,})" for s in SIDES) + " |",
+              "|---|" + "---:|" * len(SIDES)]  # fmt: skip
+    body = []
+    for method in methods:
+        files = sorted((runs / task / method).glob("seed*/test_predictions.tsv"))
+        if not files:
+            continue
+        calls = {s: {"donor": [], "acceptor": [], "site": []} for s in SIDES}
+        for path in files:
+            with path.open() as fh:
+                predictions = [p for p in csv.DictReader(fh, delimiter="\t") if p["name"] in test]
+            if {p["name"] for p in predictions} != set(test):
+                raise SystemExit(f"{path} does not predict the test {negative} windows of the table read")
+            for s in SIDES:
+                in_side = [p["predicted"] for p in predictions if test[p["name"]] == s]
+                for label in ("donor", "acceptor"):
+                    calls[s][label].append(in_side.count(label) / len(in_side))
+                calls[s]["site"].append(calls[s]["donor"][-1] + calls[s]["acceptor"][-1])
+        cells = [f"{statistics.fmean(calls[s]['donor']):.1%} / {statistics.fmean(calls[s]['acceptor']):.1%} "
+                 f"({mean_sd(calls[s]['site'], '.1%')})" for s in SIDES if calls[s]["site"]]  # fmt: skip
+        calibrated = all("calibration" in json.loads((f.parent / "metrics.json").read_text()) for f in files)
+        body.append(
+            f"| {method}{' (calibrated)' if calibrated else ''} ({len(files)} seeds) | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines + (header + body if body else []))
+
+
+def write_matched_splice(path: Path, seed: int = 1, bins: int = MATCH_BINS, parts: int = 1) -> dict[str, int]:
+    """splice_chr20 with GC-matched training decoys (see the module docstring; ``parts=2`` matches
+    each half's GC jointly, ``bins`` per half); returns counts."""
     from hyenadna.data.genome import Genome
     from hyenadna.tasks import CHR20, spliceai_wheel
     from hyenadna.tasks.annotation import RegionSplit, read_spliceai_annotation
@@ -129,7 +193,7 @@ def write_matched_splice(path: Path, seed: int = 1) -> dict[str, int]:
         candidates = [d for d in pool if d.name.endswith(f":{kind}")]
         sites = [r["sequence"] for r in train if r["label"] == label]
         n = sum(r["split"] == "train" and r["name"].endswith(f":{kind}") for r in rows)
-        for i in gc_matched([c.sequence for c in candidates], sites, n=n, bins=MATCH_BINS, seed=seed):
+        for i in gc_matched([c.sequence for c in candidates], sites, n=n, bins=bins, seed=seed, parts=parts):
             c = candidates[i]
             decoys.append({"name": c.name, "sequence": c.sequence, "label": c.label, "split": c.split})
     kept = train + decoys + [r for r in rows if r["split"] != "train"]
@@ -151,15 +215,19 @@ def main() -> None:
     parser.add_argument("--table", default=str(ROOT / "benchmarks/results/tasks/composition_shift.md"))
     parser.add_argument("--splice-table", help="the splice_chr20 table the runs trained on (default: the task's)")
     parser.add_argument("--write-matched", help="only write splice_chr20 with GC-matched training decoys here")
+    parser.add_argument("--match-parts", type=int, default=1, help="2: match each half's GC (the sites' two sides)")
+    parser.add_argument("--match-bins", type=int, default=MATCH_BINS, help="GC bins (per part) of the match")
     args = parser.parse_args()
     if args.write_matched:
         if Path(args.write_matched).resolve() == (ROOT / "data" / "tasks" / "splice_chr20.csv.gz").resolve():
             parser.error(f"--write-matched {args.write_matched} is the task table it reads; write elsewhere")
-        print(json.dumps(write_matched_splice(Path(args.write_matched)), indent=2))
+        counts = write_matched_splice(Path(args.write_matched), bins=args.match_bins, parts=args.match_parts)
+        print(json.dumps(counts, indent=2))
         return
     tables = {"splice_chr20": Path(args.splice_table)} if args.splice_table else {}
     parts = [composition_table([*NEGATIVE, "elements_chr20"], tables)]
     parts += [method_table(task, Path(args.runs), args.methods, tables) for task in NEGATIVE]
+    parts.append(side_table("splice_chr20", Path(args.runs), args.methods, tables))
     text = "\n\n".join(part for part in parts if part) + "\n"
     print(text)
     Path(args.table).write_text(text)
