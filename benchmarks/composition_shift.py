@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hyenadna.data.composition import gc_content, gc_matched
-from hyenadna.io.atomic import atomic_write
+from hyenadna.data.composition import gc_content, gc_matched, split_parts
+from hyenadna.io.atomic import atomic_write, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 NEGATIVE = {"splice_chr20": "neither", "promoters_chr20": "background"}
@@ -71,6 +71,15 @@ def composition_table(tasks: list[str], tables: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
+def seed_runs(runs: Path, task: str, method: str) -> tuple[list[Path], str]:
+    """The seeds' ``test_predictions.tsv`` of one method, and its name for a table (marked
+    calibrated where every seed was)."""
+    files = sorted((runs / task / method).glob("seed*/test_predictions.tsv"))
+    metrics = [json.loads((f.parent / "metrics.json").read_text()) for f in files]
+    calibrated = bool(metrics) and all("calibration" in m for m in metrics)
+    return files, method + (" (calibrated)" if calibrated else "")
+
+
 def mean_sd(values: list[float], fmt: str) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{format(statistics.fmean(values), fmt)} ± {format(sd, fmt)}"
@@ -89,7 +98,7 @@ def method_table(task: str, runs: Path, methods: list[str], tables: dict[str, Pa
              + " | ".join(f"MCC, GC {b}" for b in BIN_NAMES) + " |",
              "|---|---:|" + "---:|" * (2 * len(BIN_NAMES))]  # fmt: skip
     for method in methods:
-        files = sorted((runs / task / method).glob("seed*/test_predictions.tsv"))
+        files, name = seed_runs(runs, task, method)
         if not files:
             continue
         called: list[list[float]] = [[] for _ in BIN_NAMES]
@@ -104,8 +113,6 @@ def method_table(task: str, runs: Path, methods: list[str], tables: dict[str, Pa
                     called[b].append(sum(p["predicted"] != negative for p in negatives) / len(negatives))
                 if len({p["label"] for p in in_bin}) > 1:
                     mcc[b].append(matthews_corrcoef([p["label"] for p in in_bin], [p["predicted"] for p in in_bin]))
-        calibrated = all("calibration" in json.loads((f.parent / "metrics.json").read_text()) for f in files)
-        name = method + (" (calibrated)" if calibrated else "")
         cells = [mean_sd(v, ".1%") if v else "" for v in called] + [mean_sd(v, ".3f") if v else "" for v in mcc]
         lines.append(f"| {name} | {len(files)} | " + " | ".join(cells) + " |")
     if len(lines) == 4:
@@ -122,8 +129,8 @@ SIDES = ("neither", "left only", "right only", "both")
 def side_of(seq: str) -> str:
     """Which halves of a window are GC-rich (GC >= 0.60): the left (a donor's exon side, an
     acceptor's intron side), the right, both or neither."""
-    half = len(seq) // 2
-    return SIDES[int(gc_content(seq[:half]) >= 0.6) + 2 * int(gc_content(seq[half:]) >= 0.6)]
+    left, right = split_parts(seq, 2)
+    return SIDES[int(gc_content(left) >= 0.6) + 2 * int(gc_content(right) >= 0.6)]
 
 
 def side_table(task: str, runs: Path, methods: list[str], tables: dict[str, Path]) -> str:
@@ -139,8 +146,7 @@ def side_table(task: str, runs: Path, methods: list[str], tables: dict[str, Path
             seqs = [r["sequence"] for r in rows if r["split"] == split and r["label"] == label]
             if not seqs:
                 continue
-            left = statistics.fmean(gc_content(s[: len(s) // 2]) for s in seqs)
-            right = statistics.fmean(gc_content(s[len(s) // 2 :]) for s in seqs)
+            left, right = (statistics.fmean(gc_content(split_parts(s, 2)[i]) for s in seqs) for i in (0, 1))
             lines.append(f"| {split} | {label} | {left:.3f} | {right:.3f} | {left - right:+.3f} |")
     negative = NEGATIVE[task]
     test = {r["name"]: side_of(r["sequence"]) for r in rows if r["split"] == "test" and r["label"] == negative}
@@ -151,7 +157,7 @@ def side_table(task: str, runs: Path, methods: list[str], tables: dict[str, Path
               "|---|" + "---:|" * len(SIDES)]  # fmt: skip
     body = []
     for method in methods:
-        files = sorted((runs / task / method).glob("seed*/test_predictions.tsv"))
+        files, name = seed_runs(runs, task, method)
         if not files:
             continue
         calls = {s: {"donor": [], "acceptor": [], "site": []} for s in SIDES}
@@ -167,10 +173,7 @@ def side_table(task: str, runs: Path, methods: list[str], tables: dict[str, Path
                 calls[s]["site"].append(calls[s]["donor"][-1] + calls[s]["acceptor"][-1])
         cells = [f"{statistics.fmean(calls[s]['donor']):.1%} / {statistics.fmean(calls[s]['acceptor']):.1%} "
                  f"({mean_sd(calls[s]['site'], '.1%')})" for s in SIDES if calls[s]["site"]]  # fmt: skip
-        calibrated = all("calibration" in json.loads((f.parent / "metrics.json").read_text()) for f in files)
-        body.append(
-            f"| {method}{' (calibrated)' if calibrated else ''} ({len(files)} seeds) | " + " | ".join(cells) + " |"
-        )
+        body.append(f"| {name} ({len(files)} seeds) | " + " | ".join(cells) + " |")
     return "\n".join(lines + (header + body if body else []))
 
 
@@ -225,12 +228,15 @@ def main() -> None:
         print(json.dumps(counts, indent=2))
         return
     tables = {"splice_chr20": Path(args.splice_table)} if args.splice_table else {}
+    read = [ROOT / "data" / "tasks" / f"{t}.csv.gz" for t in (*NEGATIVE, "elements_chr20")] + list(tables.values())
+    if any(Path(args.table).resolve() == path.resolve() for path in read):
+        parser.error(f"--table {args.table} is a task table it reads; write elsewhere")
     parts = [composition_table([*NEGATIVE, "elements_chr20"], tables)]
     parts += [method_table(task, Path(args.runs), args.methods, tables) for task in NEGATIVE]
     parts.append(side_table("splice_chr20", Path(args.runs), args.methods, tables))
     text = "\n\n".join(part for part in parts if part) + "\n"
     print(text)
-    Path(args.table).write_text(text)
+    atomic_write_text(args.table, text)
 
 
 if __name__ == "__main__":

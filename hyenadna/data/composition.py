@@ -67,8 +67,9 @@ def gc_matched(
         raise HyenaDNAError(f"bins must be at least 1, got {bins}")
     if parts < 1:
         raise HyenaDNAError(f"parts must be at least 1, got {parts}")
-    if bins**parts > MAX_CELLS:
-        raise HyenaDNAError(f"{bins} bins over {parts} parts make {bins**parts:,} cells (at most {MAX_CELLS:,})")
+    cells = bins**parts
+    if cells > MAX_CELLS:
+        raise HyenaDNAError(f"{bins} bins over {parts} parts make {cells:,} cells (at most {MAX_CELLS:,})")
     if len(reference) == 0:
         raise HyenaDNAError("GC matching needs at least one reference sequence")
     n = len(reference) if n is None else n
@@ -90,7 +91,6 @@ def gc_matched(
         per_part = np.minimum((gc * bins).astype(int), bins - 1).reshape(len(seqs), parts)
         return per_part @ bins ** np.arange(parts - 1, -1, -1)  # the first part is the leading digit
 
-    cells = bins**parts
     ref_counts = np.bincount(bin_of(reference, "reference"), minlength=cells)
     exact = ref_counts * n / ref_counts.sum()
     wanted = np.floor(exact).astype(int)
