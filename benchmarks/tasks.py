@@ -18,7 +18,8 @@ the validation split. Methods, all trained and early-stopped on the same splits:
 * ``hyena-pretrained``: the recipe as written (``tiny-1k-chr20``, or ``tiny-1k-bacteria4``;
   ``tiny-1k-genomes`` for ``elements_chr20``);
 * ``hyena-tuned``: the recipe ``hyenadna tune`` chose on the validation split,
-  ``configs/tasks/tuned/<task>.yaml`` (its ``best_recipe.yaml``), where the task has one; the
+  ``configs/tasks/tuned/<task>.yaml`` (its ``best_recipe.yaml``; for splice sites with head
+  options adopted since on validation, as its header says), where the task has one; the
   tune's own final runs (the same command, seeds 0-2) may be copied into ``OUT`` as its cache;
 * ``cnn-tuned``: the same for the CNN, ``configs/tasks/tuned/cnn_<task>.yaml``, from a search
   with the Hyena search's budget (``configs/search/cnn_<task>.yaml``).

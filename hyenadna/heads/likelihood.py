@@ -41,10 +41,10 @@ class ClassLikelihoodHead(Head):
             raise HyenaDNAError(f"the likelihood head classifies (multiclass); task {config.task!r} needs kind linear")
         if config.bidirectional:  # the reverse strand's state at a base has read the bases after it
             raise HyenaDNAError(
-                "the likelihood head reads causal states; bidirectional needs kind linear or positional"
+                "the likelihood head reads causal states; bidirectional needs kind linear, positional or conv"
             )
         if config.hidden:
-            raise HyenaDNAError("the likelihood head has no hidden layer; hidden needs kind linear or positional")
+            raise HyenaDNAError("the likelihood head has no hidden layer; hidden needs kind linear, positional or conv")
 
     def __init__(self, backbone: HyenaDNA, config: HeadConfig) -> None:
         super().__init__(backbone, config)

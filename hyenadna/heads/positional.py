@@ -43,7 +43,9 @@ def positional_states(hidden: torch.Tensor, attention_mask: torch.Tensor, length
     first, last = real_token_bounds(attention_mask)
     longest = int((last - first + 1).max())
     if longest > length:
-        raise HyenaDNAError(f"a sequence of {longest} tokens is longer than the positional head's {length}")
+        raise HyenaDNAError(
+            f"a sequence of {longest} tokens is longer than the {length} the head reads (its training length)"
+        )
     positions = torch.arange(length, device=hidden.device)
     index = (first[:, None] + positions).clamp_max(hidden.shape[1] - 1)
     states = hidden.gather(1, index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))

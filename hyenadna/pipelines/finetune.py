@@ -62,7 +62,7 @@ def run_finetune(
         data: labelled files and how to read and batch them.
         model: the backbone: a model folder (ours or a released HyenaDNA checkpoint), a preset,
             or ``cnn`` for the convolutional baseline (``overrides`` then set its shape).
-        head: the task head: its kind (pooled linear, class likelihoods or positional), pooling,
+        head: the task head: its kind (pooled linear, class likelihoods, positional or conv), pooling,
             layer and reverse-complement conjoining.
         tuning: frozen or full fine-tuning, early stopping, the k-mer and CNN baselines.
         optim: AdamW and schedule (the head's learning rate; the backbone's is scaled).

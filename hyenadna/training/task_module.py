@@ -11,7 +11,7 @@ import torch
 
 from hyenadna.analysis.metrics import DEFAULT_MONITOR, LOWER_IS_BETTER, task_metrics
 from hyenadna.heads.task_model import TaskModel
-from hyenadna.training.optim import OptimOptions, build_adamw, decay_groups, schedule_over_the_run
+from hyenadna.training.optim import OptimOptions, build_adamw, decay_groups, head_groups, schedule_over_the_run
 from hyenadna.training.options import FinetuneOptions
 
 
@@ -91,8 +91,7 @@ class SequenceTaskModule(L.LightningModule):
         self.log_dict({f"test/{k}": v for k, v in self.test_metrics.items()}, sync_dist=False)
 
     def configure_optimizers(self):
-        head = [*self.model.head.parameters()]
-        groups = [{"params": head, "lr": self.optim.lr, "weight_decay": self.optim.weight_decay}]
+        groups = head_groups(self.model.head, self.optim)
         if not self.freeze_backbone:
             groups += decay_groups(self.model.backbone, self.optim, lr=self.optim.lr * self.backbone_lr_scale)
         return schedule_over_the_run(build_adamw(groups, self.optim), self.optim, self.trainer)

@@ -83,6 +83,7 @@ MODELS = {
     "hyena-likelihood-rc": lambda: hyena_head(rc=True, kind="likelihood"),
     "hyena-positional-rc": lambda: hyena_head(rc=True, kind="positional"),
     "hyena-positional-bidirectional": lambda: hyena_head(kind="positional", bidirectional=True, hidden=8),
+    "hyena-conv-bidirectional": lambda: hyena_head(kind="conv", bidirectional=True, hidden=8),
     "cnn-rc": lambda: cnn_head(rc=True),
     "language-model": lm,
 }
@@ -153,6 +154,7 @@ def finite_difference(model, seq: str, pos: int, base: int, output: str, eps: fl
         "hyena-likelihood-rc",
         "hyena-positional-rc",
         "hyena-positional-bidirectional",
+        "hyena-conv-bidirectional",
         "cnn-rc",
         "language-model",
     ],

@@ -110,13 +110,18 @@ SEARCHES = [["finetune.yaml"], ["finetune.yaml", "tf_oct4_mafk_start.yaml"]] + [
 @pytest.mark.parametrize("search", SEARCHES, ids=lambda names: "+".join(names))
 def test_every_search_parses_after_a_task_recipe(search, capsys):
     """The search configs are given after a task recipe; later ones add to earlier ones. A task's
-    own search (``<task>.yaml``, or ``cnn_<task>.yaml`` for its CNN) follows that task's recipe."""
-    tasks = [name.removeprefix("cnn_")[: -len(".yaml")] for name in search]
+    own search (``<task>.yaml``, or ``cnn_<task>.yaml`` for its CNN) follows that task's recipe; a
+    comparison (``<task>_heads.yaml``: only enqueued trials) follows it too."""
+    tasks = [name.removeprefix("cnn_").removesuffix("_heads.yaml").removesuffix(".yaml") for name in search]
     own = [task for task in tasks if (REPO / "configs" / "tasks" / f"{task}.yaml").is_file()]
     task = own[0] if own else "tf_oct4_mafk"
     configs = [arg for name in search for arg in ("--config", str(REPO / "configs" / "search" / name))]
     recipe = str(REPO / "configs" / "tasks" / f"{task}.yaml")
     printed = yaml.safe_load(printed_config(capsys, ["tune", "--config", recipe, *configs]))
-    assert printed["search"]["space"]["optim.lr"]["log"] and printed["search"]["trials"] >= 8
+    options = printed["search"]
+    if options["trials"] == len(options["enqueue"]):  # a comparison: every trial a recipe named in advance
+        assert all(sorted(point) == sorted(options["space"]) for point in options["enqueue"])
+    else:
+        assert options["space"]["optim.lr"]["log"] and options["trials"] >= 8
     assert bool(printed["search"]["enqueue"]) == (search != ["finetune.yaml"])
     assert (printed["model"]["name_or_path"] == "cnn") == search[0].startswith("cnn_")

@@ -21,14 +21,22 @@ from hyenadna.heads.config import HEADS, HeadConfig, HeadOptions
 from hyenadna.heads.task_model import SequenceModel
 
 SEQS = ["ACGTTGCAAGGT", "TTGACCANGTACGATCGA", "GCGCAT", "ATATATCGCGNNATGG"]
-# the format as the code before heads became classes wrote it: these names are on users' disks
+# the format each kind writes (linear, likelihood, positional: as the code before heads became
+# classes wrote it): these names are on users' disks
 HEAD_FILE_KEYS = {
     "linear": ["bias", "weight"],
     "likelihood": ["bias", "delta", "log_prior", "shared"],
     "positional": ["bias", "weight"],
+    "conv": sorted(
+        ["bias", "weight"]
+        + [f"blocks.{i}.{k}" for i in (0, 4, 8) for k in ("bias", "weight")]
+        + [f"blocks.{i}.{k}" for i in (1, 5, 9) for k in ("bias", "weight", "running_mean", "running_var")]
+        + [f"blocks.{i}.num_batches_tracked" for i in (1, 5, 9)]
+    ),
 }
 TASK_JSON_KEYS = ["task", "labels", "pooling", "layer", "rc_conjoin", "dropout", "train_length", "kind"]
-NEW_KEYS = ["bidirectional", "hidden"]  # written since; a task.json without them loads with their defaults
+# written since; a task.json without them loads with their defaults
+NEW_KEYS = ["bidirectional", "hidden", "conv_channels", "conv_kernel"]
 HEAD_OPTIONS = [
     "kind",
     "pooling",
@@ -37,6 +45,8 @@ HEAD_OPTIONS = [
     "dropout",
     "bidirectional",
     "hidden",
+    "conv_channels",
+    "conv_kernel",
 ]  # --head.* and the YAML recipes' head:
 
 
@@ -86,7 +96,7 @@ def test_finishing_from_targets_needs_no_kind(kind):
         np.testing.assert_allclose(after["log_prior"].exp().numpy(), np.array([3, 1, 0.5]) / 4.5, rtol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["linear", "positional"])
+@pytest.mark.parametrize("kind", ["linear", "positional", "conv"])
 def test_the_default_loss_is_the_tasks(kind):
     model = model_of(kind)
     batch = CharacterTokenizer()(SEQS)
@@ -104,7 +114,7 @@ def test_options_are_declared_once():
     )
 
 
-@pytest.mark.parametrize("kind", ["linear", "positional"])
+@pytest.mark.parametrize("kind", ["linear", "positional"])  # the conv head's: tests/heads/test_conv.py
 def test_a_hidden_layer_is_gelu_between_the_features_and_the_output(kind, tmp_path):
     model = model_of(kind, hidden=6, dropout=0.0).double()
     batch = CharacterTokenizer(padding_side="left")(SEQS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from head_states import head_states
 
 from hyenadna import HyenaConfig, HyenaDNA
 from hyenadna.data.tokenizer import CharacterTokenizer, reverse_complement
@@ -35,18 +36,10 @@ def positional_model(rc: bool = False, bidirectional: bool = False) -> SequenceM
     return model.double().eval()
 
 
-def unpadded_states(model: SequenceModel, seq: str) -> np.ndarray:
-    ids = torch.as_tensor(CharacterTokenizer().encode_bases(seq))[None]
-    with torch.no_grad():
-        return model.backbone.hidden_states(ids)[0].double().numpy()
-
-
 def reference_logits(model: SequenceModel, seq: str) -> np.ndarray:
     """The unpadded sequence's states, zero-filled to the head's length, times the weights; with
     ``bidirectional``, each base's state beside the unpadded reverse complement's at that base."""
-    states = unpadded_states(model, seq)
-    if model.head_config.bidirectional:
-        states = np.concatenate([states, unpadded_states(model, reverse_complement(seq))[::-1]], axis=1)
+    states = head_states(model, seq)
     flat = np.zeros((LENGTH, states.shape[1]))
     flat[: len(seq)] = states
     weight, bias = model.head.weight.detach().double().numpy(), model.head.bias.detach().double().numpy()
@@ -83,7 +76,7 @@ def test_longer_inputs_and_missing_lengths_are_refused_by_name():
     with pytest.raises(HyenaDNAError, match=f"sequence 0 has {LENGTH + 1} bases; the model takes 1 to {LENGTH}"):
         predict_sequences(model, ["A" * (LENGTH + 1)])
     batch = CharacterTokenizer()(["A" * (LENGTH + 1)])
-    with pytest.raises(HyenaDNAError, match="longer than the positional head's"):
+    with pytest.raises(HyenaDNAError, match="longer than the 20 the head reads"):
         model(batch["input_ids"], batch["attention_mask"])
     with pytest.raises(HyenaDNAError, match="train_length"):
         SequenceModel(model.backbone, HeadConfig("multiclass", ["a", "b"], kind="positional"))
@@ -139,10 +132,7 @@ def test_center_pooling_reads_the_middle_base_and_sees_both_sides_only_when_bidi
         weight, bias = model.head.weight.detach().numpy(), model.head.bias.detach().numpy()
         expected = []
         for seq in seqs:
-            states = unpadded_states(model, seq)
-            if bidirectional:
-                states = np.concatenate([states, unpadded_states(model, reverse_complement(seq))[::-1]], axis=1)
-            expected.append(weight @ states[len(seq) // 2] + bias)
+            expected.append(weight @ head_states(model, seq)[len(seq) // 2] + bias)
         batch = CharacterTokenizer()(seqs, padding_side=side)
         with torch.no_grad():
             logits = model(batch["input_ids"], batch["attention_mask"]).numpy()

@@ -12,7 +12,7 @@ from hyenadna.data.tokenizer import CharacterTokenizer, pad_ids, reverse_complem
 from hyenadna.heads.config import HeadConfig
 from hyenadna.heads.task_model import SequenceModel
 from hyenadna.modules.pooling import pool, reverse_complement_batch
-from hyenadna.training.optim import OptimOptions, parameter_groups, warmup_cosine
+from hyenadna.training.optim import OptimOptions, head_groups, parameter_groups, warmup_cosine
 
 TOK = CharacterTokenizer()
 
@@ -141,6 +141,24 @@ def test_weight_decay_groups_follow_the_reference():
     assert {"blocks.0.mixer.filter.freq", "blocks.0.mixer.filter.mlp.0.weight", "blocks.0.mixer.d_skip"} <= kept
     assert {"token_embedding.weight", "final_norm.weight", "blocks.0.mixer.in_proj.bias"} <= kept
     assert len(decay) + len(no_decay) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("kind", ["linear", "positional", "conv"])
+def test_a_heads_norms_do_not_decay_and_the_rest_of_it_does(kind):
+    """A head is one decayed group, as heads always were; the conv head's batch norms (and only
+    they) form a second group without decay, as the backbone's norms have."""
+    head = SequenceModel(small_model(), HeadConfig("multiclass", ["a", "b"], kind=kind, train_length=16, hidden=4)).head
+    groups = head_groups(head, OptimOptions(lr=2e-3, weight_decay=0.05))
+    names = {id(p): n for n, p in head.named_parameters()}
+    assert [g["weight_decay"] for g in groups] == ([0.05, 0.0] if kind == "conv" else [0.05])
+    assert all(g["lr"] == 2e-3 for g in groups)
+    if kind != "conv":  # one group in the head's own order: the optimiser state of earlier runs still fits
+        assert [names[id(p)] for p in groups[0]["params"]] == [n for n, _ in head.named_parameters()]
+    if kind == "conv":
+        assert sorted(names[id(p)] for p in groups[1]["params"]) == sorted(
+            f"blocks.{i}.{k}" for i in (1, 5, 9) for k in ("bias", "weight")
+        )
+        assert {"blocks.0.weight", "blocks.0.bias", "weight", "bias"} <= {names[id(p)] for p in groups[0]["params"]}
 
 
 def test_warmup_cosine_schedule():

@@ -168,9 +168,10 @@ def test_a_run_shorter_than_its_first_validation_finishes_and_saves(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_cnn_baseline_runs_beside_any_hyena_head(tmp_path):
+@pytest.mark.parametrize("kind", ["positional", "conv"])
+def test_the_cnn_baseline_runs_beside_any_hyena_head(kind, tmp_path):
     """--tuning.cnn_baseline trains the CNN on the same split with its own dense head: a positional
-    head, both strands in every state and a hidden layer, which the CNN refuses, are not passed on
+    or conv head, both strands in every state and a hidden layer, which the CNN refuses, are not passed on
     to it (they were, and the run failed after training, before saving its model)."""
     rng = np.random.default_rng(0)
     rows = [
@@ -183,7 +184,7 @@ def test_the_cnn_baseline_runs_beside_any_hyena_head(tmp_path):
     result = run_finetune(
         LabelledData(train=str(data), reader={"split_col": "split"}, batch_size=8),
         ModelOptions("tiny-1k", {"n_layer": 1, "d_model": 16, "l_max": 64}),
-        HeadOptions(kind="positional", bidirectional=True, hidden=8),
+        HeadOptions(kind=kind, bidirectional=True, hidden=8, conv_channels=[4, 4]),
         FinetuneOptions(cnn_baseline=True, baseline=False),
         trainer=TrainerOptions(max_steps=2, accelerator="cpu", devices=1, progress_bar=False),
         output=str(out),
@@ -191,3 +192,4 @@ def test_the_cnn_baseline_runs_beside_any_hyena_head(tmp_path):
     assert set(result["cnn_baseline"]) >= {"accuracy", "mcc"} and (out / "model" / "task.json").is_file()
     cnn_head = json.loads((out / "cnn_baseline" / "model" / "task.json").read_text())
     assert (cnn_head["kind"], cnn_head["bidirectional"], cnn_head["hidden"]) == ("linear", False, 0)
+    assert json.loads((out / "model" / "task.json").read_text())["kind"] == kind
