@@ -28,6 +28,7 @@ from torch import nn
 from hyenadna.data.tokenizer import A_ID, T_ID
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.config import HeadConfig, HeadOptions, read_head_config
+from hyenadna.heads.conv import conv_blocks
 from hyenadna.heads.task_model import TaskModel
 from hyenadna.io.atomic import atomic_write, atomic_write_text
 
@@ -112,13 +113,8 @@ class ConvClassifier(TaskModel):
         check_cnn_head(head)
         self.config = config
         self.head_config = head
-        layers: list[nn.Module] = []
-        channels_in = 4
-        for channels in config.channels:
-            layers += [nn.Conv1d(channels_in, channels, config.kernel_size, padding="same"), nn.BatchNorm1d(channels),
-                       nn.ReLU(), nn.MaxPool1d(config.pool)]  # fmt: skip
-            channels_in = channels
-        self.backbone = nn.Sequential(*layers)
+        self.backbone = conv_blocks(4, config.channels, config.kernel_size, config.pool)
+        channels_in = config.channels[-1]
         flat = config.readout == "flatten"
         self.head = nn.Sequential(
             nn.Flatten(),

@@ -32,20 +32,22 @@ POOL = 2
 """Max-pooling factor after each convolution block (the CNN baseline's default)."""
 
 
-def conv_blocks(channels_in: int, channels: list[int], kernel_size: int) -> nn.Sequential:
-    """Convolution ("same" padding), batch norm, ReLU and max pooling by :data:`POOL`, per entry
-    of ``channels``: the blocks of the CNN baseline, from ``channels_in`` input channels."""
+def conv_blocks(channels_in: int, channels: list[int], kernel_size: int, pool: int = POOL) -> nn.Sequential:
+    """Convolution ("same" padding), batch norm, ReLU and max pooling by ``pool``, per entry of
+    ``channels``, from ``channels_in`` input channels: the CNN baseline's stack and this head's."""
     layers: list[nn.Module] = []
     for width in channels:
         layers += [nn.Conv1d(channels_in, width, kernel_size, padding="same"), nn.BatchNorm1d(width),
-                   nn.ReLU(), nn.MaxPool1d(POOL)]  # fmt: skip
+                   nn.ReLU(), nn.MaxPool1d(pool)]  # fmt: skip
         channels_in = width
     return nn.Sequential(*layers)
 
 
 class ConvHead(LinearHead):
     """States (B, L, D) of inputs up to ``train_length`` tokens -> conv blocks -> flatten -> the
-    linear head's layers. ``dropout`` applies to the flattened map (and after ``hidden``)."""
+    linear head's layers. ``dropout`` applies to the flattened map (and after ``hidden``). With
+    ``rc_conjoin`` the head reads each strand in its own pass, so in training each strand is
+    normalised by its own batch and the running statistics move twice a step."""
 
     kind = "conv"
 
