@@ -22,7 +22,7 @@ from torch import nn
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.base import state_width
 from hyenadna.heads.linear import LinearHead
-from hyenadna.heads.positional import positional_states
+from hyenadna.heads.positional import positional_states, read_length
 
 if TYPE_CHECKING:
     from hyenadna.heads.config import HeadConfig
@@ -52,9 +52,7 @@ class ConvHead(LinearHead):
     kind = "conv"
 
     def __init__(self, backbone: HyenaDNA, config: HeadConfig) -> None:
-        length, l_max = config.train_length, backbone.config.l_max
-        if not length or length > l_max:
-            raise HyenaDNAError(f"the conv head needs train_length in [1, l_max={l_max}], got {length}")
+        length = read_length(backbone, config)
         flat = length // POOL ** len(config.conv_channels)
         if flat < 1:
             raise HyenaDNAError(

@@ -24,9 +24,7 @@ class PositionalHead(LinearHead):
     kind = "positional"
 
     def __init__(self, backbone: HyenaDNA, config: HeadConfig) -> None:
-        length, l_max = config.train_length, backbone.config.l_max
-        if not length or length > l_max:
-            raise HyenaDNAError(f"the positional head needs train_length in [1, l_max={l_max}], got {length}")
+        length = read_length(backbone, config)
         width = length * state_width(backbone, config)
         super().__init__(backbone, config, features=width, std=backbone.config.initializer_range / length**0.5)
 
@@ -35,6 +33,15 @@ class PositionalHead(LinearHead):
 
     def max_length(self, backbone: HyenaDNA) -> int:
         return int(self.config.train_length)
+
+
+def read_length(backbone: HyenaDNA, config: HeadConfig) -> int:
+    """The fixed window a position-reading head (``positional``, ``conv``) reads: its training
+    length, refused naming the head's kind when unknown or beyond the backbone's ``l_max``."""
+    length, l_max = config.train_length, backbone.config.l_max
+    if not length or length > l_max:
+        raise HyenaDNAError(f"the {config.kind} head needs train_length in [1, l_max={l_max}], got {length}")
+    return int(length)
 
 
 def positional_states(hidden: torch.Tensor, attention_mask: torch.Tensor, length: int) -> torch.Tensor:

@@ -5,9 +5,9 @@ decides; :mod:`hyenadna.training.plateau` applies the decays).
 Weight decay applies to the weights of linear and convolution layers of the backbone, as in the
 reference's GPT-style grouping. It does not apply to the implicit filter's MLP and its Sin
 frequency (the reference gives the filter its own weight decay of 0), nor to norms, biases (the D
-skip included), embeddings or positional buffers. A task head's parameters all decay, biases included (the head's group
-since heads were first trained), except those of its normalisation layers (the conv head's batch
-norms), which decay nowhere.
+skip included), embeddings or positional buffers. A task head's parameters all decay, biases
+included (the head's group since heads were first trained), except those of its normalisation
+layers (the conv head's batch norms), which decay nowhere.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def decay_groups(model: nn.Module, options: OptimOptions, lr: float | None = Non
 def head_groups(head: nn.Module, options: OptimOptions) -> list[dict]:
     """The head's parameters at ``options.lr``: decayed, but for its normalisation layers' (a
     second group, left out when the head has none, so a head without norms trains as it did)."""
-    norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+    norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.LayerNorm, nn.GroupNorm)
     plain = {id(p) for m in head.modules() if isinstance(m, norms) for p in m.parameters(recurse=False)}
     params = [p for p in head.parameters() if p.requires_grad]
     groups = [
