@@ -18,7 +18,7 @@ from hyenadna.errors import HyenaDNAError
 from hyenadna.io.atomic import atomic_write_text
 from hyenadna.pipelines.finetune import FinetuneRecipe, finetune
 from hyenadna.training.options import SearchOptions
-from hyenadna.training.search_space import Dimension, with_params
+from hyenadna.training.search_space import Dimension, options_of, with_params
 from hyenadna.training.study import short
 
 
@@ -126,7 +126,7 @@ class TrialObjective:
         done = folder / "validation.json"
         if done.is_file():
             return json.loads(done.read_text())[self.monitor]
-        values, _ = self.score(trial.params, folder, seed)
+        values, _ = self.score(options_of(self.dimensions, trial.params), folder, seed)
         if None in values:
             raise HyenaDNAError(f"trial {trial.number} with seed {seed}: no validation check within the budget")
         value = statistics.fmean(values)

@@ -37,7 +37,14 @@ from hyenadna.pipelines.trials import TrialObjective, budgeted
 from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, SearchOptions, TrainerOptions
 from hyenadna.training.prepare import CNN_NAME, initial_model, labelled_data_module
-from hyenadna.training.search_space import Dimension, check_space, read_search_space, with_params
+from hyenadna.training.search_space import (
+    Dimension,
+    check_space,
+    options_of,
+    read_search_space,
+    stored_params,
+    with_params,
+)
 from hyenadna.training.study import check_storage, default_storage, hide_password, open_study
 from hyenadna.training.task_module import validation_monitor
 from hyenadna.training.trainer import start_run_folder
@@ -87,7 +94,8 @@ def run_tune(
     storage = search.storage or default_storage(out)
     check_storage(storage)
     search = replace(search, enqueue=enqueue)
-    study_of = partial(open_study, search, storage, monitor[1], seed, resume, overwrite)
+    queued = replace(search, enqueue=[stored_params(dimensions, point) for point in enqueue])  # as Optuna holds them
+    study_of = partial(open_study, queued, storage, monitor[1], seed, resume, overwrite)
     resumed = resume and not search.storage and (out / "study.db").is_file()
     external = study_of() if search.storage or resumed else None  # refused before anything is written
     start_run_folder(out, resume, overwrite, vars(base) | {"search": search, "output": output, "seed": seed})
@@ -97,7 +105,7 @@ def run_tune(
         search_until_done(study, objective, search)
     finally:  # also for a stopped or failed search: the trials so far
         write_trials_table(study, out / "trials.tsv")
-    summary = study_summary(study, search, storage, monitor[0])
+    summary = study_summary(study, search, storage, monitor[0], dimensions)
     if search.final:
         scores = None
         if search.confirm:
@@ -106,7 +114,7 @@ def run_tune(
             scores = {number: c["mean"] for number, c in confirmed.items()}
         chosen = chosen_trial(study, search.min_gain, scores)
         summary["chosen_trial"] = chosen.number
-        best = with_params(base, chosen.params)
+        best = with_params(base, options_of(dimensions, chosen.params))
         if search.final_tokens:
             best = budgeted(best, search.final_tokens, search.val_checks, sizes)
         summary["final"] = retrain(best, chosen, search.seeds, out, monitor[0], summary["judged_on"])
@@ -248,7 +256,8 @@ def write_trials_table(study, path: Path) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def study_summary(study, search: SearchOptions, storage: str, monitor: str) -> dict[str, Any]:
+def study_summary(study, search: SearchOptions, storage: str, monitor: str,
+                  dimensions: list[Dimension]) -> dict[str, Any]:  # fmt: skip
     """The study's counts by state and its best trial (of those finished: trials other
     processes are still running are counted, and said, but cannot be waited for)."""
     counts: dict[str, int] = {}
@@ -265,7 +274,7 @@ def study_summary(study, search: SearchOptions, storage: str, monitor: str) -> d
         "best_trial": {
             "number": best.number,
             "value": best.value,
-            "params": best.params,
+            "params": options_of(dimensions, best.params),
             "steps": best.user_attrs.get("steps"),
         },
     }

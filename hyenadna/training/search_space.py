@@ -4,7 +4,8 @@ over what values.
 Each key names a fine-tuning option as the command line does, without the dashes
 (``optim.lr``, ``head.pooling``, ``model.overrides.d_model``); its value is
 
-* a list: the choices (``head.pooling: [mean, max, last]``);
+* a list: the choices (``head.pooling: [mean, max, last]``); a choice may itself be a list, for
+  list-valued options (``head.conv_channels: [[32, 32], [64, 64, 64]]``);
 * ``{choices: [...]}``: the same;
 * ``{low: L, high: H}``, with optional ``log: true`` and ``step: S``: a range, of integers when
   ``low``, ``high`` (and ``step``) are all integers, else of floats.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,10 +64,27 @@ class Dimension:
     def integer(self) -> bool:
         return not self.choices and all(isinstance(v, int) for v in (self.low, self.high, self.step or 1))
 
+    @property
+    def labels(self) -> list[Any]:
+        """The choices as Optuna stores them: a list-valued choice (held as a tuple) as its JSON
+        text, since Optuna's categorical values are numbers, text, true/false or null."""
+        return [json.dumps(list(c)) if isinstance(c, tuple) else c for c in self.choices]
+
+    def stored(self, value: Any) -> Any:
+        """``value`` (an option's value, as the recipe takes it) as Optuna stores it."""
+        return json.dumps(list(value)) if self.choices and isinstance(value, (list, tuple)) else value
+
+    def option(self, stored: Any) -> Any:
+        """What Optuna stored (:meth:`stored`) as the option's value: a list-valued choice's list."""
+        if self.choices and isinstance(stored, str) and stored in self.labels:
+            choice = self.choices[self.labels.index(stored)]
+            return list(choice) if isinstance(choice, tuple) else choice
+        return stored
+
     def suggest(self, trial: Any) -> Any:
-        """This dimension's value for an Optuna ``trial``."""
+        """This dimension's value for an Optuna ``trial``, as the option takes it."""
         if self.choices:
-            return trial.suggest_categorical(self.name, list(self.choices))
+            return self.option(trial.suggest_categorical(self.name, self.labels))
         if self.integer:
             return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
         return trial.suggest_float(self.name, float(self.low), float(self.high), step=self.step, log=self.log)
@@ -73,7 +92,7 @@ class Dimension:
     def allows(self, value: object) -> bool:
         """Whether the dimension can give ``value`` (on its grid, where it has a step)."""
         if self.choices:
-            return any(type(value) is type(c) and value == c for c in self.choices)
+            return any(_same(value, c) for c in self.choices)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         if self.integer and not isinstance(value, int):
@@ -85,12 +104,35 @@ class Dimension:
         """The values that bound what this dimension can give: each choice, or both ends and
         one value between (a range of integers with a fractional step gives fractions)."""
         if self.choices:
-            return list(self.choices)
+            return [self.option(label) for label in self.labels]
         if self.integer:
             inner = self.low + int(self.step or 1)
         else:
             inner = self.low + self.step if self.step else (self.low + self.high) / 2
         return [self.low, self.high, inner if inner < self.high else self.high]
+
+
+def _same(value: object, choice: object) -> bool:
+    """``value`` equals ``choice`` in type too (``1`` is not ``true``); a list-valued choice is a tuple."""
+    if isinstance(choice, tuple):
+        return isinstance(value, (list, tuple)) and len(value) == len(choice) and all(map(_same, value, choice))
+    return type(value) is type(choice) and value == choice
+
+
+def options_of(dimensions: list[Dimension], params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's ``params`` as Optuna stored them, as the options' values (see :meth:`Dimension.option`)."""
+    by_name = {d.name: d for d in dimensions}
+    return {name: by_name[name].option(value) if name in by_name else value for name, value in params.items()}
+
+
+def stored_params(dimensions: list[Dimension], params: dict[str, Any]) -> dict[str, Any]:
+    """Options' values (an enqueued trial's) as Optuna stores them (see :meth:`Dimension.stored`)."""
+    by_name = {d.name: d for d in dimensions}
+    return {name: by_name[name].stored(value) if name in by_name else value for name, value in params.items()}
+
+
+def _plain(value: object) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def _number(name: str, key: str, value: object) -> float | int:
@@ -114,12 +156,16 @@ def dimension(name: str, spec: object) -> Dimension:
     if isinstance(spec, list):
         if not spec:
             raise HyenaDNAError(f"search space {name}: no choices")
-        plain = [v for v in spec if v is None or isinstance(v, (bool, int, float, str))]
+        plain = [v for v in spec if _plain(v) or (isinstance(v, list) and all(map(_plain, v)))]
         if len(plain) != len(spec):
-            raise HyenaDNAError(f"search space {name}: choices must be numbers, text, true/false or null, got {spec!r}")
-        if len(set(map(repr, spec))) != len(spec):
+            raise HyenaDNAError(
+                f"search space {name}: choices must be numbers, text, true/false, null or lists of these, got {spec!r}"
+            )
+        choices = tuple(tuple(v) if isinstance(v, list) else v for v in spec)
+        dim = Dimension(name, choices=choices)
+        if len(set(map(repr, dim.labels))) != len(spec):  # a list and its JSON text are one choice to Optuna
             raise HyenaDNAError(f"search space {name}: a choice is repeated in {spec!r}")
-        return Dimension(name, choices=tuple(spec))
+        return dim
     if not isinstance(spec, dict):
         raise HyenaDNAError(f"search space {name}: give a list of choices or {{low, high}}, got {spec!r}")
     unknown = set(spec) - RANGE_KEYS

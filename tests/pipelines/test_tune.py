@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from hyenadna.errors import HyenaDNAError
+from hyenadna.heads.config import HeadOptions
 from hyenadna.pipelines import trials as trials_module
 from hyenadna.pipelines.tune import chosen_trial, confirmed_scores, run_tune
 from hyenadna.training.optim import OptimOptions
@@ -130,6 +131,41 @@ def test_a_tiny_search_prunes_resumes_and_retrains_the_best_on_seeds(tmp_path):
             (tmp_path / "suite" / "tf_oct4_mafk" / "cnn-tuned" / f"seed{seed}" / "metrics.json").read_text()
         )
         assert cached["test"]["auroc"] == auroc
+
+
+def test_a_list_valued_option_is_searched_confirmed_and_written_back_as_a_list(tmp_path):
+    """The conv head's widths: each trial, rerun and final run builds the widths it was given,
+    the enqueued recipe's included, and the table, summary and recipe show them as lists."""
+    out = tmp_path / "tune"
+    widths = [[8], [4, 4]]
+    search = {
+        "space": {"head.conv_channels": widths},
+        "enqueue": [{"head.conv_channels": [4, 4]}],
+        "seeds": [0],
+        "trial_tokens": 25_600,
+        "val_checks": 2,
+        "final_tokens": 12_800,
+        "confirm": 1,
+        "confirm_seeds": [1],
+    }
+    summary = tune(out, trials=2, search=search, head=HeadOptions(kind="conv", conv_kernel=3))
+    table = rows(out / "trials.tsv")
+    assert table[0]["head.conv_channels"] == "[4, 4]" and {r["head.conv_channels"] for r in table} <= {"[8]", "[4, 4]"}
+    chosen = summary["chosen_trial"]
+    study = optuna.load_study(study_name="hyenadna-tune", storage=f"sqlite:///{out / 'study.db'}")
+    params = next(t.params for t in study.trials if t.number == chosen)  # as Optuna stores them: JSON text
+    width = json.loads(params["head.conv_channels"])
+    assert width in widths and summary["best_trial"]["params"]["head.conv_channels"] in widths
+    recipe = yaml.safe_load((out / "best_recipe.yaml").read_text())
+    assert recipe["head"]["conv_channels"] == width and recipe["head"]["kind"] == "conv"
+    for number, row in enumerate(table):  # what each trial and its rerun trained with: its row's widths
+        for run in [out / "trials" / f"{number:04d}", *(out / "confirm").glob(f"{number:04d}/seed1")]:
+            assert yaml.safe_load((run / "config.yaml").read_text())["head"]["conv_channels"] == json.loads(
+                row["head.conv_channels"]
+            )
+    built = json.loads((Path(summary["final"]["runs"]) / "seed0" / "model" / "task.json").read_text())
+    assert built["conv_channels"] == width and built["kind"] == "conv"
+    assert (out / "confirm" / "0000" / "seed1").is_dir()  # the enqueued recipe is always confirmed
 
 
 def test_refusals_come_before_anything_is_written(tmp_path):

@@ -12,7 +12,14 @@ from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.config import HeadOptions
 from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
-from hyenadna.training.search_space import DEFAULT_SPACE, check_space, read_search_space, with_params
+from hyenadna.training.search_space import (
+    DEFAULT_SPACE,
+    check_space,
+    options_of,
+    read_search_space,
+    stored_params,
+    with_params,
+)
 
 
 @dataclass
@@ -74,7 +81,9 @@ def test_params_land_in_their_groups_and_the_rest_is_kept():
         ({"optim.lr": {"low": 0.1, "high": 1, "steps": 2}}, "a range takes low, high and optionally log and step"),
         ({"optim.lr": {"low": "fast", "high": 1}}, "low must be a finite number, got 'fast'"),
         ({"head.pooling": []}, "head.pooling: no choices"),
-        ({"head.pooling": [["mean"]]}, "choices must be numbers, text"),
+        ({"head.pooling": [[["mean"]]]}, "choices must be numbers, text, true/false, null or lists of these"),
+        ({"head.pooling": [{"mean": 1}]}, "choices must be numbers, text"),
+        ({"head.conv_channels": [[32, 32], "[32, 32]"]}, "a choice is repeated"),  # one choice to Optuna
         ({"head.pooling": ["mean", "mean"]}, "a choice is repeated"),
         ({"head.pooling": "mean"}, "give a list of choices or {low, high}"),
     ],
@@ -121,6 +130,32 @@ def test_enqueued_trials_must_lie_in_the_space():
     assert check_space(Recipe(), grid, [{"optim.warmup_steps": 150}]) == [{"optim.warmup_steps": 150}]
     with pytest.raises(HyenaDNAError, match="optim.warmup_steps = 30 lies outside the search space"):
         check_space(Recipe(), grid, [{"optim.warmup_steps": 30}])  # off the grid of 50s
+
+
+def test_list_valued_choices_are_drawn_as_lists_and_stored_as_text():
+    """Optuna's categorical values are plain: a list choice is stored as its JSON text and given
+    to the recipe as the list, drawn, enqueued or read back from a finished trial."""
+    dims = read_search_space({"head.conv_channels": [[32, 32], [64, 64, 64]], "head.kind": ["conv"]})
+    assert dims[0].labels == ["[32, 32]", "[64, 64, 64]"] and dims[0].extremes() == [[32, 32], [64, 64, 64]]
+    assert check_space(Recipe(), dims, [{"head.conv_channels": [64, 64, 64]}]) == [{"head.conv_channels": [64, 64, 64]}]
+    with pytest.raises(HyenaDNAError, match=r"head.conv_channels = \[64, 64\] lies outside the search space"):
+        check_space(Recipe(), dims, [{"head.conv_channels": [64, 64]}])
+    with pytest.raises(HyenaDNAError, match="head.conv_channels = '\\[32, 32\\]' lies outside"):
+        check_space(Recipe(), dims, [{"head.conv_channels": "[32, 32]"}])  # the text is Optuna's, not the option's
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial(stored_params(dims, {"head.conv_channels": [64, 64, 64], "head.kind": "conv"}))
+    drawn = []
+    for _ in range(8):
+        trial = study.ask()
+        values = {d.name: d.suggest(trial) for d in dims}
+        assert with_params(Recipe(), values).head.conv_channels == values["head.conv_channels"]
+        drawn.append(values["head.conv_channels"])
+        study.tell(trial, float(len(drawn)))
+    assert drawn[0] == [64, 64, 64] and [32, 32] in drawn  # the enqueued one first, then both drawn
+    assert study.trials[0].params["head.conv_channels"] == "[64, 64, 64]"
+    assert options_of(dims, study.trials[0].params) == {"head.conv_channels": [64, 64, 64], "head.kind": "conv"}
+    with pytest.raises(HyenaDNAError, match=r"search space head.conv_channels: .*conv_channels.*\(value \[32, 0\]\)"):
+        check_space(Recipe(), read_search_space({"head.conv_channels": [[32, 32], [32, 0]]}))
 
 
 def test_unreadable_space_files_name_the_file(tmp_path):
