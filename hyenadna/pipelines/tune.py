@@ -14,6 +14,7 @@ tested once per seed: no trial evaluates the test split.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 from dataclasses import replace
@@ -25,6 +26,7 @@ import torch
 
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.config import HeadOptions
+from hyenadna.heads.conv import POOL
 from hyenadna.io.atomic import atomic_write_text, write_run_config
 from hyenadna.pipelines.finetune import (
     FINETUNE_OPTIM,
@@ -91,6 +93,7 @@ def run_tune(
     enqueue = check_space(base, dimensions, search.enqueue)
     check_models(base, dimensions, seed)
     sizes, trial_sizes, monitor = probe_data(base, seed, search.folds)
+    check_conv_depth(base, dimensions, int(sizes["longest"]))
     storage = search.storage or default_storage(out)
     check_storage(storage)
     search = replace(search, enqueue=enqueue)
@@ -166,7 +169,7 @@ def probe_data(
         check_calibration(datamodule)
     monitor = validation_monitor(recipe.tuning, datamodule.vocab.task, True)
     assert monitor is not None
-    sizes = train_sizes(datamodule)
+    sizes = train_sizes(datamodule) | {"longest": min(datamodule.longest_sequence(), l_max or math.inf)}
     trial_sizes = sizes
     for k in range(folds):  # every fold builds (its label vocabulary holds every label it meets)
         try:
@@ -176,6 +179,24 @@ def probe_data(
         if k == 0:
             trial_sizes = train_sizes(fold)
     return sizes, trial_sizes, monitor
+
+
+def check_conv_depth(recipe: FinetuneRecipe, dimensions: list[Dimension], longest: int) -> None:
+    """Refuse conv-head widths with more pooling blocks than the window (``longest`` tokens, the
+    longest sequence: what a position-reading head reads) has halvings, before the first trial:
+    every trial drawing them would fail as its model is built."""
+    by_name = {d.name: d for d in dimensions}
+    kinds = by_name["head.kind"].extremes() if "head.kind" in by_name else [recipe.head.kind]
+    if "conv" not in kinds:
+        return
+    searched = "head.conv_channels" in by_name
+    for widths in by_name["head.conv_channels"].extremes() if searched else [recipe.head.conv_channels]:
+        if longest // POOL ** len(widths) < 1:
+            where = "search space head.conv_channels:" if searched else "--head.conv_channels"
+            raise HyenaDNAError(
+                f"{where} {widths} has {len(widths)} pooling blocks, which pool the data's {longest}-token "
+                "window to nothing; use fewer"
+            )
 
 
 def train_sizes(datamodule) -> dict[str, float]:

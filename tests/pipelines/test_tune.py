@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -18,9 +19,10 @@ import yaml
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.config import HeadOptions
 from hyenadna.pipelines import trials as trials_module
-from hyenadna.pipelines.tune import chosen_trial, confirmed_scores, run_tune
+from hyenadna.pipelines.tune import check_conv_depth, chosen_trial, confirmed_scores, run_tune
 from hyenadna.training.optim import OptimOptions
 from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, SearchOptions, TrainerOptions
+from hyenadna.training.search_space import read_search_space
 
 REPO = Path(__file__).resolve().parents[2]
 TF = REPO / "data" / "tf_binding"
@@ -195,6 +197,16 @@ def test_refusals_come_before_anything_is_written(tmp_path):
         run_tune(DATA, SearchOptions(storage="nosuchdb://x"), MODEL, output=str(out))
     with pytest.raises(HyenaDNAError, match=r"search space model.overrides.d_model: .*d_model.*-8"):
         run_tune(DATA, SearchOptions(space={"model.overrides.d_model": [16, -8]}), MODEL, output=str(out))
+    deep = {"head.conv_channels": [[8], [8] * 8]}  # 200-base windows halve 7 times, not 8
+    refusal = r"search space head.conv_channels: \[8, 8, 8, 8, 8, 8, 8, 8\] has 8 pooling blocks, which pool "
+    with pytest.raises(HyenaDNAError, match=refusal + "the data's 200-token window to nothing"):
+        run_tune(DATA, SearchOptions(space=deep), MODEL, head=HeadOptions(kind="conv"), output=str(out))
+    with pytest.raises(HyenaDNAError, match=r"^--head.conv_channels \[8, 8, 8, 8, 8, 8, 8, 8\] has 8 pooling"):
+        run_tune(DATA, SearchOptions(space={"head.kind": ["linear", "conv"]}), MODEL,
+                 head=HeadOptions(conv_channels=[8] * 8), output=str(out))  # fmt: skip
+    linear = SimpleNamespace(head=HeadOptions(kind="linear"))  # no conv head among the choices: nothing to fit
+    check_conv_depth(linear, read_search_space(deep | {"head.kind": ["linear", "positional"]}), 200)
+    check_conv_depth(linear, read_search_space({"head.kind": ["conv"], "head.conv_channels": [[8] * 7]}), 200)
     with pytest.raises(HyenaDNAError, match=r"holds \?, which an SQLite URL cannot carry"):
         run_tune(DATA, SearchOptions(), MODEL, output=str(tmp_path / "what?"))
     with pytest.raises(HyenaDNAError, match="--search.folds is 0 .* or at least 2, got 1"):
