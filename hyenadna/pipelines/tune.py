@@ -14,7 +14,6 @@ tested once per seed: no trial evaluates the test split.
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import sys
 from dataclasses import replace
@@ -169,7 +168,7 @@ def probe_data(
         check_calibration(datamodule)
     monitor = validation_monitor(recipe.tuning, datamodule.vocab.task, True)
     assert monitor is not None
-    sizes = train_sizes(datamodule) | {"longest": min(datamodule.longest_sequence(), l_max or math.inf)}
+    sizes = train_sizes(datamodule) | {"longest": datamodule.longest_sequence()}
     trial_sizes = sizes
     for k in range(folds):  # every fold builds (its label vocabulary holds every label it meets)
         try:
@@ -182,19 +181,22 @@ def probe_data(
 
 
 def check_conv_depth(recipe: FinetuneRecipe, dimensions: list[Dimension], longest: int) -> None:
-    """Refuse conv-head widths with more pooling blocks than the window (``longest`` tokens, the
-    longest sequence: what a position-reading head reads) has halvings, before the first trial:
-    every trial drawing them would fail as its model is built."""
+    """Refuse conv-head widths with more pooling blocks than the window has halvings, before the
+    first trial: every trial drawing them would fail as its model is built. The window is what a
+    position-reading head reads, the longest sequence (``longest`` bases) cut at
+    ``data.max_length``; where that is searched, at the shortest it can be."""
     by_name = {d.name: d for d in dimensions}
     kinds = by_name["head.kind"].extremes() if "head.kind" in by_name else [recipe.head.kind]
     if "conv" not in kinds:
         return
+    cuts = by_name["data.max_length"].extremes() if "data.max_length" in by_name else [recipe.data.max_length]
+    window = min(min(longest, cut or longest) for cut in cuts)
     searched = "head.conv_channels" in by_name
     for widths in by_name["head.conv_channels"].extremes() if searched else [recipe.head.conv_channels]:
-        if longest // POOL ** len(widths) < 1:
+        if window // POOL ** len(widths) < 1:
             where = "search space head.conv_channels:" if searched else "--head.conv_channels"
             raise HyenaDNAError(
-                f"{where} {widths} has {len(widths)} pooling blocks, which pool the data's {longest}-token "
+                f"{where} {widths} has {len(widths)} pooling blocks, which pool the data's {window}-token "
                 "window to nothing; use fewer"
             )
 

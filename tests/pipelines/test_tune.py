@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -204,9 +205,15 @@ def test_refusals_come_before_anything_is_written(tmp_path):
     with pytest.raises(HyenaDNAError, match=r"^--head.conv_channels \[8, 8, 8, 8, 8, 8, 8, 8\] has 8 pooling"):
         run_tune(DATA, SearchOptions(space={"head.kind": ["linear", "conv"]}), MODEL,
                  head=HeadOptions(conv_channels=[8] * 8), output=str(out))  # fmt: skip
-    linear = SimpleNamespace(head=HeadOptions(kind="linear"))  # no conv head among the choices: nothing to fit
+    cut = replace(DATA, max_length=64, truncation="right")  # the head reads 64 bases: 6 halvings, not 7
+    with pytest.raises(HyenaDNAError, match=r"--head.conv_channels \[8, 8, 8, 8, 8, 8, 8\] .*64-token window"):
+        run_tune(cut, SearchOptions(), MODEL, head=HeadOptions(kind="conv", conv_channels=[8] * 7), output=str(out))
+    linear = SimpleNamespace(head=HeadOptions(kind="linear"), data=DATA)  # no conv head drawn: nothing to fit
     check_conv_depth(linear, read_search_space(deep | {"head.kind": ["linear", "positional"]}), 200)
-    check_conv_depth(linear, read_search_space({"head.kind": ["conv"], "head.conv_channels": [[8] * 7]}), 200)
+    seven = {"head.kind": ["conv"], "head.conv_channels": [[8] * 7]}
+    check_conv_depth(linear, read_search_space(seven), 200)
+    with pytest.raises(HyenaDNAError, match="pool the data's 100-token window"):  # at the shortest cut searched
+        check_conv_depth(linear, read_search_space(seven | {"data.max_length": [None, 100, 150]}), 200)
     with pytest.raises(HyenaDNAError, match=r"holds \?, which an SQLite URL cannot carry"):
         run_tune(DATA, SearchOptions(), MODEL, output=str(tmp_path / "what?"))
     with pytest.raises(HyenaDNAError, match="--search.folds is 0 .* or at least 2, got 1"):
