@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -46,7 +47,14 @@ from hyenadna.training.search_space import (
     stored_params,
     with_params,
 )
-from hyenadna.training.study import check_storage, default_storage, hide_password, open_study
+from hyenadna.training.study import (
+    StopWhenAllStarted,
+    check_storage,
+    default_storage,
+    hide_password,
+    open_study,
+    wait_for_running,
+)
 from hyenadna.training.task_module import validation_monitor
 from hyenadna.training.trainer import start_run_folder
 
@@ -228,18 +236,26 @@ def confirmed_scores(study, objective: TrialObjective, search: SearchOptions) ->
 
 def search_until_done(study, objective: TrialObjective, search: SearchOptions) -> None:
     """Run trials until the study holds ``search.trials`` finished ones (counting every process
-    sharing it) or the timeout passes; refused when no trial could finish."""
+    sharing it, and the trials they are still running) or the timeout passes; with
+    ``search.final``, wait for the trials other processes are running, so that the best of all is
+    retrained. Refused when no trial could finish."""
     import optuna
-    from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    finished = [TrialState.COMPLETE, TrialState.PRUNED]
-    remaining = search.trials - len(study.get_trials(deepcopy=False, states=finished))
-    if remaining > 0:
-        optuna.logging.set_verbosity(optuna.logging.INFO)
-        timeout = search.timeout_minutes * 60 if search.timeout_minutes else None
-        study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(HyenaDNAError, torch.OutOfMemoryError),
-                       callbacks=[MaxTrialsCallback(search.trials, states=finished)])  # fmt: skip
+    started = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING]
+    failures = (HyenaDNAError, torch.OutOfMemoryError)  # a trial's own: recorded, and the search goes on
+    optuna.storages.fail_stale_trials(study)  # a trial of a launch that died, past its grace period
+    deadline = time.monotonic() + search.timeout_minutes * 60 if search.timeout_minutes else None
+    while True:
+        remaining = search.trials - len(study.get_trials(deepcopy=False, states=started))
+        timeout = None if deadline is None else deadline - time.monotonic()
+        if remaining > 0 and (timeout is None or timeout > 0):
+            optuna.logging.set_verbosity(optuna.logging.INFO)
+            study.optimize(objective, n_trials=remaining, timeout=timeout, catch=failures,
+                           callbacks=[StopWhenAllStarted(search.trials)])  # fmt: skip
+        # the others' trials, waited for; any that failed (or whose process died) leave room for more
+        if not search.final or not wait_for_running(study, say=lambda line: print(line, file=sys.stderr)):
+            break
     if not study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
         errors = [t.user_attrs["error"] for t in study.get_trials(deepcopy=False) if "error" in t.user_attrs]
         reason = f": {errors[0]}" if errors else ""

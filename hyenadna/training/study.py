@@ -139,3 +139,41 @@ def pruner_for(search: SearchOptions):
     if search.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=search.val_checks)
     return optuna.pruners.NopPruner()
+
+
+class StopWhenAllStarted:
+    """An Optuna callback: stop this process's search once the study's finished trials
+    (complete or pruned) and those still running anywhere reach ``trials``. Counting finished
+    trials alone, two processes finishing one after the other would each start one more while
+    the other's last trial is still running: a trial too many, trained for nothing."""
+
+    def __init__(self, trials: int) -> None:
+        self.trials = trials
+
+    def __call__(self, study, trial) -> None:
+        from optuna.trial import TrialState
+
+        states = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING]
+        if len(study.get_trials(deepcopy=False, states=states)) >= self.trials:
+            study.stop()
+
+
+def wait_for_running(study, poll_seconds: float = 10.0, say=print) -> int:
+    """Wait until no trial of ``study`` is running (in other processes sharing it), failing
+    trials whose process has died (a missed heartbeat) as Optuna does at each trial's start;
+    returns how many were running when it began. The best trial is then chosen from all."""
+    import time
+
+    import optuna
+    from optuna.trial import TrialState
+
+    def running() -> int:
+        optuna.storages.fail_stale_trials(study)
+        return len(study.get_trials(deepcopy=False, states=[TrialState.RUNNING]))
+
+    first = running()
+    if first:
+        say(f"hyenadna tune: waiting for {first} trial(s) running in other processes sharing the study")
+    while running():
+        time.sleep(poll_seconds)
+    return first
