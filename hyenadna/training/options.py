@@ -267,7 +267,8 @@ class SearchOptions:
         final_tokens: training bases of each final run (None: the recipe's own limits, its
             epochs an upper bound, early stopping ending the run on a validation plateau).
         final: retrain the best recipe once the study is done; false for extra worker
-            processes sharing a study (one launch with ``final: true`` retrains at the end).
+            processes sharing a study (one launch with ``final: true`` retrains at the end,
+            after waiting for the trials the others are still running).
         min_gain: the best trial replaces the first enqueued one (the recipe you came with)
             only if its validation score is better by more than this; else the enqueued one is
             retrained. 0: the best always wins. On a small validation split, where a metric's
