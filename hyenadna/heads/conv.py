@@ -32,6 +32,12 @@ POOL = 2
 """Max-pooling factor after each convolution block (the CNN baseline's default)."""
 
 
+def pooled_length(length: int, blocks: int) -> int:
+    """What ``blocks`` convolution blocks leave of a ``length``-token input (each pools by
+    :data:`POOL`, rounding down); 0: nothing left to read."""
+    return length // POOL**blocks
+
+
 def conv_blocks(channels_in: int, channels: list[int], kernel_size: int, pool: int = POOL) -> nn.Sequential:
     """Convolution ("same" padding), batch norm, ReLU and max pooling by ``pool``, per entry of
     ``channels``, from ``channels_in`` input channels: the CNN baseline's stack and this head's."""
@@ -53,7 +59,7 @@ class ConvHead(LinearHead):
 
     def __init__(self, backbone: HyenaDNA, config: HeadConfig) -> None:
         length = read_length(backbone, config)
-        flat = length // POOL ** len(config.conv_channels)
+        flat = pooled_length(length, len(config.conv_channels))
         if flat < 1:
             raise HyenaDNAError(
                 f"the conv head's {len(config.conv_channels)} blocks pool a {length}-token input to nothing; "

@@ -26,7 +26,7 @@ import torch
 
 from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.config import HeadOptions
-from hyenadna.heads.conv import POOL
+from hyenadna.heads.conv import pooled_length
 from hyenadna.io.atomic import atomic_write_text, write_run_config
 from hyenadna.pipelines.finetune import (
     FINETUNE_OPTIM,
@@ -53,6 +53,7 @@ from hyenadna.training.study import (
     default_storage,
     hide_password,
     open_study,
+    started_trials,
     wait_for_running,
 )
 from hyenadna.training.task_module import validation_monitor
@@ -201,7 +202,7 @@ def check_conv_depth(recipe: FinetuneRecipe, dimensions: list[Dimension], longes
     window = min(min(longest, cut or longest) for cut in cuts)
     searched = "head.conv_channels" in by_name
     for widths in by_name["head.conv_channels"].extremes() if searched else [recipe.head.conv_channels]:
-        if window // POOL ** len(widths) < 1:
+        if pooled_length(window, len(widths)) < 1:
             where = "search space head.conv_channels:" if searched else "--head.conv_channels"
             raise HyenaDNAError(
                 f"{where} {widths} has {len(widths)} pooling blocks, which pool the data's {window}-token "
@@ -242,12 +243,11 @@ def search_until_done(study, objective: TrialObjective, search: SearchOptions) -
     import optuna
     from optuna.trial import TrialState
 
-    started = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING]
     failures = (HyenaDNAError, torch.OutOfMemoryError)  # a trial's own: recorded, and the search goes on
     optuna.storages.fail_stale_trials(study)  # a trial of a launch that died, past its grace period
     deadline = time.monotonic() + search.timeout_minutes * 60 if search.timeout_minutes else None
     while True:
-        remaining = search.trials - len(study.get_trials(deepcopy=False, states=started))
+        remaining = search.trials - started_trials(study)
         timeout = None if deadline is None else deadline - time.monotonic()
         if remaining > 0 and (timeout is None or timeout > 0):
             optuna.logging.set_verbosity(optuna.logging.INFO)
@@ -297,8 +297,9 @@ def write_trials_table(study, path: Path) -> None:
 
 def study_summary(study, search: SearchOptions, storage: str, monitor: str,
                   dimensions: list[Dimension]) -> dict[str, Any]:  # fmt: skip
-    """The study's counts by state and its best trial (of those finished: trials other
-    processes are still running are counted, and said, but cannot be waited for)."""
+    """The study's counts by state and its best trial (of those finished: a launch that does not
+    retrain has not waited for the trials other processes are still running; they are counted,
+    and said)."""
     counts: dict[str, int] = {}
     for t in study.trials:
         counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1

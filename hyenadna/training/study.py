@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -151,19 +152,22 @@ class StopWhenAllStarted:
         self.trials = trials
 
     def __call__(self, study, trial) -> None:
-        from optuna.trial import TrialState
-
-        states = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING]
-        if len(study.get_trials(deepcopy=False, states=states)) >= self.trials:
+        if started_trials(study) >= self.trials:
             study.stop()
+
+
+def started_trials(study) -> int:
+    """Trials finished (complete or pruned) or running in any process: what counts toward
+    ``search.trials`` (failed ones are tried again)."""
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=[TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING]))
 
 
 def wait_for_running(study, poll_seconds: float = 10.0, say=print) -> int:
     """Wait until no trial of ``study`` is running (in other processes sharing it), failing
     trials whose process has died (a missed heartbeat) as Optuna does at each trial's start;
     returns how many were running when it began. The best trial is then chosen from all."""
-    import time
-
     import optuna
     from optuna.trial import TrialState
 
