@@ -31,9 +31,9 @@ from hyenadna.io.atomic import atomic_write_text
 from hyenadna.io.file_plan import check_run_folder
 from hyenadna.io.prediction_table import prediction_table
 from hyenadna.training.optim import OptimOptions
-from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
+from hyenadna.training.options import CNN_NAME, FinetuneOptions, LabelledData, ModelOptions, TrainerOptions
 from hyenadna.training.plateau import plateau_decay
-from hyenadna.training.prepare import CNN_NAME, initial_model, labelled_data_module, new_task_model
+from hyenadna.training.prepare import initial_model, labelled_data_module, new_task_model
 from hyenadna.training.runtime import runtime_facts
 from hyenadna.training.task_module import SequenceTaskModule, early_stopping, validation_monitor
 from hyenadna.training.throughput import StepTimer
@@ -110,6 +110,11 @@ def finetune(
     if fold is not None and evaluate:
         raise HyenaDNAError("a cross-validation fold is for tuning trials, which are not tested")
     data, head, tuning, optim = recipe.data, recipe.head, recipe.tuning, recipe.optim
+    if recipe.model.deepen_to is not None and tuning.freeze_backbone:
+        raise HyenaDNAError(
+            "--model.deepen_to with --tuning.freeze_backbone true: the new blocks would stay frozen as the "
+            "identity; unfreeze the backbone or leave deepen_to unset"
+        )
     L.seed_everything(seed, workers=True, verbose=False)
     is_cnn = recipe.model.name_or_path == CNN_NAME
     backbone = None if is_cnn else initial_model(recipe.model, seed)
@@ -126,7 +131,7 @@ def finetune(
     stopping = [*early_stopping(monitor, tuning.patience), *plateau_decay(monitor, optim)]
     lightning_trainer = build_trainer(recipe.trainer, out, [timer, *stopping, *callbacks], optim.grad_clip,
                                       monitor=monitor, **trainer_extra)  # fmt: skip
-    start_run_folder(out, resume, overwrite, vars(recipe) | {"output": str(out), "seed": seed})
+    start_run_folder(out, resume, overwrite, vars(recipe) | {"output": str(out), "seed": seed}, module)
     seconds = timed_fit(lightning_trainer, module, datamodule, out, resume)
     result: dict[str, Any] = {"task": datamodule.vocab.task, "labels": datamodule.vocab.names,
                               "train_seconds": seconds, "steps": lightning_trainer.global_step,

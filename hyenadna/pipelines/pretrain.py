@@ -65,7 +65,7 @@ def run_pretrain(
     callbacks = [timer, *plateau_decay(("val/loss", "min") if datamodule.corpus.intervals("val") else None, optim)]
     lightning_trainer = build_trainer(trainer, out, callbacks, optim.grad_clip, reload_dataloaders_every_n_epochs=1)
     ran = {"data": data, "model": model, "optim": optim, "trainer": trainer, "output": output, "seed": seed}
-    start_run_folder(out, resume, overwrite, ran)
+    start_run_folder(out, resume, overwrite, ran, module)
     seconds = timed_fit(lightning_trainer, module, datamodule, out, resume)
     summary = {
         "parameters": backbone.num_parameters(),

@@ -37,8 +37,15 @@ from hyenadna.pipelines.finetune import (
 )
 from hyenadna.pipelines.trials import TrialObjective, budgeted
 from hyenadna.training.optim import OptimOptions
-from hyenadna.training.options import FinetuneOptions, LabelledData, ModelOptions, SearchOptions, TrainerOptions
-from hyenadna.training.prepare import CNN_NAME, initial_model, labelled_data_module
+from hyenadna.training.options import (
+    CNN_NAME,
+    FinetuneOptions,
+    LabelledData,
+    ModelOptions,
+    SearchOptions,
+    TrainerOptions,
+)
+from hyenadna.training.prepare import initial_model, labelled_data_module
 from hyenadna.training.search_space import (
     Dimension,
     check_space,

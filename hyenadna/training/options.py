@@ -13,12 +13,24 @@ from hyenadna.data.corpus import GenomeSource
 from hyenadna.data.windows import LengthStage
 from hyenadna.errors import HyenaDNAError
 
-__all__ = ["FinetuneOptions", "LabelledData", "ModelOptions", "PretrainData", "SearchOptions", "TrainerOptions"]
+__all__ = [
+    "CNN_NAME",
+    "FinetuneOptions",
+    "LabelledData",
+    "ModelOptions",
+    "PretrainData",
+    "SearchOptions",
+    "TrainerOptions",
+]
 
 
 def _optional_positive(option: str, value: int | None) -> None:
     if value is not None:
         positive(option, value)
+
+
+CNN_NAME = "cnn"
+"""``model.name_or_path`` that trains the :mod:`hyenadna.heads.cnn` baseline instead of a Hyena model."""
 
 
 @dataclass
@@ -31,10 +43,20 @@ class ModelOptions:
             a released HyenaDNA checkpoint folder, or (fine-tuning only) ``cnn``: the
             convolutional baseline of :mod:`hyenadna.heads.cnn`.
         overrides: config fields to change, e.g. ``{checkpoint_mixer: true, l_max: 4096}``.
+        deepen_to: grow the model to this many Hyena blocks before training, the new blocks
+            interleaved with the old and initialised as the identity, so a pretrained model
+            keeps its predictions and gains capacity (:mod:`hyenadna.model.deepen`). Positive
+            layer numbers (``head.layer``, ``embed --layer``) then count the grown stack.
     """
 
     name_or_path: str = "tiny-1k"
     overrides: dict[str, Any] = field(default_factory=dict)
+    deepen_to: int | None = None
+
+    def __post_init__(self) -> None:  # checked as the options are read: a refused run creates nothing
+        _optional_positive("--model.deepen_to", self.deepen_to)
+        if self.deepen_to is not None and self.name_or_path == CNN_NAME:
+            raise HyenaDNAError("--model.deepen_to grows a Hyena model; the cnn baseline has no Hyena blocks")
 
 
 @dataclass

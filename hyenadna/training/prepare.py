@@ -9,22 +9,28 @@ from dataclasses import asdict
 import torch
 
 from hyenadna.data.datamodules import LabelledDataModule, PretrainDataModule
+from hyenadna.errors import HyenaDNAError
 from hyenadna.heads.cnn import ConvClassifier, ConvConfig
 from hyenadna.heads.config import HeadConfig, HeadOptions
 from hyenadna.heads.task_model import SequenceModel, TaskModel
+from hyenadna.model.deepen import deepen
 from hyenadna.model.hyena_dna import HyenaDNA
 from hyenadna.model.load import load
 from hyenadna.training.options import LabelledData, ModelOptions, PretrainData
 
-CNN_NAME = "cnn"
-"""``model.name_or_path`` that trains the :mod:`hyenadna.heads.cnn` baseline instead of a Hyena model."""
-
 
 def initial_model(options: ModelOptions, seed: int) -> HyenaDNA:
     """The starting model: a preset with fresh weights (seeded) or a saved / released model, in
-    float32 and in train mode (:func:`~hyenadna.model.load` gives eval mode, for inference)."""
+    float32 and in train mode (:func:`~hyenadna.model.load` gives eval mode, for inference),
+    grown to ``options.deepen_to`` blocks where that is set."""
     torch.manual_seed(seed)
-    return load(options.name_or_path, dtype=torch.float32, **options.overrides).train()
+    model = load(options.name_or_path, dtype=torch.float32, **options.overrides).train()
+    if options.deepen_to is None:
+        return model
+    try:
+        return deepen(model, options.deepen_to)
+    except HyenaDNAError as err:
+        raise HyenaDNAError(f"--model.deepen_to {options.deepen_to}: {err}") from None
 
 
 def pretrain_data_module(data: PretrainData, seed: int) -> PretrainDataModule:

@@ -281,7 +281,7 @@ def _check_head(recipe: Any) -> None:
     from hyenadna.data.labels import TASKS
     from hyenadna.heads.cnn import check_cnn_head
     from hyenadna.heads.config import HeadConfig
-    from hyenadna.training.prepare import CNN_NAME
+    from hyenadna.training.options import CNN_NAME
 
     task = getattr(getattr(recipe, "data", None), "task", None)
     options = dataclasses.asdict(recipe.head)

@@ -186,13 +186,37 @@ def _check_loads_safely(path: Path) -> None:
         ) from None
 
 
-def start_run_folder(output: Path, resume: bool | str, overwrite: bool, options: dict[str, Any]) -> None:
+def start_run_folder(
+    output: Path, resume: bool | str, overwrite: bool, options: dict[str, Any], module: torch.nn.Module | None = None
+) -> None:
     """Make the run folder ready and write the options that ran into it (``config.yaml``), in
-    the launching process only; called once the options, the inputs and the Trainer have passed,
-    so that a refused run leaves no folder."""
+    the launching process only; called once the options, the inputs, the Trainer and, when
+    resuming a training run, the checkpoint's fit to its ``module`` have passed, so that a
+    refused run leaves its folder as it was."""
     if launched_as_rank_zero():
+        if module is not None:
+            check_resume_fits(module, output, resume)
         prepare_run_folder(output, resume, overwrite)
         write_run_config(output, options)
+
+
+def check_resume_fits(module: torch.nn.Module, output: Path, resume: bool | str) -> None:
+    """The checkpoint a run resumes from must hold the model its options build: resumed with
+    other model options (another ``deepen_to`` or ``overrides``), Lightning would fail inside
+    the fit with a list of missing keys, after ``config.yaml`` had been rewritten with options
+    that never trained."""
+    path = resume_checkpoint(output, resume)
+    if path is None:
+        return
+    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("state_dict", {})
+    built = module.state_dict()
+    differ = sorted(set(saved) ^ set(built)) or [k for k in built if saved[k].shape != built[k].shape]
+    if differ:
+        raise HyenaDNAError(
+            f"cannot resume: {path} holds another model than the options build (first difference: {differ[0]}); "
+            "resume with the run's own model options (its config.yaml: --model.name_or_path, --model.overrides, "
+            "--model.deepen_to) or start again with --overwrite"
+        )
 
 
 def timed_fit(trainer, module, datamodule, output: Path, resume: bool | str) -> float:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from cli_errors import error_line, printed_config
 
+from hyenadna import HyenaDNAError
 from hyenadna.cli import main
 from hyenadna.data.fasta import read_fasta
 from hyenadna.data.tokenizer import CharacterTokenizer
@@ -150,6 +151,18 @@ def test_finetune_starts_from_a_released_hyenadna_checkpoint(tmp_path):
     tuned = SequenceModel.from_pretrained(tmp_path / "run" / "model")
     for (name, a), b in zip(imported.state_dict().items(), tuned.backbone.state_dict().values()):
         assert torch.equal(a, b), name  # a frozen backbone is the released one, unchanged
+
+
+def test_deepening_a_frozen_backbone_is_refused_before_the_run_folder(tmp_path):
+    with pytest.raises(HyenaDNAError, match="deepen_to with --tuning.freeze_backbone true"):
+        run_finetune(
+            LabelledData(train=TRAIN, test=TEST, batch_size=16, val_fraction=0.02),
+            ModelOptions("tiny-1k", deepen_to=3),
+            tuning=FinetuneOptions(freeze_backbone=True, baseline=False),
+            trainer=TrainerOptions(max_steps=2, accelerator="cpu", devices=1, progress_bar=False),
+            output=str(tmp_path / "run"),
+        )
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

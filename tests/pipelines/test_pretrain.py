@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hyenadna import load
+from hyenadna import HyenaDNAError, load
 from hyenadna.data.corpus import GenomeSource
 from hyenadna.data.datamodules import PretrainDataModule
 from hyenadna.data.windows import LengthStage
@@ -50,6 +50,34 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     a, b = load(tmp_path / "a" / "model"), load(tmp_path / "b" / "model")
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(x, y), name  # step 3 is mid-epoch: the resumed run skipped what it had seen
+
+
+def test_pretrain_deepens_a_saved_model_and_resumes_the_grown_run(tmp_path):
+    genomes = [GenomeSource(LAMBDA, val_fraction=0.1)]
+    data = PretrainData(genomes=genomes, length=128, batch_size=4, samples_per_epoch=16, val_max_windows=4)
+    small = {"n_layer": 1, "d_model": 32, **NO_DROPOUT}
+    run_pretrain(data, ModelOptions("tiny-1k", overrides=small), trainer=tiny_trainer(2), output=str(tmp_path / "a"))
+    start = load(tmp_path / "a" / "model")
+    grown = ModelOptions(str(tmp_path / "a" / "model"), deepen_to=3)
+    part = tiny_trainer(2, checkpoint_every_n_steps=2)
+    run_pretrain(data, grown, trainer=part, output=str(tmp_path / "b"))
+    recorded = (tmp_path / "b" / "config.yaml").read_text()
+    assert "deepen_to: 3" in recorded
+    ungrown = ModelOptions(str(tmp_path / "a" / "model"))
+    with pytest.raises(HyenaDNAError, match=r"last.ckpt holds another model than the options build.*deepen_to"):
+        run_pretrain(data, ungrown, trainer=tiny_trainer(4), output=str(tmp_path / "b"), resume=True)
+    assert (tmp_path / "b" / "config.yaml").read_text() == recorded  # the record of what trained stands
+    resumed = run_pretrain(data, grown, trainer=tiny_trainer(4), output=str(tmp_path / "b"), resume=True)
+    assert resumed["steps"] == 4
+    model = load(tmp_path / "b" / "model")
+    assert model.config.n_layer == 3 and model.config.d_model == 32
+    # the old block sits first and trained on; the new ones left the identity
+    assert not torch.equal(model.blocks[0].mixer.in_proj.weight, start.blocks[0].mixer.in_proj.weight)
+    assert model.blocks[1].mlp.fc2.weight.abs().max() > 0
+    shallower = ModelOptions(str(tmp_path / "b" / "model"), deepen_to=2)
+    with pytest.raises(HyenaDNAError, match="--model.deepen_to 2: cannot deepen a model of 3 blocks"):
+        run_pretrain(data, shallower, trainer=tiny_trainer(2), output=str(tmp_path / "c"))
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.slow
