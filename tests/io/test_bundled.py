@@ -21,10 +21,11 @@ NAME = "tiny-1k-chr20"
 BACTERIA = "tiny-1k-bacteria4"
 LONG = "tiny-32k-chr20"
 GENOMES = "tiny-1k-genomes"
+DEEP = "deep-1k-genomes"
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", [NAME, BACTERIA, LONG, GENOMES])
+@pytest.mark.parametrize("name", [NAME, BACTERIA, LONG, GENOMES, DEEP])
 def test_bundled_model_loads_by_name_with_its_checksums(name):
     folder = bundled.bundled_models()[name]
     sums = dict(reversed(line.split("  ")) for line in (folder / "SHA256SUMS").read_text().splitlines())
@@ -34,7 +35,7 @@ def test_bundled_model_loads_by_name_with_its_checksums(name):
     card = (folder / "MODEL_CARD.md").read_text()
     assert sums["model.safetensors"] in card  # the card names the exact weights it describes
     model = hyenadna.load(name)
-    assert not model.training and model.config.d_model == 128 and model.config.n_layer == 2
+    assert not model.training and model.config.d_model == 128 and model.config.n_layer == (4 if name == DEEP else 2)
     assert model.num_parameters() == json.loads((folder / "heldout.json").read_text())["model"]["parameters"]
 
 
@@ -60,6 +61,24 @@ def test_bundled_model_predicts_held_out_human_sequence():
     bits, scored = model_bits_per_base(hyenadna.load(NAME), windows)
     assert scored > 40 * 1024
     assert bits < 1.85  # random weights give 2.0; the best Markov chain 1.87 on all held-out windows
+
+
+@pytest.mark.slow
+def test_the_deepened_model_predicts_held_out_human_sequence_better_than_its_parent():
+    """deep-1k-genomes is tiny-1k-genomes grown from 2 to 4 blocks and pretrained on: on held-out
+    chr20 it beats the model it grew from, which predicted exactly as it did at its first step."""
+    from hyenadna.pipelines.heldout import heldout_windows, model_bits_per_base
+
+    data = {"genomes": [{"path": CHR20, "val_fraction": 0.1}], "length": 1024}
+    _, windows = heldout_windows(data, "val", max_windows=64)
+    bits = {name: model_bits_per_base(hyenadna.load(name), windows)[0] for name in (GENOMES, DEEP)}
+    card = json.loads((bundled.bundled_models()[DEEP] / "heldout.json").read_text())
+    assert bits[DEEP] < bits[GENOMES] - 0.005
+    assert card["model"]["bits_per_base"] < card["best_markov"]["bits_per_base"]
+    assert (
+        card["model_minus_best_markov"]
+        < json.loads((bundled.bundled_models()[GENOMES] / "heldout.json").read_text())["model_minus_best_markov"]
+    )
 
 
 @pytest.mark.slow
