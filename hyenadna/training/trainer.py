@@ -139,6 +139,12 @@ def resume_checkpoint(output: Path, resume: bool | str) -> str | None:
     """``True``: the run's ``last.ckpt`` (which must exist); a path: that file; ``False``: None.
     The file must be a whole checkpoint that loads with ``weights_only=True`` (checked here, so a
     refusal is one error naming it)."""
+    found = _verified_checkpoint(output, resume)
+    return None if found is None else found[0]
+
+
+def _verified_checkpoint(output: Path, resume: bool | str) -> tuple[str, dict] | None:
+    """:func:`resume_checkpoint`'s path and the checkpoint itself (memory mapped), or None."""
     if not resume:
         return None
     # Our training loader restarts mid-epoch where the checkpoint stopped (see
@@ -155,20 +161,19 @@ def resume_checkpoint(output: Path, resume: bool | str) -> str | None:
             f"cannot resume: {path} is not a complete checkpoint ({type(exc).__name__}); resume from another one "
             "(--resume PATH, see checkpoints/) or start again with --overwrite"
         ) from None
-    _check_loads_safely(path)
-    return str(path)
+    return str(path), _check_loads_safely(path)
 
 
-def _check_loads_safely(path: Path) -> None:
+def _check_loads_safely(path: Path) -> dict:
     """Load ``path`` as Lightning will (``weights_only=True``: nothing in it can run code), memory
     mapped so no weight is read, so that a checkpoint naming any other global (a pickle that
     would call ``os.system``) is one error naming the file, not a traceback from inside the fit.
     torch's advice in its refusal (allow the global, or load with ``weights_only=False``) is not
-    relayed: it would tell the user how to run the code."""
+    relayed: it would tell the user how to run the code. Returns the checkpoint."""
     import pickle
 
     try:
-        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found:
@@ -205,10 +210,11 @@ def check_resume_fits(module: torch.nn.Module, output: Path, resume: bool | str)
     other model options (another ``deepen_to`` or ``overrides``), Lightning would fail inside
     the fit with a list of missing keys, after ``config.yaml`` had been rewritten with options
     that never trained."""
-    path = resume_checkpoint(output, resume)
-    if path is None:
+    found = _verified_checkpoint(output, resume)
+    if found is None:
         return
-    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("state_dict", {})
+    path, checkpoint = found
+    saved = checkpoint.get("state_dict", {})
     built = module.state_dict()
     differ = sorted(set(saved) ^ set(built)) or [k for k in built if saved[k].shape != built[k].shape]
     if differ:
