@@ -44,9 +44,11 @@ bench-long: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[test,bench]'
 	$(BIN)/python benchmarks/long_context.py --lengths $(LENGTHS)
 
-# Training and inference tokens/s of the CPU-sized shapes against the matmul floor (about 10 minutes).
+# Training and inference tokens/s of the CPU-sized shapes against the matmul floor, in float32 and
+# under the CPU's bfloat16 autocast (about 20 minutes).
 bench-throughput: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py --json benchmarks/results/train_throughput_cpu.json
+	$(BIN)/python benchmarks/train_throughput.py --precision bf16-mixed --json benchmarks/results/train_throughput_cpu_bf16.json
 
 # The task suite: k-mer, CNN, tiny-1k from scratch and the bundled pretrained models fine-tuned on
 # the four tasks of data/tasks, seeds 0-2 (about two hours on 2 cores); table in benchmarks/results/tasks/.

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/train_throughput.py            # the whole table (about 10 minutes)
     .venv/bin/python benchmarks/train_throughput.py --quick    # fewer repeats and steps
+    .venv/bin/python benchmarks/train_throughput.py --quick --precision bf16-mixed   # CPU autocast
 
 Rows, each in tokens per second and as a share of its **matmul floor**:
 
@@ -16,8 +17,13 @@ Rows, each in tokens per second and as a share of its **matmul floor**:
   validation and checkpoint saves left out);
 * ``model.embed`` of 10,000 sequences of 200 bases (``tiny-1k``, batch 64).
 
-The floor is the time the matrix products alone need at this machine's sgemm rate, measured in
-the same process (a 4096 x 1024 x 1024 product): 2 FLOPs per matmul weight per token for
+``--precision bf16-mixed`` runs the model rows under ``torch.autocast("cpu", torch.bfloat16)``
+and the commands with ``--trainer.precision bf16-mixed`` (the fused training functions then
+multiply in bfloat16, :mod:`hyenadna.ops.precision`), against a floor at the bfloat16 product
+rate.
+
+The floor is the time the matrix products alone need at this machine's sgemm rate (bfloat16:
+its bfloat16 rate), measured in the same process (a 4096 x 1024 x 1024 product): 2 FLOPs per matmul weight per token for
 inference, 6 for training, over the in- and out-projections, the MLP and the tied LM head (the
 embedding's matrix; the heads of fine-tuning and the filter MLP are left out, their work does not
 grow with the tokens or is negligible).
@@ -42,9 +48,9 @@ SHAPES = {"tiny-1k": (128, 2), "small-32k": (256, 4)}
 SIZES = ((64, 200), (8, 1024), (1, 16384))
 
 
-def sgemm_rate() -> float:
-    """FLOP/s of a 4096 x 1024 x 1024 float32 product, best of five."""
-    a, b = torch.randn(4096, 1024), torch.randn(1024, 1024)
+def gemm_rate(dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of a 4096 x 1024 x 1024 product in ``dtype``, best of five."""
+    a, b = torch.randn(4096, 1024, dtype=dtype), torch.randn(1024, 1024, dtype=dtype)
     torch.mm(a, b)
     best = min(_timed(lambda: torch.mm(a, b)) for _ in range(5))
     return 2 * 4096 * 1024 * 1024 / best
@@ -62,16 +68,19 @@ def matmul_weights(d_model: int, n_layer: int, vocab: int = 16, head: bool = Tru
     return n_layer * 12 * d_model**2 + (vocab * d_model if head else 0)
 
 
-def bare_rows(repeat: int, rate: float) -> list[dict]:
+def bare_rows(repeat: int, rate: float, autocast: bool = False) -> list[dict]:
     rows = []
     for preset, (d, layers) in SHAPES.items():
         for batch, length in SIZES:
-            rows += measure_bare(preset, d, layers, batch, length, repeat, rate)
+            rows += measure_bare(preset, d, layers, batch, length, repeat, rate, autocast)
     return rows
 
 
-def measure_bare(preset: str, d: int, layers: int, batch: int, length: int, repeat: int, rate: float) -> list[dict]:
-    """The forward pass and the training step of one shape and size, best of ``repeat``."""
+def measure_bare(
+    preset: str, d: int, layers: int, batch: int, length: int, repeat: int, rate: float, autocast: bool = False
+) -> list[dict]:
+    """The forward pass and the training step of one shape and size, best of ``repeat``;
+    ``autocast``: both under the CPU's bfloat16 autocast."""
     import hyenadna
 
     torch.manual_seed(0)
@@ -81,11 +90,13 @@ def measure_bare(preset: str, d: int, layers: int, batch: int, length: int, repe
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def forward() -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
             model(inputs)
 
     def train_step() -> None:
-        loss = F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten())
+        with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+            logits = model(inputs)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -115,14 +126,14 @@ def embed_row(rate: float) -> dict:
     return _row("model.embed", "10,000 x 200", tokens / seconds, floor / seconds)
 
 
-def command_rows(steps: int, rate: float) -> list[dict]:
+def command_rows(steps: int, rate: float, precision: str = "32-true") -> list[dict]:
     """``hyenadna pretrain`` and ``hyenadna finetune`` as a user runs them; their steady-state
     tokens/s from the run's summary."""
     hyenadna = str(Path(sys.executable).parent / "hyenadna")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         common = ["--trainer.max_steps", str(steps), "--trainer.progress_bar", "false",
-                  "--trainer.checkpoint_every_n_steps", "0"]  # fmt: skip
+                  "--trainer.checkpoint_every_n_steps", "0", "--trainer.precision", precision]  # fmt: skip
         pretrain = [
             hyenadna, "pretrain", "--config", str(REPO / "configs/demo_pretrain.yaml"), "--data.batch_size", "16",
             "--data.length_warmup", "[]", "--data.samples_per_epoch", str(16 * (steps + 4)), "--output", f"{tmp}/p",
@@ -152,19 +163,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="two repeats and 15 command steps")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true",
+                        help="bf16-mixed: the model rows under CPU bfloat16 autocast, the commands too")  # fmt: skip
     args = parser.parse_args()
-    rate = sgemm_rate()
-    rows = bare_rows(2 if args.quick else 3, rate)
-    rows += command_rows(15 if args.quick else 30, rate)
-    rows.append(embed_row(rate))
+    low = args.precision == "bf16-mixed"
+    rate = gemm_rate(torch.bfloat16 if low else torch.float32)
+    rows = bare_rows(2 if args.quick else 3, rate, low)
+    rows += command_rows(15 if args.quick else 30, rate, args.precision)
+    if not low:  # model.embed has no precision setting
+        rows.append(embed_row(rate))
     allocator = "jemalloc" if "jemalloc" in os.environ.get("LD_PRELOAD", "") else "system"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, sgemm {rate / 1e9:.0f} GFLOP/s, "
-          f"this process on the {allocator} allocator")  # fmt: skip
+    gemm = "bf16 gemm" if low else "sgemm"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.precision}, {gemm} "
+          f"{rate / 1e9:.0f} GFLOP/s, this process on the {allocator} allocator")  # fmt: skip
     print(f"{'what':<28} {'batch x length':>16} {'tokens/s':>10} {'floor share':>12}")
     for r in rows:
         print(f"{r['what']:<28} {r['size']:>16} {r['tokens_per_s']:>10,.0f} {r['floor_share']:>11.0%}")
     if args.json:
-        args.json.write_text(json.dumps({"sgemm_flops": rate, "rows": rows}, indent=2) + "\n")
+        result = {"precision": args.precision, "gemm_flops": rate, "rows": rows}
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -47,9 +47,9 @@ def add_norm(
 
 class Mlp(nn.Module):
     """Position-wise feed-forward layer with tanh-approximated GELU. In float32/float64
-    training without autocast it runs as :func:`hyenadna.ops.mlp.gelu_mlp`, which saves less
-    for the backward pass and checkpoints without a wasted second ``fc2``
-    (:func:`hyenadna.ops.dispatch.choose_path` decides)."""
+    training without autocast (or float32 under the CPU's bfloat16 autocast) it runs as
+    :func:`hyenadna.ops.mlp.gelu_mlp`, which saves less for the backward pass and checkpoints
+    without a wasted second ``fc2`` (:func:`hyenadna.ops.dispatch.choose_path` decides)."""
 
     def __init__(self, d_model: int, d_inner: int, impl: str = "auto") -> None:
         super().__init__()

@@ -8,6 +8,7 @@ sequence length, and the same weights give a filter for any length up to ``l_max
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 
@@ -40,6 +41,15 @@ def decay_rates(channels: int, fast_decay_pct: float, slow_decay_pct: float, tar
     max_decay = math.log(target) / fast_decay_pct
     min_decay = math.log(target) / slow_decay_pct
     return torch.linspace(min_decay, max_decay, channels)
+
+
+def cpu_autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """A context with the CPU's autocast off, for filters on the CPU (else a no-op). The filter
+    MLP's (L, filter_order) activations are small beside the operator's: under CPU autocast,
+    casting them cost more than its bfloat16 products saved, and bfloat16 filters would round
+    every tap of the long convolution the FFT then computes in float32. (CUDA autocast keeps the
+    filter MLP in bfloat16, as the GPU timings of :data:`hyenadna.ops.dispatch.CUDA_ROUTES` ran.)"""
+    return torch.autocast("cpu", enabled=False) if device.type == "cpu" else contextlib.nullcontext()
 
 
 class ImplicitFilter(nn.Module):
@@ -84,10 +94,12 @@ class ImplicitFilter(nn.Module):
         return self.channels(self.features(length), length)
 
     def features(self, length: int) -> torch.Tensor:
-        """The MLP's last hidden layer (L, filter_order), shared by every channel."""
-        h = self.z[:length]
-        for linear in self.mlp[:-1]:
-            h = torch.sin(self.freq * linear(h))
+        """The MLP's last hidden layer (L, filter_order), shared by every channel; float32
+        under the CPU's autocast (:func:`cpu_autocast_off`)."""
+        with cpu_autocast_off(self.freq.device):
+            h = self.z[:length]
+            for linear in self.mlp[:-1]:
+                h = torch.sin(self.freq * linear(h))
         return h
 
     def channels(
@@ -104,13 +116,14 @@ class ImplicitFilter(nn.Module):
         Long inputs take the filter a few channels at a time: at 1M bases the whole
         (L, channels) filter is as large as an activation, its spectrum twice that.
         """
-        weight = self.mlp[-1].weight if index is None else self.mlp[-1].weight[index]
-        h = torch.mm(weight, features.t()) if channels_first else torch.nn.functional.linear(features, weight)
-        if self.modulate:
-            deltas = (self.deltas if index is None else self.deltas[index]).abs()
-            t = self.t[:length]
-            window = torch.exp(-t.t() * deltas[:, None] if channels_first else -t * deltas)
-            h = h * (window + self.modulation_shift)
+        with cpu_autocast_off(self.freq.device):
+            weight = self.mlp[-1].weight if index is None else self.mlp[-1].weight[index]
+            h = torch.mm(weight, features.t()) if channels_first else torch.nn.functional.linear(features, weight)
+            if self.modulate:
+                deltas = (self.deltas if index is None else self.deltas[index]).abs()
+                t = self.t[:length]
+                window = torch.exp(-t.t() * deltas[:, None] if channels_first else -t * deltas)
+                h = h * (window + self.modulation_shift)
         return h
 
     def extra_repr(self) -> str:

@@ -25,9 +25,11 @@ operator path     taken when                                        why (measure
 ``channels_last`` no grad, otherwise                               the projections' layout, no transposes, the
                                                                    filters' spectra cached across calls
 ``fused``         grad, float32/float64 weights and input of one   one autograd function, hand-written backward
-                  dtype, autocast off                              with real FFTs: 2.6x the reference training
-                                                                   step at 32k
-``autograd``      grad, otherwise (half precision, autocast)       plain autograd in the FFT's layout
+                  dtype without autocast, or float32 under the     with real FFTs: 2.6x the reference training
+                  CPU's bfloat16 autocast (products in bfloat16,   step at 32k; bfloat16 products on AMX:
+                  :mod:`hyenadna.ops.precision`)                   benchmarks/train_throughput.py
+``autograd``      grad, otherwise (half precision, float64 or      plain autograd in the FFT's layout
+                  float16 under autocast)
 ================= ================================================ ==========================================
 
 On CUDA the chunked path runs only when asked (``cuda_inference_chunk``, a memory budget: it is
@@ -37,8 +39,8 @@ the fastest torch path of the same table). A Triton plan that does not fit the d
 memory falls back to the table's torch path, with one warning.
 
 The MLP follows: ``fused`` when gradients flow through float32/float64 weights without autocast
-(saves a quarter of the block's activations), else ``autograd``; under ``reference`` it is plain
-autograd.
+or float32 ones under the CPU's bfloat16 autocast (saves a quarter of the block's activations),
+else ``autograd``; under ``reference`` it is plain autograd.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from hyenadna.ops.operator_paths import (
     run_reference,
     run_triton,
 )
+from hyenadna.ops.precision import fused_applies
 
 TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -141,17 +144,6 @@ def cuda_route(grad: bool, length: int) -> tuple[str, str]:
     return next((best, torch_best) for bound, best, torch_best in CUDA_ROUTES[grad] if length <= bound)
 
 
-def hand_written_backward_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether the fused training functions (:func:`hyenadna.ops.fused_operator.fused_operator`,
-    :func:`hyenadna.ops.mlp.gelu_mlp`) take an input like ``x`` with weights like ``weight``:
-    float32/float64, the same dtype, autocast off."""
-    return (
-        x.dtype in (torch.float32, torch.float64)
-        and weight.dtype == x.dtype
-        and not torch.is_autocast_enabled(x.device.type)
-    )
-
-
 def kernel_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype the long convolution's kernels see for an operator input ``x``: the autocast
     dtype under autocast (the in-projection's output), else ``x``'s."""
@@ -212,7 +204,7 @@ def choose_path(
     if impl not in IMPLEMENTATIONS:
         raise HyenaDNAError(f"unknown fftconv implementation {impl!r}; choose from {IMPLEMENTATIONS}")
     grad = torch.is_grad_enabled()
-    fused_mlp = grad and hand_written_backward_applies(x, weight)
+    fused_mlp = grad and fused_applies(x, weight)
     mlp = "fused" if fused_mlp else "autograd"
     batch, length, channels = x.shape[0] if x.dim() == 3 else 1, x.shape[-2], x.shape[-1]
     if impl == "ref":

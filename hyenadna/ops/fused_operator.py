@@ -17,8 +17,10 @@ and the filters' spectra, and writes the backward pass out by hand with real FFT
 gradient of a causal convolution is the anti-causal correlation ``irfft(rfft(g) · conj(H))``
 and the filter gradient ``Σ_batch irfft(rfft(g) · conj(rfft(w)))``, both cut to L lags.
 
-Float32 and float64 only, no autocast: :class:`hyenadna.modules.operator.HyenaOperator` takes
-plain autograd otherwise (half precision, the Triton kernels, ``fftconv_impl="ref"``).
+Float32 and float64 only; under the CPU's bfloat16 autocast the projections' products run in
+bfloat16 and the rest in float32 (:mod:`hyenadna.ops.precision`).
+:class:`hyenadna.modules.operator.HyenaOperator` takes plain autograd otherwise (half
+precision, CUDA autocast, the Triton kernels, ``fftconv_impl="ref"``).
 """
 
 from __future__ import annotations
@@ -28,18 +30,18 @@ import torch
 from hyenadna.errors import HyenaDNAError
 from hyenadna.ops.fftconv import conv_fft_size, spectral_conv
 from hyenadna.ops.recurrence import gate_recurrence
-from hyenadna.ops.rows import padded_rows, rows_product
+from hyenadna.ops.rows import padded_rows, rows_product, summed_products
 from hyenadna.ops.short_conv import short_conv, short_conv_backward
 
 
-def _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip):
+def _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip, dtype):
     """Steps 1 and 2 of the module docstring: ``z`` (B, (N+1) d, L), the filters' spectra,
     the step outputs v_1 .. v_{N-1} (B, d, L) and ``u``'s parts g_0 .. g_{N-1}, v_0."""
     batch, length, _ = x.shape
     d = k.shape[1]
     n = conv_fft_size(length)
     z = x.new_empty(batch, in_weight.shape[0], length)
-    rows_product(in_weight, x.transpose(1, 2), z, None if in_bias is None else in_bias[:, None])
+    rows_product(in_weight, x.transpose(1, 2), z, None if in_bias is None else in_bias[:, None], dtype)
     parts = short_conv(z, conv_weight, conv_bias, channels_last=False).split(d, dim=1)
     k_f = torch.fft.rfft(k, n=n)  # (N-1, d, F)
     outputs = []
@@ -56,27 +58,34 @@ def _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip):
 
 class _HyenaMixer(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip, out_weight, out_bias, order, recompute):
-        z, k_f, outputs, parts = _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip)
-        gated = parts[0] * outputs[-1]
-        del parts
-        out = x.new_empty(*x.shape[:2], out_weight.shape[0])
-        rows_product(gated.transpose(1, 2), out_weight.t(), out, out_bias)
-        ctx.order, ctx.recompute = order, recompute
+    def forward(ctx, x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip, out_weight, out_bias, order, recompute,
+                dtype):  # fmt: skip
+        with torch.autocast(x.device.type, enabled=False):  # every cast is explicit (``dtype``)
+            z, k_f, outputs, parts = _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, k, d_skip, dtype)
+            gated = parts[0] * outputs[-1]
+            del parts
+            out = x.new_empty(*x.shape[:2], out_weight.shape[0])
+            rows_product(gated.transpose(1, 2), out_weight.t(), out, out_bias, dtype)
+        ctx.order, ctx.recompute, ctx.dtype = order, recompute, dtype
         kept = (k,) if recompute else (k_f, z, *outputs)
         ctx.save_for_backward(x, in_weight, in_bias, conv_weight, conv_bias, d_skip, out_weight, *kept)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
+        with torch.autocast(grad_out.device.type, enabled=False):
+            return _HyenaMixer.backward_(ctx, grad_out)
+
+    @staticmethod
+    def backward_(ctx, grad_out):
         x, in_weight, in_bias, conv_weight, conv_bias, d_skip, out_weight, *kept = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        order = ctx.order
+        order, dtype = ctx.order, ctx.dtype
         batch, length, _ = x.shape
         d = out_weight.shape[1]
         n = conv_fft_size(length)
         if ctx.recompute:  # checkpointing: the forward pass again, without the out-projection
-            z, k_f, outputs, parts = _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, kept[0], d_skip)
+            z, k_f, outputs, parts = _recurrence(x, in_weight, in_bias, conv_weight, conv_bias, kept[0], d_skip, dtype)
         else:
             k_f, z, *outputs = kept
             parts = short_conv(z, conv_weight, conv_bias, channels_last=False).split(d, dim=1)  # recomputed
@@ -86,14 +95,12 @@ class _HyenaMixer(torch.autograd.Function):
         grad_out_weight = grad_out_bias = None
         if needs[7]:
             gated = gates[0] * outputs[-1]
-            grad_out_weight = torch.zeros_like(out_weight)
-            for i in range(batch):
-                grad_out_weight.addmm_(grad_out[i].t(), gated[i].t())
+            grad_out_weight = summed_products(grad_out.transpose(1, 2), gated.transpose(1, 2), dtype)
             del gated
         if needs[8]:
             grad_out_bias = grad_out.sum((0, 1))
         grad_gated = x.new_empty(batch, d, length)
-        rows_product(out_weight.t(), grad_out.transpose(1, 2), grad_gated)
+        rows_product(out_weight.t(), grad_out.transpose(1, 2), grad_gated, dtype=dtype)
 
         grad_u = torch.empty_like(z)
         grad_gates = grad_u.split(d, dim=1)
@@ -136,15 +143,13 @@ class _HyenaMixer(torch.autograd.Function):
         grad_x = grad_in_weight = grad_in_bias = None
         if needs[0]:
             grad_x = torch.empty_like(x)
-            rows_product(grad_z.transpose(1, 2), in_weight, grad_x)
+            rows_product(grad_z.transpose(1, 2), in_weight, grad_x, dtype=dtype)
         if needs[1]:
-            grad_in_weight = torch.zeros_like(in_weight)
-            for i in range(batch):
-                grad_in_weight.addmm_(grad_z[i], x[i])
+            grad_in_weight = summed_products(grad_z, x, dtype)
         if needs[2]:
             grad_in_bias = grad_z.sum((0, 2))
         return (grad_x, grad_in_weight, grad_in_bias, grad_conv_weight, grad_conv_bias, grad_k, grad_d,
-                grad_out_weight, grad_out_bias, None, None)  # fmt: skip
+                grad_out_weight, grad_out_bias, None, None, None)  # fmt: skip
 
 
 def fused_operator(
@@ -156,6 +161,7 @@ def fused_operator(
     out_proj: tuple[torch.Tensor, torch.Tensor | None],
     order: int,
     recompute: bool = False,
+    matmul_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """The Hyena operator (see the module docstring) on ``x`` (B, L, d), differentiable.
 
@@ -164,7 +170,9 @@ def fused_operator(
     or ``None``. ``k`` (order-1, d, L) holds the long filters and ``d_skip`` (order-1, d) their
     skip terms (``None``: none). All in ``x``'s dtype, float32 or float64. ``recompute``:
     activation checkpointing, keep only the input and run the forward pass again in the
-    backward (without the out-projection, which the backward does not need)."""
+    backward (without the out-projection, which the backward does not need). ``matmul_dtype``:
+    the projections' products in that dtype (bfloat16 under CPU autocast,
+    :mod:`hyenadna.ops.precision`), everything else in ``x``'s."""
     if x.dim() != 3 or x.dtype not in (torch.float32, torch.float64):
         raise HyenaDNAError(f"fused_operator expects a float32/float64 x (B, L, d), got {tuple(x.shape)} {x.dtype}")
     d, length = x.shape[-1], x.shape[1]
@@ -183,4 +191,5 @@ def fused_operator(
             f"{tuple(in_proj[0].shape)}, short_conv {tuple(short_conv[0].shape)}, k {tuple(k.shape)}, "
             f"D {None if d_skip is None else tuple(d_skip.shape)}, out_proj {tuple(out_proj[0].shape)}"
         )
-    return _HyenaMixer.apply(x.contiguous(), *in_proj, *short_conv, k, d_skip, *out_proj, order, recompute)
+    tensors = (x.contiguous(), *in_proj, *short_conv, k, d_skip, *out_proj)
+    return _HyenaMixer.apply(*tensors, order, recompute, matmul_dtype)

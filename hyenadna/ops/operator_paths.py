@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 from hyenadna.ops.fftconv import fftconv
 from hyenadna.ops.fused_operator import fused_operator
 from hyenadna.ops.mlp import gelu_mlp
+from hyenadna.ops.precision import matmul_dtype
 from hyenadna.ops.recurrence import gate_recurrence
 from hyenadna.ops.reference import OperatorWeights, check_conv_shapes, hyena_operator_ref
 from hyenadna.ops.short_conv import short_conv as short_conv_fn
@@ -88,7 +89,8 @@ def run_triton(x: torch.Tensor, layer: OperatorLayer) -> torch.Tensor:
 
 def run_fused(x: torch.Tensor, layer: OperatorLayer, recompute: bool = False) -> torch.Tensor:
     """Training in float32/float64: :func:`fused_operator`, with a hand-written backward (and its
-    own checkpointing, which skips the out-projection on the second pass)."""
+    own checkpointing, which skips the out-projection on the second pass); under CPU autocast
+    its products in the autocast dtype (:mod:`hyenadna.ops.precision`)."""
     length = x.shape[-2]
     recompute = recompute and torch.is_grad_enabled()
     if recompute:  # the filter MLP's activations are as large as the operator's own
@@ -96,12 +98,14 @@ def run_fused(x: torch.Tensor, layer: OperatorLayer, recompute: bool = False) ->
     else:
         k = layer.filter.filters_for(length)[0]
     in_proj, conv, k, skip, out_proj, order = layer.weights(k.to(x.dtype))
-    return fused_operator(x, in_proj, conv, k, None if skip is None else skip.to(x.dtype), out_proj, order, recompute)
+    skip = None if skip is None else skip.to(x.dtype)
+    return fused_operator(x, in_proj, conv, k, skip, out_proj, order, recompute, matmul_dtype(x, in_proj[0]))
 
 
 def mlp_fused(x: torch.Tensor, layer: MlpLayer, recompute: bool = False) -> torch.Tensor:
     """:func:`gelu_mlp`: saves the pre-activation only; ``recompute`` keeps just the input."""
-    return gelu_mlp(x, (layer.fc1.weight, layer.fc1.bias), (layer.fc2.weight, layer.fc2.bias), recompute)
+    fc1, fc2 = (layer.fc1.weight, layer.fc1.bias), (layer.fc2.weight, layer.fc2.bias)
+    return gelu_mlp(x, fc1, fc2, recompute, matmul_dtype(x, fc1[0]))
 
 
 @_checkpointed

@@ -18,9 +18,26 @@ def spans(length: int, chunk: int) -> list[slice]:
     return [slice(start, min(start + chunk, length)) for start in range(0, length, chunk)]
 
 
-def rows_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+def rows_product(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    out: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    dtype: torch.dtype | None = None,
+) -> None:
     """``out[i] = a[i] @ b[i] (+ bias)`` per batch entry; ``a`` or ``b`` may be a 2-D matrix
-    shared by all entries, and any operand a transposed view (BLAS reads it as stored)."""
+    shared by all entries, and any operand a transposed view (BLAS reads it as stored).
+    ``dtype``: multiply in that dtype (bfloat16 under CPU autocast, :mod:`hyenadna.ops.precision`),
+    all entries in one batched product, each rounded once and written into ``out``'s dtype."""
+    if dtype is not None and dtype != out.dtype:  # bmm: matmul's broadcasting copies a 3-D transposed operand
+        batch = out.shape[0]
+        a, b = (t.to(dtype) if t.dim() == 3 else t.to(dtype).expand(batch, *t.shape) for t in (a, b))
+        product = torch.bmm(a, b)
+        if bias is None:
+            out.copy_(product)
+        else:
+            torch.add(product, bias, out=out)
+        return
     for i in range(out.shape[0]):
         left = a if a.dim() == 2 else a[i]
         right = b if b.dim() == 2 else b[i]
@@ -28,6 +45,17 @@ def rows_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, bias: torc
             torch.mm(left, right, out=out[i])
         else:
             torch.addmm(bias, left, right, out=out[i])
+
+
+def summed_products(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``sum_i a[i] @ b[i]`` over the batch (a weight's gradient), in ``a``'s dtype; ``dtype``
+    as in :func:`rows_product`, the sum taken in ``a``'s dtype."""
+    if dtype is not None and dtype != a.dtype:
+        return torch.bmm(a.to(dtype), b.to(dtype)).sum(0, dtype=a.dtype)
+    total = a.new_zeros(a.shape[1], b.shape[2])
+    for i in range(a.shape[0]):
+        total.addmm_(a[i], b[i])
+    return total
 
 
 def workspace_buffer(

@@ -73,6 +73,10 @@ class TrainerOptions:
         num_nodes: machines taking part.
         precision: ``auto`` (bf16-mixed on GPUs that support it, else 32-true), or any
             Lightning precision (``16-mixed``, ``32-true``...). The FFT always runs in float32.
+            ``bf16-mixed`` on a CPU keeps the fused training functions, their matrix products
+            in bfloat16 (:mod:`hyenadna.ops.precision`): faster where the CPU has AMX
+            (``runtime.cpu_amx`` in the run's summary); without it the products are emulated, and a
+            warning says so.
         accumulate_grad_batches: batches per optimiser step.
         val_every_n_steps: validate every N training steps (0: at the end of each epoch).
         limit_val_batches: validation batches per check (an int, or a fraction).

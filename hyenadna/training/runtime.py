@@ -34,10 +34,19 @@ def distribution_version(name: str) -> str | None:
         return None
 
 
+def cpu_has_amx() -> bool | None:
+    """Whether this CPU has AMX tiles (bfloat16 matrix units: Intel Sapphire Rapids and later);
+    ``None`` where torch cannot say (the check is torch's private ``torch.cpu`` probe)."""
+    import torch
+
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return None if probe is None else bool(probe())
+
+
 def runtime_facts(lightning_trainer: Any = None) -> dict[str, Any]:
     """The versions, the CPU's vector kernels, intra-op threads and allocator of this process,
     whether CUDA (its version and card) and Triton are there, and, given the run's Lightning
-    trainer, its accelerator and process count."""
+    trainer, its accelerator, process count and precision."""
     import torch
 
     from hyenadna.ops.triton import triton_available
@@ -49,6 +58,7 @@ def runtime_facts(lightning_trainer: Any = None) -> dict[str, Any]:
         "torch": torch.__version__,
         "lightning": distribution_version("lightning"),  # read, not imported: info never loads Lightning
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the vector kernels: AVX2, AVX-512...
+        "cpu_amx": cpu_has_amx(),  # bfloat16 matrix units: whether bf16-mixed pays on this CPU
         "cuda_version": torch.version.cuda,
         "threads": torch.get_num_threads(),
         "allocator": "jemalloc" if jemalloc_loaded() else "system",
@@ -60,4 +70,5 @@ def runtime_facts(lightning_trainer: Any = None) -> dict[str, Any]:
     if lightning_trainer is not None:
         facts["accelerator"] = type(lightning_trainer.accelerator).__name__.removesuffix("Accelerator").lower()
         facts["processes"] = lightning_trainer.world_size
+        facts["precision"] = str(lightning_trainer.precision)
     return facts

@@ -71,7 +71,8 @@ def test_a_deepened_model_predicts_held_out_human_sequence_better_than_its_paren
     """deep-1k-genomes is tiny-1k-genomes grown from 2 to 4 blocks and pretrained on, and
     deeper-1k-genomes is deep-1k-genomes grown to 6: on held-out chr20 each beats the model it grew
     from, which predicted exactly as it did at its first step (64 windows: 1.7870 -> 1.7729 ->
-    1.7647), and its card's lead over the best Markov chain is larger than its parent's."""
+    1.7593, its first revision 1.7647), and its card's lead over the best Markov chain is larger
+    than its parent's."""
     from hyenadna.pipelines.heldout import heldout_windows, model_bits_per_base
 
     data = {"genomes": [{"path": CHR20, "val_fraction": 0.1}], "length": 1024}

@@ -80,6 +80,39 @@ def test_pretrain_deepens_a_saved_model_and_resumes_the_grown_run(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
+def test_bf16_mixed_on_the_cpu_trains_through_the_fused_functions(tmp_path, monkeypatch):
+    """Lightning's ``bf16-mixed`` on a CPU: every layer's fused operator and MLP run with their
+    products in bfloat16 (float32 runs pass none), the weights stay float32, and six AdamW steps
+    from the same start move them as the float32 run's steps do, to within bfloat16's rounding."""
+    from hyenadna.ops import fused_operator as mixer_module
+    from hyenadna.ops import mlp as mlp_module
+    from hyenadna.training.optim import OptimOptions
+
+    dtypes = []
+    for cls in (mixer_module._HyenaMixer, mlp_module._GeluMlp):
+        monkeypatch.setattr(cls, "apply", lambda *a, _o=cls.apply: dtypes.append(a[-1]) or _o(*a))
+    torch.manual_seed(0)
+    load("tiny-1k", **NO_DROPOUT).save_pretrained(tmp_path / "start")
+    start = load(tmp_path / "start").state_dict()
+    genomes = [GenomeSource(LAMBDA, val_fraction=0.1)]
+    data = PretrainData(genomes=genomes, length=128, batch_size=4, samples_per_epoch=24, val_max_windows=4)
+    model, optim = ModelOptions(str(tmp_path / "start")), OptimOptions(lr=3e-3, warmup_steps=0)
+    full = run_pretrain(data, model, optim, tiny_trainer(6), output=str(tmp_path / "a"))
+    assert dtypes and set(dtypes) == {None}
+    dtypes.clear()
+    low = run_pretrain(data, model, optim, tiny_trainer(6, precision="bf16-mixed"), output=str(tmp_path / "b"))
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    assert (full["runtime"]["precision"], low["runtime"]["precision"]) == ("32-true", "bf16-mixed")
+    a, b = load(tmp_path / "a" / "model").state_dict(), load(tmp_path / "b" / "model").state_dict()
+    assert all(b[name].dtype == torch.float32 for name in b)
+    moved = {
+        name: (a[name] - start[name], b[name] - start[name]) for name in start if not torch.equal(a[name], start[name])
+    }
+    full_moves, low_moves = (torch.cat([m[i].flatten() for m in moved.values()]) for i in (0, 1))
+    assert len(moved) > 10 and full_moves.norm() > 1e-2  # six real steps
+    assert (low_moves - full_moves).norm() < 0.1 * full_moves.norm()
+
+
 @pytest.mark.slow
 def test_pretrain_on_human_chr20_and_resume(real, tmp_path):
     data = PretrainData(
