@@ -23,10 +23,10 @@ multiply in bfloat16, :mod:`hyenadna.ops.precision`), against a floor at the bfl
 rate.
 
 The floor is the time the matrix products alone need at this machine's sgemm rate (bfloat16:
-its bfloat16 rate), measured in the same process (a 4096 x 1024 x 1024 product): 2 FLOPs per matmul weight per token for
-inference, 6 for training, over the in- and out-projections, the MLP and the tied LM head (the
-embedding's matrix; the heads of fine-tuning and the filter MLP are left out, their work does not
-grow with the tokens or is negligible).
+its bfloat16 rate), measured in the same process (a 4096 x 1024 x 1024 product): 2 FLOPs per
+matmul weight per token for inference, 6 for training, over the in- and out-projections, the
+MLP and the tied LM head (the embedding's matrix; the heads of fine-tuning and the filter MLP
+are left out, their work does not grow with the tokens or is negligible).
 """
 
 from __future__ import annotations

@@ -69,19 +69,18 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     """``auto``: bf16-mixed on GPUs that support it, else 32-true; any other value as given,
     with a warning where bf16-mixed would run on a CPU without AMX (emulated bfloat16 products
     are slower than float32's, :mod:`hyenadna.ops.precision`)."""
-    gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    if precision != "auto":
-        if precision.startswith("bf16") and runs_on_cpu(accelerator):
-            from hyenadna.training.runtime import cpu_has_amx
+    from hyenadna.training.runtime import cpu_has_amx
 
-            if cpu_has_amx() is False:
-                warnings.warn(
-                    f"precision {precision!r} on a CPU without AMX: its bfloat16 products are emulated and "
-                    "likely slower than 32-true's",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+    if precision != "auto":
+        if precision.startswith("bf16") and runs_on_cpu(accelerator) and cpu_has_amx() is False:
+            warnings.warn(
+                f"precision {precision!r} on a CPU without AMX: its bfloat16 products are emulated and "
+                "likely slower than 32-true's",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return precision
+    gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32-true"
 
 
