@@ -33,6 +33,11 @@ a run whose metrics exist is not repeated, so the suite resumes where it stopped
 (``--tuning.calibrate``; a cached run without it gets ``hyenadna calibrate``), and the table gains
 the test MCC of the calibrated probabilities (bias-corrected temperature scaling, fitted on the
 validation split only). The k-mer and Markov baselines are not calibrated.
+
+``--precision bf16-mixed``: every fine-tuning run with ``--trainer.precision bf16-mixed`` (on a
+CPU with AMX, the fused training functions' products in bfloat16), its runs in
+``OUT/bf16-mixed`` and its table in ``benchmarks/results/tasks/bf16-mixed`` unless ``--table``
+says otherwise, so the recipes' float32 table is never overwritten by it.
 """
 
 from __future__ import annotations
@@ -92,13 +97,21 @@ def runs_of(task: str, method: str) -> bool:
 
 
 def finetune_run(
-    task: str, method: str, seed: int, out: Path, threads: int | None = None, calibrate: bool = False
+    task: str,
+    method: str,
+    seed: int,
+    out: Path,
+    threads: int | None = None,
+    calibrate: bool = False,
+    precision: str | None = None,
 ) -> dict:
     """One ``hyenadna finetune`` of the task's recipe (cached in ``out``), on ``threads`` threads;
-    with ``calibrate``, calibrated on the validation split (a cached run afterwards)."""
+    with ``calibrate``, calibrated on the validation split (a cached run afterwards); with
+    ``precision``, at that trainer precision instead of the recipe's."""
     label = f"{task} {method} seed {seed}"
     folder = out / task / method / f"seed{seed}"
     extra = ["--tuning.calibrate", "true"] if calibrate else []
+    extra += ["--trainer.precision", precision] if precision else []
     metrics = finetune_process(recipe_of(task, method), OVERRIDES[method] + extra, seed, folder, threads, label)
     if calibrate and "test_calibrated" not in metrics:
         hyenadna_process(["calibrate", "--run", str(folder)], threads)
@@ -224,20 +237,24 @@ def main() -> None:
                         help="fine-tuning runs at once, each on cores/jobs threads (small batches use cores "
                              "better as separate processes than as threads of one)")  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "runs/tasks"), help="run folders (resumable)")
-    parser.add_argument("--table", default=str(ROOT / "benchmarks/results/tasks"), help="where tasks.md/json go")
+    parser.add_argument("--table", help="where tasks.md/json go (default: benchmarks/results/tasks[/PRECISION])")
     parser.add_argument(
         "--update", action="store_true", help="keep the earlier table's cells this call does not compute"
     )
     parser.add_argument(
         "--calibrate", action="store_true", help="also calibrate each fine-tuned run on its validation split"
     )
+    parser.add_argument(
+        "--precision", choices=["32-true", "bf16-mixed"], help="fine-tune at this precision, not the recipes'"
+    )
     args = parser.parse_args()
-    out = Path(args.out)
+    out = Path(args.out) / (args.precision or "")
+    table_dir = Path(args.table) if args.table else ROOT / "benchmarks/results/tasks" / (args.precision or "")
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
     runs = [(t, m, s) for t in args.tasks for m in args.methods if runs_of(t, m) for s in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        done = dict(zip(runs, pool.map(lambda r: finetune_run(*r, out, threads, args.calibrate), runs)))
+        done = dict(zip(runs, pool.map(lambda r: finetune_run(*r, out, threads, args.calibrate, args.precision), runs)))
     results: dict = {}
     for task in args.tasks:
         for method in args.methods:
@@ -245,7 +262,6 @@ def main() -> None:
                 results.setdefault(task, {})[method] = [baseline_run(task, method, out)]
             elif runs_of(task, method):
                 results.setdefault(task, {})[method] = [done[(task, method, s)] for s in args.seeds]
-    table_dir = Path(args.table)
     if args.update and (table_dir / "tasks.json").is_file():
         earlier = json.loads((table_dir / "tasks.json").read_text())["summary"]
         summary, _ = summarise(results)

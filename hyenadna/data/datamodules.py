@@ -68,6 +68,9 @@ class PretrainDataModule(L.LightningDataModule):
         max_n_fraction: windows with more N than this are redrawn (training) or skipped (validation).
         val_stride / val_max_windows: validation windows every ``val_stride`` bases (default:
             ``length``), thinned evenly to at most ``val_max_windows``.
+        train_eval_windows: this many training windows, laid out like the validation ones over
+            the training split, scored at every validation as a second loader (0: none). The
+            same bases each time, so held-out minus training bits per base tracks memorisation.
 
     The epoch of the training windows follows ``trainer.current_epoch``; the pretraining
     pipeline sets ``reload_dataloaders_every_n_epochs=1`` so each epoch gets its own windows.
@@ -84,6 +87,7 @@ class PretrainDataModule(L.LightningDataModule):
         max_n_fraction: float = 0.1,
         val_stride: int | None = None,
         val_max_windows: int | None = 256,
+        train_eval_windows: int = 0,
         num_workers: int = 0,
         pin_memory: bool = False,
         length_warmup: Sequence[LengthStage | dict] = (),
@@ -99,6 +103,7 @@ class PretrainDataModule(L.LightningDataModule):
         self.max_n_fraction = max_n_fraction
         self.val_stride = val_stride
         self.val_max_windows = val_max_windows
+        self.train_eval_windows = train_eval_windows
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.length_warmup = [st if isinstance(st, LengthStage) else LengthStage(**st) for st in length_warmup]
@@ -154,7 +159,7 @@ class PretrainDataModule(L.LightningDataModule):
                     split=split,
                     stride=self.val_stride,
                     max_n_fraction=self.max_n_fraction,
-                    max_windows=self.val_max_windows,
+                    max_windows=self.train_eval_windows if split == "train" else self.val_max_windows,
                 )
         return self._eval_sets[split]
 
@@ -201,8 +206,14 @@ class PretrainDataModule(L.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader | list:
+        """The held-out windows; with ``train_eval_windows``, the training windows as a second
+        loader (none without a validation split: there is nothing to compare them with)."""
         dataset = self._eval_set("val")
-        return self._loader(dataset) if dataset is not None else []
+        if dataset is None:
+            return []
+        if not self.train_eval_windows:
+            return self._loader(dataset)
+        return [self._loader(dataset), self._loader(self._eval_set("train"))]
 
     def test_dataloader(self) -> DataLoader | list:
         dataset = self._eval_set("test")

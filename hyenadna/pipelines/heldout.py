@@ -90,7 +90,8 @@ def run_heldout(
         run_config: a pretraining recipe (YAML) or a run folder (its config.yaml): the genomes,
             splits, window length and N filter to use.
         model: a model folder or bundled name to score beside the chains (none: chains only).
-        split: the held-out split, ``val`` or ``test``.
+        split: the held-out split, ``val`` or ``test``; or ``train``, the chains' own windows (and
+            the model's, if it pretrained on this recipe): its gap to ``val`` shows memorisation.
         orders: Markov orders to fit (at most 12) on the training split.
         betas: smoothing strengths to try for each order.
         max_windows: score an evenly spaced subset of this many windows (default: all).

@@ -4,7 +4,10 @@ Validation reports ``val/bits_per_base`` as :mod:`hyenadna.inference.likelihood`
 command (A/C/G/T targets, the next-base distribution renormalised over A/C/G/T; a model that has
 learnt nothing beyond base frequencies sits near 2), and the training objective as HyenaDNA
 reports it: ``val/loss``, the cross-entropy in nats over the whole vocabulary and every target,
-and its ``val/perplexity``.
+and its ``val/perplexity``. With ``data.train_eval_windows`` a second validation loader scores
+fixed training windows the same way: ``val/train_bits_per_base``, and ``val/gap``, held-out minus
+training bits per base, which grows when a model starts to memorise its genome rather than learn
+from it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class CausalLMModule(L.LightningModule):
         self.val_loss = MeanMetric()
         self.val_nats = SumMetric()  # negative log-likelihood of the scored bases (hyenadna.inference.likelihood)
         self.val_scored = SumMetric()
+        self.train_eval_nats = SumMetric()  # the same sums over the training windows (loader 1)
+        self.train_eval_scored = SumMetric()
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids)
@@ -52,26 +57,30 @@ class CausalLMModule(L.LightningModule):
         self.log("train/tokens", float(tokens), reduce_fx="sum", sync_dist=False)
         return loss
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Loader 0 holds the held-out windows; loader 1, if any, the training windows."""
         logits = self.model(batch["input_ids"])
-        self.val_loss.update(self._loss(batch, logits), weight=batch["labels"].numel())
+        held_out = dataloader_idx == 0
+        nats, count = (self.val_nats, self.val_scored) if held_out else (self.train_eval_nats, self.train_eval_scored)
+        if held_out:
+            self.val_loss.update(self._loss(batch, logits), weight=batch["labels"].numel())
         _, picked = next_base_log_probs(logits, batch["labels"])
         scored = ~picked.isnan()
-        self.val_nats.update(-picked[scored].double().sum())
-        self.val_scored.update(scored.sum().double())
+        nats.update(-picked[scored].double().sum())
+        count.update(scored.sum().double())
 
     def on_validation_epoch_end(self) -> None:
         if self.val_loss.update_count == 0:
             return
         loss = self.val_loss.compute()
         bits = bits_per_base(float(self.val_nats.compute()), int(self.val_scored.compute()))
-        for metric in (self.val_loss, self.val_nats, self.val_scored):
+        logged = {"val/loss": loss, "val/perplexity": loss.exp(), "val/bits_per_base": torch.tensor(bits)}
+        if self.train_eval_scored.update_count:
+            train_bits = bits_per_base(float(self.train_eval_nats.compute()), int(self.train_eval_scored.compute()))
+            logged |= {"val/train_bits_per_base": torch.tensor(train_bits), "val/gap": torch.tensor(bits - train_bits)}
+        for metric in (self.val_loss, self.val_nats, self.val_scored, self.train_eval_nats, self.train_eval_scored):
             metric.reset()
-        self.log_dict(
-            {"val/loss": loss, "val/perplexity": loss.exp(), "val/bits_per_base": torch.tensor(bits)},
-            prog_bar=True,
-            sync_dist=False,  # MeanMetric already reduced over ranks
-        )
+        self.log_dict(logged, prog_bar=True, sync_dist=False)  # the metrics already reduced over ranks
 
     # ---- exact resumption: torch's random state travels with the checkpoint ----
 

@@ -136,6 +136,9 @@ class PretrainData:
         max_n_fraction: windows with a larger share of N are redrawn (training) or skipped.
         val_stride: bases between validation windows (default: ``length``).
         val_max_windows: cap on validation windows (evenly thinned).
+        train_eval_windows: training windows scored at every validation beside the held-out
+            ones (0: none): ``val/train_bits_per_base`` and ``val/gap`` (held-out minus
+            training, bits/base) show a model starting to memorise a small genome.
         num_workers: DataLoader worker processes.
         length_warmup: stages of shorter windows first, e.g. ``[{length: 256, epochs: 1}]``.
     """
@@ -148,6 +151,7 @@ class PretrainData:
     max_n_fraction: float = 0.1
     val_stride: int | None = None
     val_max_windows: int | None = 256
+    train_eval_windows: int = 0
     num_workers: int = 0
     length_warmup: list[LengthStage] = field(default_factory=list)
 
@@ -159,6 +163,7 @@ class PretrainData:
         number("--data.max_n_fraction", self.max_n_fraction, 0.0, 1.0)
         _optional_positive("--data.val_stride", self.val_stride)
         _optional_positive("--data.val_max_windows", self.val_max_windows)
+        integer("--data.train_eval_windows", self.train_eval_windows, low=0)
         integer("--data.num_workers", self.num_workers, low=0)
 
 

@@ -113,6 +113,32 @@ def test_bf16_mixed_on_the_cpu_trains_through_the_fused_functions(tmp_path, monk
     assert (low_moves - full_moves).norm() < 0.1 * full_moves.norm()
 
 
+def test_train_eval_windows_score_fixed_training_windows_beside_the_held_out_ones(tmp_path):
+    """``data.train_eval_windows`` adds a second validation loader: the summary's
+    ``val/train_bits_per_base`` is the saved model's score on that many strided windows of the
+    training split (as ``hyenadna heldout --split train`` takes them), ``val/gap`` the held-out
+    figure minus it; without the option validation keeps one loader and neither metric."""
+    from hyenadna.pipelines.heldout import heldout_windows, model_bits_per_base
+
+    genomes = [GenomeSource(LAMBDA, val_fraction=0.2)]
+    data = PretrainData(genomes=genomes, length=128, batch_size=4, samples_per_epoch=16, val_max_windows=6)
+    model = ModelOptions("tiny-1k", overrides={"n_layer": 1, "d_model": 32})
+    plain = run_pretrain(data, model, trainer=tiny_trainer(4), output=str(tmp_path / "a"))
+    assert "val/bits_per_base" in plain and not any(k in plain for k in ("val/train_bits_per_base", "val/gap"))
+    checked = run_pretrain(replace(data, train_eval_windows=10), model, trainer=tiny_trainer(4),
+                           output=str(tmp_path / "b"))  # fmt: skip
+    net = load(tmp_path / "b" / "model").eval()
+    section = {"genomes": [{"path": str(LAMBDA), "val_fraction": 0.2}], "length": 128}
+    expected = {split: model_bits_per_base(net, heldout_windows(section, split, cap)[1])[0]
+                for split, cap in (("train", 10), ("val", 6))}  # fmt: skip
+    assert checked["val/train_bits_per_base"] == pytest.approx(expected["train"], abs=1e-5)
+    assert checked["val/bits_per_base"] == pytest.approx(expected["val"], abs=1e-5)
+    assert checked["val/gap"] == pytest.approx(expected["val"] - expected["train"], abs=1e-5)
+    assert expected["train"] != pytest.approx(expected["val"], abs=1e-3)  # two different sets of bases
+    with pytest.raises(HyenaDNAError, match="train_eval_windows"):
+        PretrainData(genomes=genomes, train_eval_windows=-1)
+
+
 @pytest.mark.slow
 def test_pretrain_on_human_chr20_and_resume(real, tmp_path):
     data = PretrainData(
