@@ -70,17 +70,22 @@ class CausalLMModule(L.LightningModule):
         count.update(scored.sum().double())
 
     def on_validation_epoch_end(self) -> None:
-        if self.val_loss.update_count == 0:
-            return
+        logged = self._validation_figures() if self.val_loss.update_count else {}
+        for metric in (self.val_loss, self.val_nats, self.val_scored, self.train_eval_nats, self.train_eval_scored):
+            metric.reset()  # every pass starts from zero, even one that scored no held-out base
+        if logged:
+            self.log_dict(logged, prog_bar=True, sync_dist=False)  # the metrics already reduced over ranks
+
+    def _validation_figures(self) -> dict[str, torch.Tensor]:
+        """This pass's held-out loss, perplexity and bits per base, and the training windows' figure
+        and the gap where loader 1 ran."""
         loss = self.val_loss.compute()
         bits = bits_per_base(float(self.val_nats.compute()), int(self.val_scored.compute()))
         logged = {"val/loss": loss, "val/perplexity": loss.exp(), "val/bits_per_base": torch.tensor(bits)}
         if self.train_eval_scored.update_count:
             train_bits = bits_per_base(float(self.train_eval_nats.compute()), int(self.train_eval_scored.compute()))
             logged |= {"val/train_bits_per_base": torch.tensor(train_bits), "val/gap": torch.tensor(bits - train_bits)}
-        for metric in (self.val_loss, self.val_nats, self.val_scored, self.train_eval_nats, self.train_eval_scored):
-            metric.reset()
-        self.log_dict(logged, prog_bar=True, sync_dist=False)  # the metrics already reduced over ranks
+        return logged
 
     # ---- exact resumption: torch's random state travels with the checkpoint ----
 

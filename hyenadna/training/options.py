@@ -138,7 +138,8 @@ class PretrainData:
         val_max_windows: cap on validation windows (evenly thinned).
         train_eval_windows: training windows scored at every validation beside the held-out
             ones (0: none): ``val/train_bits_per_base`` and ``val/gap`` (held-out minus
-            training, bits/base) show a model starting to memorise a small genome.
+            training, bits/base) show a model starting to memorise a small genome. Needs a
+            validation split (without one, nothing is validated).
         num_workers: DataLoader worker processes.
         length_warmup: stages of shorter windows first, e.g. ``[{length: 256, epochs: 1}]``.
     """

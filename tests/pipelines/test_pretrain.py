@@ -134,6 +134,8 @@ def test_train_eval_windows_score_fixed_training_windows_beside_the_held_out_one
     assert checked["val/train_bits_per_base"] == pytest.approx(expected["train"], abs=1e-5)
     assert checked["val/bits_per_base"] == pytest.approx(expected["val"], abs=1e-5)
     assert checked["val/gap"] == pytest.approx(expected["val"] - expected["train"], abs=1e-5)
+    for key in ("val/loss", "val/bits_per_base"):  # the held-out figures are the plain run's
+        assert checked[key] == pytest.approx(plain[key], abs=1e-6)
     assert expected["train"] != pytest.approx(expected["val"], abs=1e-3)  # two different sets of bases
     with pytest.raises(HyenaDNAError, match="train_eval_windows"):
         PretrainData(genomes=genomes, train_eval_windows=-1)
