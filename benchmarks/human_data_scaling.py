@@ -15,9 +15,9 @@ the run's ``val`` split, and validation is off, so nothing there reaches trainin
 
 Both scorers gain from data; the lead (chain minus model) says which gains more. The fractions
 are prefixes (the corpus splits a contig into train, val and test in that order), so a longer one
-also reaches nearer the tail: part of a gain may be regional likeness rather than amount. The chain's grid
-is the heldout command's upper orders (8-12) and betas 32-512, best chosen on the tail itself, as
-``hyenadna heldout`` does. Runs go to ``OUT/f<fraction>/`` and are not repeated once their
+also reaches nearer the tail: part of a gain may be regional likeness rather than amount. The
+chain's grid is the heldout command's upper orders (8-12) and betas 32-512, best chosen on the
+tail itself, as ``hyenadna heldout`` does. Runs go to ``OUT/f<fraction>/`` and are not repeated once their
 ``heldout.json`` exists; the table goes to ``benchmarks/results/human_data_scaling.{json,md}``.
 """
 
@@ -60,7 +60,7 @@ def recipe_for(fraction: float, steps: int) -> dict:
 
 def run_point(fraction: float, steps: int, precision: str, out: Path, orders: list[int], betas: list[float]) -> dict:
     """Pretrain (unless done with these settings) and score one fraction: the heldout result."""
-    run = out / f"f{fraction:g}"
+    run = point_folder(out, fraction)
     done = run / "heldout.json"
     if done.is_file():
         result = json.loads(done.read_text())
@@ -117,11 +117,12 @@ def main() -> None:
     results = []
     for fraction in sorted(args.fractions):
         result = run_point(fraction, args.steps, args.precision, args.out, args.orders, args.betas)
+        run = point_folder(args.out, fraction)
         result["tokens"] = tokens
         result["run_config"] = shown(Path(result["run_config"]))
         result["model"]["name"] = shown(Path(result["model"]["name"]))
-        result["train_bases"] = training_bases(corpus_of(args.out / f"f{fraction:g}" / "recipe.yaml"))
-        summary = json.loads((args.out / f"f{fraction:g}" / "pretrain" / "summary.json").read_text())
+        result["train_bases"] = training_bases(corpus_of(run / "recipe.yaml"))
+        summary = json.loads((run / "pretrain" / "summary.json").read_text())
         result["pretrain"] = {"seconds": summary["seconds"], "tokens_per_s": summary["throughput"].get("tokens_per_s")}
         results.append(result)
         print(table(results).splitlines()[-1], flush=True)
@@ -130,6 +131,11 @@ def main() -> None:
     args.table.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.table.with_suffix(".json"), json.dumps(results, indent=1))
     atomic_write_text(args.table.with_suffix(".md"), text + "\n")
+
+
+def point_folder(out: Path, fraction: float) -> Path:
+    """The run folder of one fraction: its recipe, pretraining run and heldout.json."""
+    return out / f"f{fraction:g}"
 
 
 def shown(path: Path) -> str:
